@@ -1,0 +1,50 @@
+"""The `stockml` console command: parse flags, call one function per command, print.
+
+Each command lives in `stockml/commands/<name>.py` with a `register(app)` function;
+heavy imports (numba, ray, sklearn) happen inside the command bodies so `--help` is fast.
+User errors (`StockmlError`) are printed as one line and exit non-zero; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from stockml.commands import COMMAND_MODULES
+from stockml.errors import StockmlError
+
+app = typer.Typer(
+    name="stockml",
+    help="Yahoo daily bars -> features -> triple-barrier labels -> honestly evaluated models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+for _module in COMMAND_MODULES:
+    _module.register(app)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except StockmlError as exc:
+        print(f"stockml: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("stockml: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            print("stockml: interrupted", file=sys.stderr)
+            sys.exit(130)
+        raise

@@ -1,0 +1,388 @@
+"""The DuckDB store: the only module with DDL, and the only one that opens the file.
+
+The table and column names here are a public interface (documented in the README):
+users query them with SQL, scripts depend on them. Every multi-row change a stage makes
+for one symbol happens in one transaction, so a crash leaves the symbol as it was.
+
+Tables (created on first connect, idempotently):
+    prices             one row per symbol and New York trading day, Yahoo's values as served
+    corporate_actions  dividends and splits, as Yahoo reports them
+    ingest_status      one row per symbol: ok/failed, reason, what range was fetched
+    settings           small key/value memory (e.g. the transport that last worked)
+    features           symbol, date, then the catalog's columns (created by features/)
+    features_status    which prices fingerprint the stored features were computed from
+    labels             triple-barrier outcomes per symbol, date and profile
+    labels_status      which prices fingerprint and parameters each profile's labels used
+    samples (view)     features joined with labels: the table users query
+    training_runs, model_metrics, signals   written by training/
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from stockml.errors import StoreError
+
+DEFAULT_DB = Path("data/stockml.duckdb")
+
+_CORE_DDL = """
+CREATE TABLE IF NOT EXISTS prices (
+    symbol    VARCHAR NOT NULL,
+    date      DATE    NOT NULL,
+    open      DOUBLE  NOT NULL,
+    high      DOUBLE  NOT NULL,
+    low       DOUBLE  NOT NULL,
+    close     DOUBLE  NOT NULL,
+    adjclose  DOUBLE  NOT NULL,
+    volume    BIGINT,
+    PRIMARY KEY (symbol, date)
+);
+CREATE TABLE IF NOT EXISTS corporate_actions (
+    symbol  VARCHAR NOT NULL,
+    date    DATE    NOT NULL,
+    kind    VARCHAR NOT NULL,   -- 'dividend' (cash per share) or 'split' (numerator/denominator)
+    value   DOUBLE  NOT NULL,
+    PRIMARY KEY (symbol, date, kind)
+);
+CREATE TABLE IF NOT EXISTS ingest_status (
+    symbol          VARCHAR PRIMARY KEY,
+    status          VARCHAR NOT NULL,   -- 'ok' or 'failed'
+    attempts        INTEGER NOT NULL,   -- HTTP requests made for the symbol in the last run
+    rows            BIGINT  NOT NULL,   -- rows stored in prices
+    first_date      DATE,
+    last_date       DATE,
+    error           VARCHAR,            -- why it failed (NULL when ok)
+    updated_at      TIMESTAMP NOT NULL, -- UTC
+    fetched_from    DATE,               -- the stored history covers [fetched_from, fetched_through]
+    fetched_through DATE,
+    dropped_null    INTEGER,            -- rows Yahoo served with null values (last fetch)
+    dropped_invalid INTEGER,            -- rows with impossible values kept out of prices
+    transport       VARCHAR             -- 'aiohttp' or 'curl': which client fetched it
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key    VARCHAR PRIMARY KEY,
+    value  VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS features_status (
+    symbol              VARCHAR PRIMARY KEY,
+    prices_fingerprint  VARCHAR NOT NULL,
+    catalog_version     VARCHAR NOT NULL,
+    rows                BIGINT  NOT NULL,
+    computed_at         TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    symbol       VARCHAR  NOT NULL,
+    date         DATE     NOT NULL,
+    profile      VARCHAR  NOT NULL,
+    label        TINYINT,            -- +1 win, 0 timeout, -1 loss; NULL in the last H days
+    exit_offset  SMALLINT,           -- trading days from entry to exit (H on timeout)
+    exit_return  DOUBLE,
+    mfe          DOUBLE,             -- maximum favourable excursion (high vs entry)
+    mae          DOUBLE              -- maximum adverse excursion (low vs entry, <= 0)
+);
+CREATE TABLE IF NOT EXISTS labels_status (
+    symbol              VARCHAR NOT NULL,
+    profile             VARCHAR NOT NULL,
+    prices_fingerprint  VARCHAR NOT NULL,
+    params              VARCHAR NOT NULL,
+    rows                BIGINT  NOT NULL,
+    computed_at         TIMESTAMP NOT NULL,
+    PRIMARY KEY (symbol, profile)
+);
+CREATE TABLE IF NOT EXISTS training_runs (
+    run_id            VARCHAR PRIMARY KEY,
+    created_at        TIMESTAMP NOT NULL,
+    profile           VARCHAR NOT NULL,
+    status            VARCHAR NOT NULL,   -- 'running', 'done'
+    train_start       DATE,
+    train_end         DATE,
+    test_start        DATE,
+    test_end          DATE,
+    n_train           BIGINT,
+    n_test            BIGINT,
+    data_fingerprint  VARCHAR,
+    code_version      VARCHAR,
+    params            VARCHAR,            -- JSON
+    run_dir           VARCHAR
+);
+CREATE TABLE IF NOT EXISTS model_metrics (
+    run_id  VARCHAR NOT NULL,
+    model   VARCHAR NOT NULL,
+    metric  VARCHAR NOT NULL,
+    value   DOUBLE,
+    PRIMARY KEY (run_id, model, metric)
+);
+CREATE TABLE IF NOT EXISTS signals (
+    run_id     VARCHAR NOT NULL,
+    symbol     VARCHAR NOT NULL,
+    date       DATE    NOT NULL,
+    signal     VARCHAR NOT NULL,   -- 'BUY CALL', 'BUY PUT', 'HOLD'
+    p_win      DOUBLE,
+    p_timeout  DOUBLE,
+    p_loss     DOUBLE,
+    PRIMARY KEY (run_id, symbol, date)
+);
+"""
+
+_LOCK_PID = re.compile(r"PID (\d+)")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the store, mapping file problems to one-line StoreErrors."""
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise StoreError(f"--db {path} is a directory, not a DuckDB file")
+    if read_only and not path.exists():
+        raise StoreError(f"no store at {path}: run `stockml ingest` first (or pass --db)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder for {path}: {exc.strerror}") from exc
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            pid = _LOCK_PID.search(text)
+            who = f" (pid {pid.group(1)})" if pid else ""
+            raise StoreError(
+                f"{path} is in use by another stockml process{who}; wait for it or use another --db"
+            ) from exc
+        if "permission" in text.lower() or "read-only" in text.lower():
+            raise StoreError(f"cannot write {path}: permission denied") from exc
+        raise StoreError(f"cannot open {path}: {text.splitlines()[0]}") from exc
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
+    if not read_only:
+        try:
+            con.execute(_CORE_DDL)
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"cannot initialise {path}: {str(exc).splitlines()[0]}") from exc
+    return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing: a crash or exception inside leaves the store as it was."""
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+# ---- settings ---------------------------------------------------------------------------
+
+
+def get_setting(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    row = con.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+    return None if row is None else row[0]
+
+
+def set_setting(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, value])
+
+
+# ---- ingest -----------------------------------------------------------------------------
+
+
+def ingest_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    """What each symbol's stored history covers, for the resume plan."""
+    rows = con.execute(
+        "SELECT symbol, status, fetched_from, fetched_through, last_date, rows FROM ingest_status"
+    ).fetchall()
+    return {
+        r[0]: {
+            "status": r[1],
+            "fetched_from": r[2],
+            "fetched_through": r[3],
+            "last_date": r[4],
+            "rows": r[5],
+        }
+        for r in rows
+    }
+
+
+def overlap_prices(
+    con: duckdb.DuckDBPyConnection, symbol: str, since: date
+) -> dict[date, tuple[float, ...]]:
+    """Stored bars from `since` on, to compare with a fresh fetch of the same days."""
+    rows = con.execute(
+        "SELECT date, open, high, low, close, adjclose, volume FROM prices "
+        "WHERE symbol = ? AND date >= ? ORDER BY date",
+        [symbol, since],
+    ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def stored_actions(con: duckdb.DuckDBPyConnection, symbol: str) -> set[tuple[date, str]]:
+    rows = con.execute(
+        "SELECT date, kind FROM corporate_actions WHERE symbol = ?", [symbol]
+    ).fetchall()
+    return {(r[0], r[1]) for r in rows}
+
+
+def write_symbol(
+    con: duckdb.DuckDBPyConnection,
+    symbol: str,
+    bars: Any,
+    actions: Any,
+    replace_from: date | None,
+    status: dict[str, Any],
+) -> None:
+    """Store one symbol's fetched bars, events and ok status in one transaction.
+
+    `bars` and `actions` are Arrow tables (or anything DuckDB can scan) with the
+    columns of `prices` and `corporate_actions`. `replace_from=None` replaces the
+    whole history (after Yahoo re-adjusted it); a date replaces from that day on.
+    """
+    with transaction(con):
+        if replace_from is None:
+            con.execute("DELETE FROM prices WHERE symbol = ?", [symbol])
+            con.execute("DELETE FROM corporate_actions WHERE symbol = ?", [symbol])
+        else:
+            con.execute(
+                "DELETE FROM prices WHERE symbol = ? AND date >= ?", [symbol, replace_from]
+            )
+            con.execute(
+                "DELETE FROM corporate_actions WHERE symbol = ? AND date >= ?",
+                [symbol, replace_from],
+            )
+        con.register("_new_bars", bars)
+        con.register("_new_actions", actions)
+        try:
+            con.execute(
+                "INSERT INTO prices SELECT symbol, date, open, high, low, close, adjclose, volume "
+                "FROM _new_bars"
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO corporate_actions "
+                "SELECT symbol, date, kind, value FROM _new_actions"
+            )
+        finally:
+            con.unregister("_new_bars")
+            con.unregister("_new_actions")
+        _write_status(con, symbol, "ok", status, error=None)
+
+
+def write_failure(
+    con: duckdb.DuckDBPyConnection, symbol: str, error: str, status: dict[str, Any]
+) -> None:
+    """Record why a symbol failed; its stored rows (if any) stay as they were."""
+    with transaction(con):
+        _write_status(con, symbol, "failed", status, error=error)
+
+
+def _write_status(
+    con: duckdb.DuckDBPyConnection,
+    symbol: str,
+    state: str,
+    status: dict[str, Any],
+    error: str | None,
+) -> None:
+    stats = con.execute(
+        "SELECT count(*), min(date), max(date) FROM prices WHERE symbol = ?", [symbol]
+    ).fetchone()
+    previous = con.execute(
+        "SELECT fetched_from, fetched_through FROM ingest_status WHERE symbol = ?", [symbol]
+    ).fetchone()
+    fetched_from = status.get("fetched_from")
+    fetched_through = status.get("fetched_through")
+    if state == "failed" and previous is not None and stats[0] > 0:
+        # A failed refresh does not shrink what the stored rows already cover.
+        fetched_from, fetched_through = previous
+    con.execute(
+        "INSERT OR REPLACE INTO ingest_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            symbol,
+            state,
+            status.get("attempts", 0),
+            stats[0],
+            stats[1],
+            stats[2],
+            error,
+            _utcnow(),
+            fetched_from,
+            fetched_through,
+            status.get("dropped_null"),
+            status.get("dropped_invalid"),
+            status.get("transport"),
+        ],
+    )
+
+
+# ---- downstream stages ------------------------------------------------------------------
+
+
+def prices_fingerprints(
+    con: duckdb.DuckDBPyConnection, symbols: Sequence[str] | None = None
+) -> dict[str, str]:
+    """A cheap content hash of each symbol's stored bars: features and labels are stale
+    exactly when it changes (a re-adjusted history changes every row's hash)."""
+    sql = (
+        "SELECT symbol, count(*)::VARCHAR || ':' || max(date)::VARCHAR || ':' || "
+        "bit_xor(hash(date, open, high, low, close, adjclose, volume))::VARCHAR "
+        "FROM prices {where} GROUP BY symbol"
+    )
+    if symbols is None:
+        rows = con.execute(sql.format(where="")).fetchall()
+    else:
+        rows = con.execute(
+            sql.format(where="WHERE symbol IN (SELECT unnest(?))"), [list(symbols)]
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def read_prices(con: duckdb.DuckDBPyConnection, symbols: Sequence[str] | None = None) -> Any:
+    """Stored bars as a polars DataFrame sorted by symbol, then date."""
+    base = "SELECT symbol, date, open, high, low, close, adjclose, volume FROM prices"
+    if symbols is None:
+        return con.execute(base + " ORDER BY symbol, date").pl()
+    return con.execute(
+        base + " WHERE symbol IN (SELECT unnest(?)) ORDER BY symbol, date", [list(symbols)]
+    ).pl()
+
+
+def ensure_features_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> None:
+    """Create `features` with the catalog's columns, or recreate it when the catalog changed."""
+    existing = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'features' ORDER BY ordinal_position"
+        ).fetchall()
+    ]
+    wanted = ["symbol", "date", *columns]
+    if existing == wanted:
+        return
+    for name in columns:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ValueError(f"bad feature column name {name!r}")
+    cols = ",\n    ".join(f"{name} DOUBLE" for name in columns)
+    with transaction(con):
+        con.execute("DROP VIEW IF EXISTS samples")
+        con.execute("DROP TABLE IF EXISTS features")
+        con.execute("DELETE FROM features_status")
+        con.execute(
+            f"CREATE TABLE features (\n    symbol VARCHAR NOT NULL,\n    date DATE NOT NULL,\n"
+            f"    {cols}\n)"
+        )
+        con.execute(
+            "CREATE VIEW samples AS SELECT f.*, l.profile, l.label, l.exit_offset, "
+            "l.exit_return, l.mfe, l.mae FROM features f "
+            "JOIN labels l USING (symbol, date)"
+        )

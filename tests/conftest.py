@@ -1,0 +1,41 @@
+"""Shared fixtures: the real data set in ../shared, and fresh DuckDB files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SP500_PARQUET = SHARED_DATA / "sp500_daily.parquet"
+CONSTITUENTS_CSV = SHARED_DATA / "sp500_constituents.csv"
+
+
+def require_shared_data() -> Path:
+    """Skip (or, in CI, fail) when ../shared/data is missing."""
+    if SP500_PARQUET.exists():
+        return SP500_PARQUET
+    message = f"real data set not found at {SP500_PARQUET} (expected ../shared beside the repo)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def sp500_parquet() -> Path:
+    return require_shared_data()
+
+
+@pytest.fixture(scope="session")
+def sp500_bars(sp500_parquet: Path):
+    """The whole shared data set as a polars DataFrame (symbol, date, o/h/l/c, adjclose, ...)."""
+    import polars as pl
+
+    return pl.read_parquet(sp500_parquet)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "store" / "stockml.duckdb"
