@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,7 @@ _LOCK_PID = re.compile(r"PID (\d+)")
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -255,9 +255,7 @@ def write_symbol(
             con.execute("DELETE FROM prices WHERE symbol = ?", [symbol])
             con.execute("DELETE FROM corporate_actions WHERE symbol = ?", [symbol])
         else:
-            con.execute(
-                "DELETE FROM prices WHERE symbol = ? AND date >= ?", [symbol, replace_from]
-            )
+            con.execute("DELETE FROM prices WHERE symbol = ? AND date >= ?", [symbol, replace_from])
             con.execute(
                 "DELETE FROM corporate_actions WHERE symbol = ? AND date >= ?",
                 [symbol, replace_from],
