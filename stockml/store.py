@@ -8,6 +8,7 @@ Tables (created on first connect, idempotently):
     prices             one row per symbol and New York trading day, Yahoo's values as served
     corporate_actions  dividends and splits, as Yahoo reports them
     ingest_status      one row per symbol: ok/failed, reason, what range was fetched
+    symbols            name and GICS sector of the built-in universes' symbols
     settings           small key/value memory (e.g. the transport that last worked)
     features           symbol, date, then the catalog's columns (created by features/)
     features_status    which prices fingerprint the stored features were computed from
@@ -65,6 +66,11 @@ CREATE TABLE IF NOT EXISTS ingest_status (
     dropped_null    INTEGER,            -- rows Yahoo served with null values (last fetch)
     dropped_invalid INTEGER,            -- rows with impossible values kept out of prices
     transport       VARCHAR             -- 'aiohttp' or 'curl': which client fetched it
+);
+CREATE TABLE IF NOT EXISTS symbols (
+    symbol  VARCHAR PRIMARY KEY,
+    name    VARCHAR,
+    sector  VARCHAR             -- GICS sector, for per-sector questions in SQL
 );
 CREATE TABLE IF NOT EXISTS settings (
     key    VARCHAR PRIMARY KEY,
@@ -195,6 +201,14 @@ def get_setting(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
 
 def set_setting(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
     con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, value])
+
+
+def upsert_symbols(
+    con: duckdb.DuckDBPyConnection, listings: Sequence[tuple[str, str, str]]
+) -> None:
+    """Names and sectors of known symbols (the built-in universes), for SQL joins."""
+    if listings:
+        con.executemany("INSERT OR REPLACE INTO symbols VALUES (?, ?, ?)", list(listings))
 
 
 # ---- ingest -----------------------------------------------------------------------------

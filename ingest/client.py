@@ -1,0 +1,313 @@
+"""One chart fetch under the run's throttle, in-flight cap, hard deadline and retry policy.
+
+Everything here is shared by both transports and does not know which one runs:
+- a semaphore caps requests in flight (`concurrency`); asyncio-throttle caps requests
+  *started* in any sliding window of one second (`rate`), retries included;
+- `asyncio.timeout` is a hard total deadline per request: connect, headers and body;
+- 429, 5xx, timeouts, connection errors and unparseable bodies are retried with
+  exponential backoff and jitter, honouring Retry-After; 404 "No data found" is not;
+- a circuit breaker stops the run after `breaker_after` consecutive 429s;
+- with transport `auto`, when the run's first answers are all Yahoo's block signature
+  (429 text/html), the client switches once to the other transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import structlog
+from asyncio_throttle import Throttler
+
+from ingest.transport import (
+    TRANSPORTS,
+    ConnectionFailed,
+    HttpResponse,
+    RequestTimeout,
+    Transport,
+    TransportError,
+    make_transport,
+)
+from ingest.yahoo import (
+    Chart,
+    ChartError,
+    ChartUnparseable,
+    classify_error,
+    is_no_data_in_window,
+    parse_chart,
+)
+
+YAHOO_BASE_URL = "https://query1.finance.yahoo.com"
+# A request may only start if fewer than `rate` started in the last 1 s x this factor:
+# the margin keeps a server's one-second windows (measured on arrival) within the limit.
+WINDOW_MARGIN = 1.03
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """Every knob of the client, built once per run and passed in."""
+
+    base_url: str = YAHOO_BASE_URL
+    rate: float = 1.0
+    concurrency: int = 4
+    timeout: float = 20.0
+    retries: int = 3
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+    breaker_after: int = 8
+    switch_after: int = 3
+    transport: str = "auto"
+    proxy: str | None = None
+
+
+class SymbolFailed(Exception):
+    """The symbol ends failed with this reason (retries exhausted or not retryable)."""
+
+
+class BreakerOpen(Exception):
+    """Yahoo is refusing us: the run must stop and keep its progress."""
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    timeouts: int = 0
+    retrying: set[str] = field(default_factory=set)
+    in_flight: set[str] = field(default_factory=set)
+
+
+def make_throttler(rate: float) -> Throttler:
+    """`rate` requests per second as a sliding window: whole rates allow that many per
+    window; a rate below 1 spaces requests 1/rate seconds apart."""
+    if rate >= 1:
+        return Throttler(rate_limit=int(rate), period=WINDOW_MARGIN)
+    return Throttler(rate_limit=1, period=WINDOW_MARGIN / rate)
+
+
+def is_block_signature(resp: HttpResponse) -> bool:
+    return resp.status == 429 and "text/html" in resp.content_type
+
+
+class ChartClient:
+    """Fetches charts for one run; owns the transports, the throttle and the breaker."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        first_transport: str,
+        on_switch: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if first_transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {first_transport!r}")
+        self.policy = policy
+        self.stats = ClientStats()
+        self._auto = policy.transport == "auto"
+        self._throttle = make_throttler(policy.rate)
+        self._slots = asyncio.Semaphore(policy.concurrency)
+        self._transport: Transport = make_transport(
+            first_transport, policy.concurrency, policy.proxy
+        )
+        self._retired: list[Transport] = []
+        self._tried: list[str] = [first_transport]
+        self._on_switch = on_switch
+        self._consecutive_429 = 0
+        self._blocks_before_answer = 0
+        self._answered = False  # any non-block answer on the current transport
+        self.worked: str | None = None  # the transport that got a 200 this run
+        self._log = structlog.get_logger("ingest")
+
+    @property
+    def transport_name(self) -> str:
+        return self._transport.name
+
+    @property
+    def transports_tried(self) -> list[str]:
+        return list(self._tried)
+
+    async def close(self) -> None:
+        for transport in [self._transport, *self._retired]:
+            await transport.close()
+
+    def url_for(self, symbol: str) -> str:
+        return f"{self.policy.base_url.rstrip('/')}/v8/finance/chart/{quote(symbol, safe='')}"
+
+    async def fetch(
+        self, symbol: str, period1: int, period2: int, attempts: list[int]
+    ) -> Chart | None:
+        """The chart for [period1, period2); None when Yahoo says the window holds no data
+        (400 before the first trade). `attempts[0]` counts requests for the symbol."""
+        params = {
+            "period1": str(period1),
+            "period2": str(period2),
+            "interval": "1d",
+            "events": "div,splits",
+            "includeAdjustedClose": "true",
+        }
+        url = self.url_for(symbol)
+        last_error = "no attempt made"
+        retry_after: float | None = None
+        for attempt in range(self.policy.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+                self.stats.retrying.add(symbol)
+                await asyncio.sleep(self._backoff(attempt, retry_after))
+                self.stats.retrying.discard(symbol)
+            retry_after = None
+            attempts[0] += 1
+            try:
+                resp, transport = await self._request(symbol, url, params, attempt)
+            except TransportError as exc:
+                last_error = str(exc)
+                continue
+            if resp.status == 200:
+                try:
+                    chart = parse_chart(resp.body, symbol, period2)
+                except ChartError as exc:
+                    last_error = f"HTTP 200 but {exc}"
+                    self._log.warning("unparseable", symbol=symbol, attempt=attempt, error=str(exc))
+                    if exc.retryable:
+                        continue
+                    raise SymbolFailed(str(exc)) from exc
+                self.worked = transport
+                return chart
+            if resp.status == 429:
+                last_error = "HTTP 429 Too Many Requests (rate limited)"
+                retry_after = _retry_after_seconds(resp)
+                continue
+            if is_no_data_in_window(resp.status, resp.body):
+                return None
+            error = classify_error(resp.status, resp.body)
+            last_error = str(error)
+            if not error.retryable:
+                raise SymbolFailed(last_error)
+        raise SymbolFailed(f"{last_error} (after {self.policy.retries + 1} attempts)")
+
+    async def _request(
+        self, symbol: str, url: str, params: dict[str, str], attempt: int
+    ) -> tuple[HttpResponse, str]:
+        async with self._slots:
+            await self._throttle.acquire()
+            transport = self._transport
+            self.stats.requests += 1
+            self.stats.in_flight.add(symbol)
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.policy.timeout):
+                    resp = await transport.get(url, params, self.policy.timeout)
+            except TimeoutError as exc:
+                self.stats.timeouts += 1
+                self._log_request(symbol, attempt, transport.name, started, error="timeout")
+                raise RequestTimeout(
+                    f"timed out: no complete answer within {self.policy.timeout:g} s"
+                ) from exc
+            except RequestTimeout as exc:
+                self.stats.timeouts += 1
+                self._log_request(symbol, attempt, transport.name, started, error="timeout")
+                raise RequestTimeout(
+                    f"timed out: no complete answer within {self.policy.timeout:g} s"
+                ) from exc
+            except ConnectionFailed as exc:
+                self._log_request(symbol, attempt, transport.name, started, error=str(exc))
+                raise
+            finally:
+                self.stats.in_flight.discard(symbol)
+            self._log_request(symbol, attempt, transport.name, started, status=resp.status)
+        self._observe(resp, transport)
+        return resp, transport.name
+
+    def _observe(self, resp: HttpResponse, transport: Transport) -> None:
+        """Feed the breaker and the auto-switch with one answer."""
+        if resp.status != 429:
+            self._consecutive_429 = 0
+            if transport is self._transport:
+                self._answered = True
+            return
+        self.stats.throttled += 1
+        if transport is not self._transport:
+            return  # a late answer from the transport we already left
+        self._consecutive_429 += 1
+        if is_block_signature(resp) and not self._answered:
+            self._blocks_before_answer += 1
+        can_switch = self._auto and len(self._tried) == 1
+        if can_switch and self._blocks_before_answer >= self.policy.switch_after:
+            self._switch()
+            return
+        if self._consecutive_429 >= self.policy.breaker_after:
+            tried = " and ".join(self._tried)
+            hint = (
+                "both transports were refused; try later or pass --proxy URL"
+                if len(self._tried) > 1
+                else "try later, lower --rate, or pass --transport/--proxy"
+            )
+            raise BreakerOpen(
+                f"Yahoo is blocking requests: {self._consecutive_429} consecutive HTTP 429 "
+                f"answers via {tried}; {hint}"
+            )
+
+    def _switch(self) -> None:
+        old = self._transport.name
+        new = next(t for t in TRANSPORTS if t != old)
+        self._retired.append(self._transport)
+        self._transport = make_transport(new, self.policy.concurrency, self.policy.proxy)
+        self._tried.append(new)
+        self._consecutive_429 = 0
+        self._blocks_before_answer = 0
+        self._answered = False
+        self._log.warning("transport_switch", old=old, new=new, reason="blocked (429 text/html)")
+        if self._on_switch is not None:
+            self._on_switch(old, new)
+
+    def _backoff(self, attempt: int, last_retry_after: float | None) -> float:
+        ceiling = min(self.policy.backoff_cap, self.policy.backoff_base * 2 ** (attempt - 1))
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if last_retry_after is not None:
+            delay = max(delay, min(last_retry_after, self.policy.backoff_cap))
+        return delay
+
+    def _log_request(
+        self,
+        symbol: str,
+        attempt: int,
+        transport: str,
+        started: float,
+        status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        self._log.info(
+            "request",
+            symbol=symbol,
+            attempt=attempt,
+            transport=transport,
+            status=status,
+            error=error,
+            ms=ms,
+        )
+
+
+def _retry_after_seconds(resp: HttpResponse) -> float | None:
+    for key, value in resp.headers.items():
+        if key.lower() == "retry-after":
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None
+            return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return None
+
+
+__all__ = [
+    "YAHOO_BASE_URL",
+    "BreakerOpen",
+    "ChartClient",
+    "ChartUnparseable",
+    "FetchPolicy",
+    "SymbolFailed",
+]

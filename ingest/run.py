@@ -1,0 +1,458 @@
+"""The ingest run: resume plan, workers, progress, status, summary.
+
+Per symbol the plan is one of:
+    up to date   the stored history already covers [fetch_start, end]: no request;
+    incremental  fetch from a short overlap before the last stored day; if any overlapping
+                 value moved or a new dividend/split appears, Yahoo has re-adjusted the
+                 history, so the whole history is fetched again and replaced;
+    full         nothing usable stored (or earlier history wanted): fetch everything.
+Each symbol's rows and status are written in one transaction by a single writer thread,
+so Ctrl-C or kill -9 loses at most the symbols in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import polars as pl
+import structlog
+
+from ingest.client import BreakerOpen, ChartClient, FetchPolicy, SymbolFailed
+from ingest.yahoo import ACTION_SCHEMA, BAR_SCHEMA, Chart
+from stockml import store
+from stockml.errors import BlockedError, IngestIncomplete, InputError, StockmlError
+from stockml.progress import console, make_progress
+
+NEW_YORK = ZoneInfo("America/New_York")
+# The longest feature lookback is 252 trading days and EMA-style features want a seed
+# run-in on top: 450 calendar days give >= 300 trading days before --start.
+WARMUP_CALENDAR_DAYS = 450
+OVERLAP_CALENDAR_DAYS = 10
+# Yahoo's daily bar is final some time after the 16:00 close; before this hour (New York)
+# today's bar is treated as unfinished and not requested.
+BAR_FINAL_HOUR = 20
+VALUE_TOLERANCE = 1e-9
+
+
+class Interrupted(StockmlError):
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    symbols: list[str]
+    start: date
+    end: date
+    db_path: Path
+    policy: FetchPolicy
+    progress: bool = True
+    listings: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class SymbolResult:
+    symbol: str
+    status: str  # ok, failed, up-to-date, not attempted
+    rows: int = 0
+    attempts: int = 0
+    error: str | None = None
+    refetched: bool = False
+
+
+@dataclass
+class IngestResult:
+    results: dict[str, SymbolResult]
+    elapsed: float
+    requests: int
+    retries: int
+    throttled: int
+    timeouts: int
+    transports: list[str]
+    blocked: str | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results.values() if r.status == status)
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str  # "skip", "incremental", "full"
+    since: date | None = None  # incremental: the overlap's first day
+
+
+def ny_midnight(day: date) -> int:
+    """Epoch seconds of 00:00 New York on `day` (period1/period2 boundaries)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).timestamp())
+
+
+def last_closed_day(end: date, now: datetime | None = None) -> date:
+    """`end`, capped so today's unfinished bar is never asked for."""
+    now_ny = (now or datetime.now(NEW_YORK)).astimezone(NEW_YORK)
+    today = now_ny.date()
+    cap = today if now_ny.hour >= BAR_FINAL_HOUR else today - timedelta(days=1)
+    return min(end, cap)
+
+
+def fetch_start_for(start: date) -> date:
+    return start - timedelta(days=WARMUP_CALENDAR_DAYS)
+
+
+def plan_symbol(state: dict | None, fetch_start: date, end: date) -> Plan:
+    if state is None or state["status"] != "ok" or state["fetched_from"] is None:
+        if state is not None and state.get("rows") and state["fetched_from"] is not None:
+            return _incremental_or_full(state, fetch_start, end)
+        return Plan("full")
+    return _incremental_or_full(state, fetch_start, end)
+
+
+def _incremental_or_full(state: dict, fetch_start: date, end: date) -> Plan:
+    if state["fetched_from"] > fetch_start or not state.get("rows"):
+        return Plan("full")
+    if state["fetched_through"] is not None and state["fetched_through"] >= end:
+        return Plan("skip")
+    anchor = state["last_date"] or state["fetched_through"]
+    return Plan("incremental", since=anchor - timedelta(days=OVERLAP_CALENDAR_DAYS))
+
+
+def _history_moved(chart: Chart, stored: dict, stored_actions: set, since: date) -> bool:
+    """True when Yahoo re-adjusted: an overlapping value changed or a new event appeared."""
+    fresh = {
+        row[0]: row[1:]
+        for row in chart.bars.select(
+            "date", "open", "high", "low", "close", "adjclose", "volume"
+        ).iter_rows()
+    }
+    for day, old in stored.items():
+        new = fresh.get(day)
+        if new is None:
+            return True
+        for a, b in zip(old, new, strict=True):
+            if a is None or b is None:
+                if a is not b:
+                    return True
+            elif abs(a - b) > VALUE_TOLERANCE * max(abs(a), abs(b), 1.0):
+                return True
+    for day, kind in chart.actions.select("date", "kind").iter_rows():
+        if day >= since and (day, kind) not in stored_actions:
+            return True
+    return False
+
+
+class IngestRun:
+    def __init__(self, request: IngestRequest, con: duckdb.DuckDBPyConnection) -> None:
+        self.request = request
+        self.con = con
+        self.policy = request.policy
+        self.end = last_closed_day(request.end)
+        self.fetch_start = fetch_start_for(request.start)
+        self.results: dict[str, SymbolResult] = {}
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
+        self.log = structlog.get_logger("ingest")
+        self.progress = None
+        self.task = None
+        self.client: ChartClient | None = None
+
+    # -- writes run on the single writer thread, one transaction per symbol --
+    async def _write(self, fn, *args) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+
+    async def _read(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+
+    def _first_transport(self) -> str:
+        if self.policy.transport != "auto":
+            return self.policy.transport
+        remembered = store.get_setting(self.con, "ingest.transport")
+        return remembered if remembered in ("aiohttp", "curl") else "aiohttp"
+
+    def _on_switch(self, old: str, new: str) -> None:
+        message = (
+            f"[yellow]Yahoo refused the {old} client (429 text/html from the first requests): "
+            f"switching to {new} and carrying on[/]"
+        )
+        if self.progress is not None:
+            self.progress.console.print(message)
+        self.log.warning("transport_switched", old=old, new=new)
+
+    async def run(self) -> IngestResult:
+        started = time.perf_counter()
+        state = store.ingest_state(self.con)
+        plans = {
+            s: plan_symbol(state.get(s), self.fetch_start, self.end) for s in self.request.symbols
+        }
+        for symbol, plan in plans.items():
+            if plan.kind == "skip":
+                rows = state[symbol]["rows"]
+                self.results[symbol] = SymbolResult(symbol, "up-to-date", rows=rows)
+        todo = [s for s in self.request.symbols if plans[s].kind != "skip"]
+        self.log.info(
+            "ingest_start",
+            symbols=len(self.request.symbols),
+            to_fetch=len(todo),
+            start=str(self.request.start),
+            end=str(self.end),
+            fetch_from=str(self.fetch_start),
+            rate=self.policy.rate,
+            concurrency=self.policy.concurrency,
+            timeout=self.policy.timeout,
+            retries=self.policy.retries,
+            base_url=self.policy.base_url,
+        )
+        self.client = ChartClient(self.policy, self._first_transport(), self._on_switch)
+        blocked: str | None = None
+        progress = make_progress(self.request.progress)
+        self.progress = progress
+        with progress:
+            self.task = progress.add_task(
+                "ingest", total=len(self.request.symbols), completed=len(self.results), status=""
+            )
+            ticker = asyncio.create_task(self._tick())
+            tasks = [asyncio.create_task(self._one(s, plans[s], state.get(s))) for s in todo]
+            try:
+                for finished in asyncio.as_completed(tasks):
+                    try:
+                        await finished
+                    except BreakerOpen as exc:
+                        blocked = str(exc)
+                        break
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+                self._refresh_status()
+                await self.client.close()
+                self.writer.shutdown(wait=True)
+        for symbol in self.request.symbols:
+            self.results.setdefault(symbol, SymbolResult(symbol, "not attempted"))
+        if self.client.worked:
+            store.set_setting(self.con, "ingest.transport", self.client.worked)
+        stats = self.client.stats
+        result = IngestResult(
+            results=self.results,
+            elapsed=time.perf_counter() - started,
+            requests=stats.requests,
+            retries=stats.retries,
+            throttled=stats.throttled,
+            timeouts=stats.timeouts,
+            transports=self.client.transports_tried,
+            blocked=blocked,
+        )
+        self.log.info(
+            "ingest_done",
+            ok=result.count("ok"),
+            failed=result.count("failed"),
+            up_to_date=result.count("up-to-date"),
+            not_attempted=result.count("not attempted"),
+            requests=result.requests,
+            seconds=round(result.elapsed, 2),
+            blocked=blocked,
+        )
+        return result
+
+    async def _tick(self) -> None:
+        while True:
+            self._refresh_status()
+            await asyncio.sleep(0.25)
+
+    def _refresh_status(self) -> None:
+        if self.progress is None or self.client is None:
+            return
+        stats = self.client.stats
+        now = sorted(stats.in_flight)[:4]
+        more = len(stats.in_flight) - len(now)
+        text = (
+            f"ok {self._count('ok')} · failed {self._count('failed')} · "
+            f"retrying {len(stats.retrying)} · via {self.client.transport_name}"
+        )
+        if now:
+            text += " · now " + " ".join(now) + (f" +{more}" if more > 0 else "")
+        self.progress.update(self.task, status=text)
+
+    def _count(self, status: str) -> int:
+        return sum(1 for r in self.results.values() if r.status == status)
+
+    async def _one(self, symbol: str, plan: Plan, state: dict | None) -> None:
+        attempts = [0]
+        try:
+            result = await self._fetch_and_store(symbol, plan, state, attempts)
+        except (BreakerOpen, asyncio.CancelledError):
+            raise
+        except SymbolFailed as exc:
+            result = await self._fail(symbol, str(exc), attempts[0])
+        except Exception as exc:  # every symbol ends ok or failed-with-reason, even on a bug
+            self.log.exception("symbol_crashed", symbol=symbol)
+            result = await self._fail(
+                symbol, f"internal error: {type(exc).__name__}: {exc}", attempts[0]
+            )
+        self.results[symbol] = result
+        if self.progress is not None:
+            self.progress.advance(self.task)
+            if result.status == "failed":
+                self.progress.console.print(f"[red]✗ {symbol}[/]: {result.error}")
+
+    async def _fail(self, symbol: str, error: str, attempts: int) -> SymbolResult:
+        await self._write(
+            store.write_failure,
+            self.con,
+            symbol,
+            error,
+            {"attempts": attempts, "transport": self.client.transport_name},
+        )
+        self.log.warning("symbol_failed", symbol=symbol, error=error, attempts=attempts)
+        return SymbolResult(symbol, "failed", attempts=attempts, error=error)
+
+    async def _fetch_and_store(
+        self, symbol: str, plan: Plan, state: dict | None, attempts: list[int]
+    ) -> SymbolResult:
+        period2 = ny_midnight(self.end + timedelta(days=1))
+        refetched = False
+        if plan.kind == "incremental":
+            chart = await self.client.fetch(symbol, ny_midnight(plan.since), period2, attempts)
+            stored = await self._read(store.overlap_prices, self.con, symbol, plan.since)
+            actions = await self._read(store.stored_actions, self.con, symbol)
+            if chart is not None and not _history_moved(chart, stored, actions, plan.since):
+                return await self._store(symbol, chart, plan.since, state["fetched_from"], attempts)
+            refetched = True
+            self.log.info("history_moved", symbol=symbol, since=str(plan.since))
+        fetch_from = self.fetch_start
+        if state is not None and state.get("fetched_from") is not None:
+            fetch_from = min(fetch_from, state["fetched_from"])
+        chart = await self.client.fetch(symbol, ny_midnight(fetch_from), period2, attempts)
+        if chart is None:
+            chart = Chart(
+                symbol, pl.DataFrame(schema=BAR_SCHEMA), pl.DataFrame(schema=ACTION_SCHEMA)
+            )
+        result = await self._store(symbol, chart, None, fetch_from, attempts)
+        result.refetched = refetched
+        return result
+
+    async def _store(
+        self,
+        symbol: str,
+        chart: Chart,
+        replace_from: date | None,
+        fetched_from: date,
+        attempts: list[int],
+    ) -> SymbolResult:
+        status = {
+            "attempts": attempts[0],
+            "fetched_from": fetched_from,
+            "fetched_through": self.end,
+            "dropped_null": chart.dropped_null,
+            "dropped_invalid": chart.dropped_invalid,
+            "transport": self.client.worked or self.client.transport_name,
+        }
+        await self._write(
+            store.write_symbol,
+            self.con,
+            symbol,
+            chart.bars.to_arrow(),
+            chart.actions.to_arrow(),
+            replace_from,
+            status,
+        )
+        rows = await self._read(_count_rows, self.con, symbol)
+        self.log.info(
+            "symbol_stored",
+            symbol=symbol,
+            rows=rows,
+            fetched=chart.bars.height,
+            dropped_null=chart.dropped_null,
+            dropped_invalid=chart.dropped_invalid,
+            dropped_unfinished=chart.dropped_unfinished,
+            mode="incremental" if replace_from is not None else "full",
+        )
+        return SymbolResult(symbol, "ok", rows=rows, attempts=attempts[0])
+
+
+def _count_rows(con: duckdb.DuckDBPyConnection, symbol: str) -> int:
+    return con.execute("SELECT count(*) FROM prices WHERE symbol = ?", [symbol]).fetchone()[0]
+
+
+def validate_dates(start: date, end: date) -> None:
+    if start > end:
+        raise InputError(f"--start {start} is after --end {end}")
+
+
+def run_ingest(request: IngestRequest) -> IngestResult:
+    """Run one ingest, print the summary, and raise the documented error when incomplete."""
+    validate_dates(request.start, request.end)
+    if last_closed_day(request.end) < request.start:
+        raise InputError(
+            f"no closed trading day between --start {request.start} and --end {request.end} yet"
+        )
+    con = store.connect(request.db_path)
+    try:
+        if request.listings:
+            store.upsert_symbols(con, request.listings)
+        ingest_run = IngestRun(request, con)
+        try:
+            result = asyncio.run(ingest_run.run())
+        except KeyboardInterrupt:
+            done = ingest_run._count("ok")
+            raise Interrupted(
+                f"interrupted: {done} symbols stored in this run are kept; "
+                "run the same command again to resume"
+            ) from None
+    finally:
+        con.close()
+    print_summary(result, request.progress)
+    _raise_if_incomplete(result)
+    return result
+
+
+def print_summary(result: IngestResult, enabled: bool = True) -> None:
+    if not enabled:
+        return
+    from rich.table import Table
+
+    table = Table(title="ingest summary", show_header=True, header_style="bold")
+    table.add_column("status")
+    table.add_column("symbols", justify="right")
+    table.add_column("rows stored", justify="right")
+    for status in ("ok", "up-to-date", "failed", "not attempted"):
+        rows = [r for r in result.results.values() if r.status == status]
+        if rows:
+            table.add_row(status, str(len(rows)), f"{sum(r.rows for r in rows):,}")
+    console.print(table)
+    console.print(
+        f"{result.requests} requests ({result.retries} retries, {result.throttled} × 429, "
+        f"{result.timeouts} timeouts) via {' then '.join(result.transports)} "
+        f"in {result.elapsed:.1f} s"
+    )
+    failed = [r for r in result.results.values() if r.status == "failed"]
+    if failed:
+        fails = Table(title="failed symbols", header_style="bold red")
+        fails.add_column("symbol")
+        fails.add_column("attempts", justify="right")
+        fails.add_column("reason")
+        for r in failed:
+            fails.add_row(r.symbol, str(r.attempts), r.error or "")
+        console.print(fails)
+
+
+def _raise_if_incomplete(result: IngestResult) -> None:
+    failed = sorted(s for s, r in result.results.items() if r.status == "failed")
+    pending = sorted(s for s, r in result.results.items() if r.status == "not attempted")
+    if result.blocked:
+        raise BlockedError(
+            f"{result.blocked}. Progress kept ({result.count('ok')} stored this run, "
+            f"{len(pending)} not attempted); rerun the same command later to resume"
+        )
+    if failed:
+        listed = ", ".join(failed[:10]) + (
+            f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        )
+        raise IngestIncomplete(
+            f"{len(failed)} of {len(result.results)} symbols failed ({listed}); reasons are in "
+            "the table above and in ingest_status; rerun to retry them"
+        )

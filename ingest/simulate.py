@@ -1,0 +1,160 @@
+"""A seeded market simulator, so the demo and tests have a Yahoo to talk to offline.
+
+Returns follow a market factor, a sector factor and an idiosyncratic part, each with
+GARCH(1,1) volatility clustering and Student-t (fat-tailed) shocks. About two thirds
+of the stocks pay quarterly dividends; a stock whose raw price passes a threshold
+splits. Bars are then expressed as Yahoo serves them on the as-of day: OHLC and volume
+adjusted for every split up to then, adjclose also for dividends.
+
+The same seed always gives the same market; a later as-of day only adds days (and
+re-adjusts history for events in between), exactly what an incremental ingester must
+cope with on real Yahoo.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+
+SIM_START = date(2012, 1, 3)
+SIM_HORIZON = date(2032, 12, 31)
+_HOLIDAYS = {(1, 1), (7, 4), (12, 25)}
+
+
+@dataclass
+class Series:
+    """One symbol's bars as served (adjusted as of the data's as-of day)."""
+
+    dates: np.ndarray  # datetime64[D]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    adjclose: np.ndarray
+    volume: np.ndarray  # int64
+    dividends: dict[np.datetime64, float] = field(default_factory=dict)
+    splits: dict[np.datetime64, float] = field(default_factory=dict)
+
+
+def trading_calendar(start: date, end: date) -> np.ndarray:
+    days = np.arange(np.datetime64(start, "D"), np.datetime64(end, "D") + 1)
+    weekday = (days.astype("int64") + 3) % 7  # 1970-01-01 was a Thursday
+    keep = weekday < 5
+    months = days.astype("datetime64[M]").astype(int) % 12 + 1
+    dom = (days - days.astype("datetime64[M]")).astype(int) + 1
+    for m, d in _HOLIDAYS:
+        keep &= ~((months == m) & (dom == d))
+    return days[keep]
+
+
+def _garch_t(rng: np.random.Generator, n_days: int, n_series: int, vol: float) -> np.ndarray:
+    """Returns with GARCH(1,1) variance and Student-t(4) shocks scaled to unit variance."""
+    omega, alpha, beta = vol**2 * 0.05, 0.08, 0.87
+    shocks = rng.standard_t(4, size=(n_days, n_series)) / np.sqrt(2.0)
+    out = np.empty((n_days, n_series))
+    var = np.full(n_series, vol**2)
+    for t in range(n_days):
+        out[t] = np.sqrt(var) * shocks[t]
+        var = omega + alpha * out[t] ** 2 + beta * var
+    return out
+
+
+def simulate_market(
+    listings: list[tuple[str, str, str]], as_of: date, seed: int = 7
+) -> dict[str, Series]:
+    """Bars for every (symbol, name, sector) from 2012 up to `as_of`, as Yahoo would serve
+    them on `as_of`."""
+    days = trading_calendar(SIM_START, SIM_HORIZON)
+    n = len(days)
+    rng = np.random.default_rng(seed)
+    market = _garch_t(rng, n, 1, 0.009)[:, 0] + 0.0003
+    sectors = sorted({sector for _, _, sector in listings})
+    sector_ret = _garch_t(rng, n, len(sectors), 0.006)
+    sector_index = {s: i for i, s in enumerate(sectors)}
+    served = days <= np.datetime64(as_of, "D")
+    out: dict[str, Series] = {}
+    for symbol, _name, sector in listings:
+        # Each symbol has its own stream, so adding a symbol changes no other.
+        srng = np.random.default_rng([seed, zlib.crc32(symbol.encode())])
+        beta_m = srng.uniform(0.6, 1.5)
+        idio = _garch_t(srng, n, 1, srng.uniform(0.008, 0.02))[:, 0]
+        ret = beta_m * market + sector_ret[:, sector_index[sector]] + idio
+        out[symbol] = _bars(srng, days, ret)
+        out[symbol] = _as_served(out[symbol], served)
+    return out
+
+
+def _bars(rng: np.random.Generator, days: np.ndarray, ret: np.ndarray) -> Series:
+    n = len(days)
+    close = np.empty(n)
+    price = rng.uniform(20, 300)
+    splits: dict[np.datetime64, float] = {}
+    dividends: dict[np.datetime64, float] = {}
+    pays = rng.random() < 0.67
+    div_yield = rng.uniform(0.005, 0.04) / 4
+    div_phase = int(rng.integers(0, 63))
+    for t in range(n):
+        if price > 600 and t > 0:
+            ratio = float(rng.choice([2.0, 3.0, 4.0]))
+            splits[days[t]] = ratio
+            price /= ratio
+        price *= float(np.exp(ret[t]))
+        if pays and t % 63 == div_phase and t > 0:
+            amount = round(price * div_yield, 2)
+            if amount > 0:
+                dividends[days[t]] = amount
+                price -= amount
+        close[t] = price
+    gap = rng.normal(0, 0.004, n)
+    prev = np.r_[close[0], close[:-1]]
+    open_ = prev * np.exp(gap)
+    for d in splits:  # the open after a split is quoted in the new shares
+        i = int(np.searchsorted(days, d))
+        open_[i] = open_[i] / splits[d]
+    spread = np.abs(rng.normal(0, 0.008, (2, n)))
+    high = np.maximum(open_, close) * np.exp(spread[0])
+    low = np.minimum(open_, close) * np.exp(-spread[1])
+    volume = rng.lognormal(np.log(rng.uniform(1e6, 3e7)), 0.35, n) * (1 + 20 * np.abs(ret))
+    return Series(
+        days, open_, high, low, close, close.copy(), volume.astype(np.int64), dividends, splits
+    )
+
+
+def _as_served(raw: Series, served: np.ndarray) -> Series:
+    """Cut at the as-of day and adjust: splits on OHLC/volume, dividends on adjclose."""
+    days = raw.dates[served]
+    o, h, lo, c = (x[served].copy() for x in (raw.open, raw.high, raw.low, raw.close))
+    v = raw.volume[served].astype(np.float64)
+    last = days[-1] if len(days) else np.datetime64("1970-01-01")
+    splits = {d: r for d, r in raw.splits.items() if d <= last}
+    dividends = {d: a for d, a in raw.dividends.items() if d <= last}
+    for d, ratio in splits.items():
+        before = days < d
+        for arr in (o, h, lo, c):
+            arr[before] /= ratio
+        v[before] *= ratio
+    split_adjusted_div = {}
+    for d, amount in dividends.items():
+        later = sum(np.log(r) for s, r in splits.items() if s > d)
+        split_adjusted_div[d] = round(amount / float(np.exp(later)), 6)
+    factor = np.ones(len(days))
+    for d, amount in split_adjusted_div.items():
+        i = int(np.searchsorted(days, d))
+        if i > 0:
+            factor[:i] *= 1.0 - amount / c[i - 1]
+    # Yahoo's prices are float32 widened to double; do the same.
+    f32 = lambda x: x.astype(np.float32).astype(np.float64)  # noqa: E731
+    return Series(
+        days,
+        f32(o),
+        f32(h),
+        f32(lo),
+        f32(c),
+        f32(c * factor),
+        np.round(v).astype(np.int64),
+        split_adjusted_div,
+        splits,
+    )

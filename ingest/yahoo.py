@@ -1,0 +1,253 @@
+"""Yahoo's chart JSON -> validated columns. Knows Yahoo's quirks, nothing about HTTP.
+
+What the caller may rely on (see ../shared/yahoo-chart-api.md for why each rule exists):
+- a bar's date is the New York trading day of its timestamp (never the UTC date);
+- nothing stamped on or after period2 is returned (today's unfinished bar, late rows);
+- a date served twice keeps its first row (the regular-session stamp), not the live duplicate;
+- rows with a null price are dropped and counted (`dropped_null`), never filled;
+- rows with impossible values (price <= 0, low > high, close outside [low, high]) are
+  dropped and counted (`dropped_invalid`);
+- `adjclose` falls back to `close` when Yahoo sends none (some instruments);
+- values are kept exactly as served (float32 widened to double), volume as an integer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import orjson
+import polars as pl
+
+NEW_YORK = "America/New_York"
+
+
+class ChartError(Exception):
+    """A response that is not a usable chart. `retryable` says whether to try again."""
+
+    retryable = True
+
+
+class ChartUnparseable(ChartError):
+    """HTML, truncated JSON, `{"chart": null}`: Yahoo faults worth retrying."""
+
+
+class ChartNotFound(ChartError):
+    """Yahoo's 404 'No data found, symbol may be delisted': not retried within a run."""
+
+    retryable = False
+
+
+class ChartRejected(ChartError):
+    """A 4xx with Yahoo's error envelope (e.g. invalid parameter): retrying cannot help."""
+
+    retryable = False
+
+
+@dataclass
+class Chart:
+    symbol: str
+    bars: pl.DataFrame  # symbol, date, open, high, low, close, adjclose, volume
+    actions: pl.DataFrame  # symbol, date, kind, value
+    dropped_null: int = 0
+    dropped_invalid: int = 0
+    dropped_unfinished: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+BAR_SCHEMA = {
+    "symbol": pl.String,
+    "date": pl.Date,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "adjclose": pl.Float64,
+    "volume": pl.Int64,
+}
+ACTION_SCHEMA = {"symbol": pl.String, "date": pl.Date, "kind": pl.String, "value": pl.Float64}
+
+
+def _envelope_error(doc: object) -> tuple[str, str] | None:
+    if isinstance(doc, dict) and isinstance(doc.get("chart"), dict):
+        err = doc["chart"].get("error")
+        if isinstance(err, dict):
+            return str(err.get("code", "")), str(err.get("description", ""))
+    return None
+
+
+def classify_error(status: int, body: bytes) -> ChartError:
+    """Map a non-200 response to the error the retry policy acts on."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    envelope = _envelope_error(doc)
+    if status == 404:
+        detail = envelope[1] if envelope else "No data found"
+        return ChartNotFound(f"unknown symbol (Yahoo 404: {detail})")
+    if 400 <= status < 500 and status != 429 and envelope is not None:
+        return ChartRejected(f"Yahoo {status}: {envelope[1] or envelope[0]}")
+    snippet = body[:60].decode("utf-8", "replace").strip().replace("\n", " ")
+    return ChartUnparseable(f"HTTP {status}: {snippet or 'empty body'}")
+
+
+def is_no_data_in_window(status: int, body: bytes) -> bool:
+    """Yahoo's 400 'Data doesn't exist for startDate…': the window is before the first trade."""
+    if status != 400:
+        return False
+    try:
+        envelope = _envelope_error(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return False
+    return envelope is not None and "doesn't exist" in envelope[1]
+
+
+def _column(quote: dict, key: str, n: int) -> np.ndarray:
+    values = quote.get(key)
+    if values is None:
+        return np.full(n, np.nan)
+    if len(values) != n:
+        raise ChartUnparseable(f"'{key}' has {len(values)} values for {n} timestamps")
+    try:
+        return np.array(values, dtype=np.float64)  # None -> nan
+    except (TypeError, ValueError) as exc:
+        raise ChartUnparseable(f"'{key}' holds non-numeric values") from exc
+
+
+def trading_days(timestamps: np.ndarray, tz: str = NEW_YORK) -> np.ndarray:
+    """Epoch seconds -> the exchange's calendar date (datetime64[D]), DST-correct."""
+    series = pl.Series("ts", timestamps, dtype=pl.Int64)
+    days = (
+        pl.from_epoch(series, time_unit="s")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone(tz)
+        .dt.date()
+    )
+    return days.to_numpy().astype("datetime64[D]")
+
+
+def _events(result: dict, symbol: str, tz: str, period2: int) -> pl.DataFrame:
+    events = result.get("events") or {}
+    stamps: list[int] = []
+    kinds: list[str] = []
+    values: list[float] = []
+    for item in (events.get("dividends") or {}).values():
+        if isinstance(item, dict) and item.get("amount") is not None and item.get("date"):
+            stamps.append(int(item["date"]))
+            kinds.append("dividend")
+            values.append(float(item["amount"]))
+    for item in (events.get("splits") or {}).values():
+        if not isinstance(item, dict) or not item.get("date"):
+            continue
+        num, den = item.get("numerator"), item.get("denominator")
+        if num is None or not den:
+            continue
+        stamps.append(int(item["date"]))
+        kinds.append("split")
+        values.append(float(num) / float(den))
+    keep = [i for i, s in enumerate(stamps) if s < period2]
+    if not keep:
+        return pl.DataFrame(schema=ACTION_SCHEMA)
+    days = trading_days(np.array([stamps[i] for i in keep], dtype=np.int64), tz)
+    frame = pl.DataFrame(
+        {
+            "symbol": [symbol] * len(keep),
+            "date": days,
+            "kind": [kinds[i] for i in keep],
+            "value": [values[i] for i in keep],
+        },
+        schema=ACTION_SCHEMA,
+    )
+    return frame.unique(subset=["date", "kind"], keep="first", maintain_order=True)
+
+
+def parse_chart(body: bytes, symbol: str, period2: int) -> Chart:
+    """A 200 response body -> a validated Chart; raises ChartUnparseable for junk."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        head = body[:40].decode("utf-8", "replace").strip()
+        raise ChartUnparseable(f"body is not JSON ({head!r}…)") from exc
+    chart = doc.get("chart") if isinstance(doc, dict) else None
+    if not isinstance(chart, dict):
+        raise ChartUnparseable('body has no chart (e.g. {"chart": null})')
+    results = chart.get("result")
+    if not results or not isinstance(results, list) or not isinstance(results[0], dict):
+        envelope = _envelope_error(doc)
+        if envelope and "No data found" in envelope[1]:
+            raise ChartNotFound(f"unknown symbol (Yahoo: {envelope[1]})")
+        raise ChartUnparseable("chart.result is empty")
+    result = results[0]
+    meta = result.get("meta") or {}
+    tz = meta.get("exchangeTimezoneName") or NEW_YORK
+    actions = _events(result, symbol, tz, period2)
+    timestamps = result.get("timestamp") or []
+    if not timestamps:
+        return Chart(symbol, pl.DataFrame(schema=BAR_SCHEMA), actions)
+
+    n = len(timestamps)
+    indicators = result.get("indicators") or {}
+    quotes = indicators.get("quote") or [{}]
+    quote = quotes[0] if quotes and isinstance(quotes[0], dict) else {}
+    adj_list = indicators.get("adjclose") or [{}]
+    adj_block = adj_list[0] if adj_list and isinstance(adj_list[0], dict) else {}
+    try:
+        ts = np.array(timestamps, dtype=np.int64)
+    except (TypeError, ValueError) as exc:
+        raise ChartUnparseable("timestamps are not integers") from exc
+    o = _column(quote, "open", n)
+    h = _column(quote, "high", n)
+    lo = _column(quote, "low", n)
+    c = _column(quote, "close", n)
+    v = _column(quote, "volume", n)
+    adj = _column(adj_block, "adjclose", n) if adj_block.get("adjclose") is not None else c.copy()
+
+    in_window = ts < period2
+    dropped_unfinished = int(n - in_window.sum())
+    prices = np.stack([o, h, lo, c, adj])
+    has_prices = ~np.isnan(prices).any(axis=0)
+    dropped_null = int((in_window & ~has_prices).sum())
+    keep = in_window & has_prices
+
+    days = trading_days(ts, tz)
+    # A date served twice: the first is the regular-session bar, a later one the live bar.
+    candidates = np.flatnonzero(keep)
+    _, first = np.unique(days[candidates], return_index=True)
+    dropped_unfinished += len(candidates) - len(first)
+    keep = np.zeros(n, dtype=bool)
+    keep[candidates[first]] = True
+
+    with np.errstate(invalid="ignore"):
+        valid = (prices > 0).all(axis=0) & (lo <= h) & (c >= lo) & (c <= h)
+    dropped_invalid = int((keep & ~valid).sum())
+    keep &= valid
+
+    idx = np.flatnonzero(keep)
+    vol = v[idx]
+    bars = pl.DataFrame(
+        {
+            "symbol": pl.repeat(symbol, len(idx), eager=True),
+            "date": days[idx],
+            "open": o[idx],
+            "high": h[idx],
+            "low": lo[idx],
+            "close": c[idx],
+            "adjclose": adj[idx],
+            "volume": pl.Series(vol, dtype=pl.Float64, nan_to_null=True).cast(pl.Int64),
+        },
+        schema=BAR_SCHEMA,
+    )
+    return Chart(
+        symbol,
+        bars,
+        actions,
+        dropped_null=dropped_null,
+        dropped_invalid=dropped_invalid,
+        dropped_unfinished=dropped_unfinished,
+    )
+
+
+def first_date(chart: Chart) -> date | None:
+    return None if chart.bars.is_empty() else chart.bars["date"][0]
