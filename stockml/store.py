@@ -359,14 +359,23 @@ def prices_fingerprints(
     return {r[0]: r[1] for r in rows}
 
 
+def query_pl(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> Any:
+    """A query's rows as a polars DataFrame (zero-copy from DuckDB's Arrow output).
+
+    DuckDB 2 refuses `con.sql()` while an `execute()` result is unfinished, so finish it.
+    """
+    con.complete()
+    return con.sql(sql, params=list(params) if params is not None else None).pl()
+
+
 def read_prices(con: duckdb.DuckDBPyConnection, symbols: Sequence[str] | None = None) -> Any:
     """Stored bars as a polars DataFrame sorted by symbol, then date."""
     base = "SELECT symbol, date, open, high, low, close, adjclose, volume FROM prices"
     if symbols is None:
-        return con.execute(base + " ORDER BY symbol, date").pl()
-    return con.execute(
-        base + " WHERE symbol IN (SELECT unnest(?)) ORDER BY symbol, date", [list(symbols)]
-    ).pl()
+        return query_pl(con, base + " ORDER BY symbol, date")
+    return query_pl(
+        con, base + " WHERE symbol IN (SELECT unnest(?)) ORDER BY symbol, date", [list(symbols)]
+    )
 
 
 def ensure_features_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> None:
