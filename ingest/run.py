@@ -177,9 +177,8 @@ class IngestRun:
             f"[yellow]Yahoo refused the {old} client (429 text/html from the first requests): "
             f"switching to {new} and carrying on[/]"
         )
-        if self.progress is not None:
+        if self.progress is not None and self.request.progress:
             self.progress.console.print(message)
-        self.log.warning("transport_switched", old=old, new=new)
 
     async def run(self) -> IngestResult:
         started = time.perf_counter()
@@ -296,7 +295,7 @@ class IngestRun:
         self.results[symbol] = result
         if self.progress is not None:
             self.progress.advance(self.task)
-            if result.status == "failed":
+            if result.status == "failed" and self.request.progress:
                 self.progress.console.print(f"[red]✗ {symbol}[/]: {result.error}")
 
     async def _fail(self, symbol: str, error: str, attempts: int) -> SymbolResult:

@@ -406,7 +406,13 @@ class ServerThread:
         self._loop.run_forever()
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.server.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.server.app,
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,  # a hung handler ends when its client gives up
+            shutdown_timeout=0.5,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -86,6 +86,11 @@ class AiohttpTransport:
             connector=aiohttp.TCPConnector(limit=max(concurrency, 1), ttl_dns_cache=300),
             trust_env=False,
         )
+        # aiohttp silently re-sends a request once when a kept-alive connection was reset;
+        # that hidden request would bypass our throttle and retry count, so switch it off
+        # (private attribute, checked: our retry policy does the retrying).
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
 
     async def get(self, url: str, params: Mapping[str, str], timeout: float) -> HttpResponse:
         aiohttp = self._aiohttp

@@ -23,6 +23,14 @@ def require_shared_data() -> Path:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _log_to_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """structlog events of in-process runs go to a file, as in production, not to stdout."""
+    from stockml.logs import configure_logging
+
+    configure_logging(tmp_path_factory.mktemp("logs") / "tests.log")
+
+
 @pytest.fixture(scope="session")
 def sp500_parquet() -> Path:
     return require_shared_data()
