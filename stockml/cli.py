@@ -48,3 +48,7 @@ def main() -> None:
             print("stockml: interrupted", file=sys.stderr)
             sys.exit(130)
         raise
+
+
+if __name__ == "__main__":
+    main()
