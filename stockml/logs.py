@@ -11,6 +11,8 @@ from pathlib import Path
 
 import structlog
 
+from stockml.errors import StoreError
+
 
 def log_path_for(db_path: Path) -> Path:
     """The log lives beside the DuckDB file: data/stockml.duckdb -> data/stockml.log."""
@@ -26,8 +28,11 @@ def configure_logging(log_file: Path | None) -> None:
             cache_logger_on_first_use=False,
         )
         return
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handle = log_file.open("a", buffering=1, encoding="utf-8")
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handle = log_file.open("a", buffering=1, encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder for {log_file}: {exc.strerror}") from exc
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

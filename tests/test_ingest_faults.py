@@ -8,7 +8,7 @@ import pytest
 
 from ingest.server import MarketData
 from stockml.errors import IngestIncomplete
-from tests.ingest_support import END, FAULTY, START, ingest, load_market, serving, table
+from tests.ingest_support import END, FAULTY, ingest, load_market, serving, table
 
 PLAN = ";".join(
     [

@@ -115,7 +115,9 @@ class ForwardProxy:
             host, _, port = hostport.partition(":")
             self.requests += 1
             up_reader, up_writer = await asyncio.open_connection(host, int(port or 80))
-            headers = [h for h in lines[1:] if h and not h.lower().startswith(("connection", "proxy-"))]
+            headers = [
+                h for h in lines[1:] if h and not h.lower().startswith(("connection", "proxy-"))
+            ]
             request = f"{method} /{path} {version}\r\n" + "\r\n".join(headers)
             up_writer.write(request.encode("latin-1") + b"\r\nConnection: close\r\n\r\n")
             await up_writer.drain()
