@@ -39,6 +39,8 @@ OVERLAP_CALENDAR_DAYS = 10
 # today's bar is treated as unfinished and not requested.
 BAR_FINAL_HOUR = 20
 VALUE_TOLERANCE = 1e-9
+# Outcomes waiting when the writer frees up are committed together (at most this many).
+MAX_BATCH = 64
 
 
 class Interrupted(StockmlError):
@@ -75,6 +77,7 @@ class IngestResult:
     throttled: int
     timeouts: int
     transports: list[str]
+    start_rate: float = 0.0  # requests started per second, first to last
     blocked: str | None = None
 
     def count(self, status: str) -> int:
@@ -158,13 +161,36 @@ class IngestRun:
         self.progress = None
         self.task = None
         self.client: ChartClient | None = None
+        self.pending: asyncio.Queue = asyncio.Queue()
 
-    # -- writes run on the single writer thread, one transaction per symbol --
-    async def _write(self, fn, *args) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
-
+    # -- all DuckDB work runs on the single writer thread --
     async def _read(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+
+    async def _submit(self, write: store.SymbolWrite) -> int:
+        """Queue one symbol's outcome; resolves with its stored row count once committed."""
+        future = asyncio.get_running_loop().create_future()
+        await self.pending.put((write, future))
+        return await future
+
+    async def _write_batches(self) -> None:
+        """Commit whatever outcomes are waiting, together: one transaction per batch."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.pending.get()]
+            while not self.pending.empty() and len(batch) < MAX_BATCH:
+                batch.append(self.pending.get_nowait())
+            writes = [w for w, _ in batch]
+            try:
+                rows = await loop.run_in_executor(self.writer, store.write_batch, self.con, writes)
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for write, future in batch:
+                if not future.done():
+                    future.set_result(rows[write.symbol])
 
     def _first_transport(self) -> str:
         if self.policy.transport != "auto":
@@ -213,6 +239,7 @@ class IngestRun:
                 "ingest", total=len(self.request.symbols), completed=len(self.results), status=""
             )
             ticker = asyncio.create_task(self._tick())
+            writer = asyncio.create_task(self._write_batches())
             tasks = [asyncio.create_task(self._one(s, plans[s], state.get(s))) for s in todo]
             try:
                 for finished in asyncio.as_completed(tasks):
@@ -226,7 +253,8 @@ class IngestRun:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
+                writer.cancel()
+                await asyncio.gather(ticker, writer, return_exceptions=True)
                 self._refresh_status()
                 await self.client.close()
                 self.writer.shutdown(wait=True)
@@ -243,6 +271,7 @@ class IngestRun:
             throttled=stats.throttled,
             timeouts=stats.timeouts,
             transports=self.client.transports_tried,
+            start_rate=stats.start_rate,
             blocked=blocked,
         )
         self.log.info(
@@ -299,13 +328,8 @@ class IngestRun:
                 self.progress.console.print(f"[red]✗ {symbol}[/]: {result.error}")
 
     async def _fail(self, symbol: str, error: str, attempts: int) -> SymbolResult:
-        await self._write(
-            store.write_failure,
-            self.con,
-            symbol,
-            error,
-            {"attempts": attempts, "transport": self.client.transport_name},
-        )
+        status = {"attempts": attempts, "transport": self.client.transport_name}
+        await self._submit(store.SymbolWrite(symbol, status, error=error))
         self.log.warning("symbol_failed", symbol=symbol, error=error, attempts=attempts)
         return SymbolResult(symbol, "failed", attempts=attempts, error=error)
 
@@ -350,16 +374,9 @@ class IngestRun:
             "dropped_invalid": chart.dropped_invalid,
             "transport": self.client.worked or self.client.transport_name,
         }
-        await self._write(
-            store.write_symbol,
-            self.con,
-            symbol,
-            chart.bars.to_arrow(),
-            chart.actions.to_arrow(),
-            replace_from,
-            status,
+        rows = await self._submit(
+            store.SymbolWrite(symbol, status, chart.bars, chart.actions, replace_from)
         )
-        rows = await self._read(_count_rows, self.con, symbol)
         self.log.info(
             "symbol_stored",
             symbol=symbol,
@@ -371,10 +388,6 @@ class IngestRun:
             mode="incremental" if replace_from is not None else "full",
         )
         return SymbolResult(symbol, "ok", rows=rows, attempts=attempts[0])
-
-
-def _count_rows(con: duckdb.DuckDBPyConnection, symbol: str) -> int:
-    return con.execute("SELECT count(*) FROM prices WHERE symbol = ?", [symbol]).fetchone()[0]
 
 
 def validate_dates(start: date, end: date) -> None:

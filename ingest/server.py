@@ -244,14 +244,6 @@ class YahooServer:
                 body=b"<html><body>Internal error</body></html>",
                 content_type="text/html",
             )
-        if fault == "reset":
-            self._record(request, symbol, 0, fault, at)
-            sock = request.transport.get_extra_info("socket") if request.transport else None
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            if request.transport is not None:
-                request.transport.close()
-            raise asyncio.CancelledError
         status, body = self._chart_body(symbol, request.query, shapes)
         if fault == "chart_null" and status == 200:
             body = b'{"chart": null}'
@@ -263,6 +255,22 @@ class YahooServer:
                 status=200, body=b"<!doctype html><html>Yahoo</html>", content_type="text/html"
             )
         self._record(request, symbol, status, fault, at)
+        if fault == "reset" and status == 200:
+            # Headers and part of the body, then a TCP reset: the connection dies mid-answer.
+            # (A reset before any byte would be re-sent silently by libcurl and aiohttp on
+            # a reused connection; mid-body, every client must see the failure.)
+            response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body[: len(body) // 3])
+            await asyncio.sleep(0.01)
+            transport = request.transport
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if transport is not None:
+                transport.close()
+            return response
         if fault == "drip" and status == 200:
             response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
             response.content_length = len(body)
