@@ -14,7 +14,9 @@ What the caller may rely on (see ../shared/yahoo-chart-api.md for why each rule 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -116,16 +118,34 @@ def _column(quote: dict, key: str, n: int) -> np.ndarray:
         raise ChartUnparseable(f"'{key}' holds non-numeric values") from exc
 
 
+@lru_cache(maxsize=8)
+def _daily_offsets(tz: str) -> tuple[int, np.ndarray]:
+    """The zone's UTC offset (seconds) at 12:00 UTC of every day from 1960 to 2100."""
+    zone = ZoneInfo(tz)
+    first = datetime(1960, 1, 1, 12, tzinfo=UTC)
+    days = (datetime(2100, 1, 1, 12, tzinfo=UTC) - first).days
+    offsets = np.fromiter(
+        (
+            (first + timedelta(days=i)).astimezone(zone).utcoffset().total_seconds()
+            for i in range(days)
+        ),
+        dtype=np.float64,
+        count=days,
+    ).astype(np.int64)
+    return int(first.timestamp()) // 86400, offsets
+
+
 def trading_days(timestamps: np.ndarray, tz: str = NEW_YORK) -> np.ndarray:
-    """Epoch seconds -> the exchange's calendar date (datetime64[D]), DST-correct."""
-    series = pl.Series("ts", timestamps, dtype=pl.Int64)
-    days = (
-        pl.from_epoch(series, time_unit="s")
-        .dt.replace_time_zone("UTC")
-        .dt.convert_time_zone(tz)
-        .dt.date()
-    )
-    return days.to_numpy().astype("datetime64[D]")
+    """Epoch seconds -> the exchange's calendar date (datetime64[D]), DST-correct.
+
+    Uses the zone's offset at noon UTC of the stamp's UTC day: exact for every stamp
+    except those between midnight UTC and 2 a.m. local on a DST-change Sunday, when no
+    exchange trades.
+    """
+    base, offsets = _daily_offsets(tz)
+    index = np.clip(timestamps // 86400 - base, 0, len(offsets) - 1)
+    local = timestamps + offsets[index]
+    return (local // 86400).astype("datetime64[D]")
 
 
 def _events(result: dict, symbol: str, tz: str, period2: int) -> pl.DataFrame:
@@ -147,20 +167,14 @@ def _events(result: dict, symbol: str, tz: str, period2: int) -> pl.DataFrame:
         stamps.append(int(item["date"]))
         kinds.append("split")
         values.append(float(num) / float(den))
-    keep = [i for i, s in enumerate(stamps) if s < period2]
-    if not keep:
-        return pl.DataFrame(schema=ACTION_SCHEMA)
-    days = trading_days(np.array([stamps[i] for i in keep], dtype=np.int64), tz)
-    frame = pl.DataFrame(
-        {
-            "symbol": [symbol] * len(keep),
-            "date": days,
-            "kind": [kinds[i] for i in keep],
-            "value": [values[i] for i in keep],
-        },
-        schema=ACTION_SCHEMA,
-    )
-    return frame.unique(subset=["date", "kind"], keep="first", maintain_order=True)
+    days = trading_days(np.array(stamps, dtype=np.int64), tz).astype(object) if stamps else []
+    seen: set[tuple] = set()
+    rows = []
+    for stamp, day, kind, value in zip(stamps, days, kinds, values, strict=True):
+        if stamp < period2 and (day, kind) not in seen:
+            seen.add((day, kind))
+            rows.append((symbol, day, kind, value))
+    return pl.DataFrame(rows, schema=ACTION_SCHEMA, orient="row")
 
 
 def parse_chart(body: bytes, symbol: str, period2: int) -> Chart:
@@ -226,18 +240,24 @@ def parse_chart(body: bytes, symbol: str, period2: int) -> Chart:
 
     idx = np.flatnonzero(keep)
     vol = v[idx]
+    volume_missing = np.isnan(vol)
     bars = pl.DataFrame(
-        {
-            "symbol": pl.repeat(symbol, len(idx), eager=True),
-            "date": days[idx],
-            "open": o[idx],
-            "high": h[idx],
-            "low": lo[idx],
-            "close": c[idx],
-            "adjclose": adj[idx],
-            "volume": pl.Series(vol, dtype=pl.Float64, nan_to_null=True).cast(pl.Int64),
-        },
-        schema=BAR_SCHEMA,
+        [
+            pl.Series("symbol", [symbol], dtype=pl.String).extend_constant(symbol, len(idx) - 1)
+            if len(idx)
+            else pl.Series("symbol", [], dtype=pl.String),
+            pl.Series("date", days[idx], dtype=pl.Date),
+            pl.Series("open", o[idx]),
+            pl.Series("high", h[idx]),
+            pl.Series("low", lo[idx]),
+            pl.Series("close", c[idx]),
+            pl.Series("adjclose", adj[idx]),
+            pl.Series("volume", np.where(volume_missing, 0, vol).astype(np.int64)).scatter(
+                np.flatnonzero(volume_missing), None
+            )
+            if volume_missing.any()
+            else pl.Series("volume", vol.astype(np.int64)),
+        ]
     )
     return Chart(
         symbol,
