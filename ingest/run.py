@@ -343,7 +343,9 @@ class IngestRun:
             stored = await self._read(store.overlap_prices, self.con, symbol, plan.since)
             actions = await self._read(store.stored_actions, self.con, symbol)
             if chart is not None and not _history_moved(chart, stored, actions, plan.since):
-                return await self._store(symbol, chart, plan.since, state["fetched_from"], attempts)
+                return await self._store(
+                    symbol, chart, plan.since, state["fetched_from"], attempts, state
+                )
             refetched = True
             self.log.info("history_moved", symbol=symbol, since=str(plan.since))
         fetch_from = self.fetch_start
@@ -354,7 +356,7 @@ class IngestRun:
             chart = Chart(
                 symbol, pl.DataFrame(schema=BAR_SCHEMA), pl.DataFrame(schema=ACTION_SCHEMA)
             )
-        result = await self._store(symbol, chart, None, fetch_from, attempts)
+        result = await self._store(symbol, chart, None, fetch_from, attempts, state)
         result.refetched = refetched
         return result
 
@@ -365,6 +367,7 @@ class IngestRun:
         replace_from: date | None,
         fetched_from: date,
         attempts: list[int],
+        state: dict | None,
     ) -> SymbolResult:
         status = {
             "attempts": attempts[0],
@@ -374,8 +377,11 @@ class IngestRun:
             "dropped_invalid": chart.dropped_invalid,
             "transport": self.client.worked or self.client.transport_name,
         }
+        first_write = not (state or {}).get("rows")
         rows = await self._submit(
-            store.SymbolWrite(symbol, status, chart.bars, chart.actions, replace_from)
+            store.SymbolWrite(
+                symbol, status, chart.bars, chart.actions, replace_from, first_write=first_write
+            )
         )
         self.log.info(
             "symbol_stored",

@@ -23,8 +23,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from datetime import time as dtime
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,6 +32,7 @@ import orjson
 from aiohttp import web
 
 from ingest.simulate import Series, simulate_market
+from ingest.yahoo import daily_utc_offsets
 
 NEW_YORK = ZoneInfo("America/New_York")
 TRANSIENT = ("429", "hang", "drip", "500", "chart_null", "reset", "truncated", "html")
@@ -46,10 +46,9 @@ TOO_MANY = b"Edge: Too Many Requests"
 
 def _session_open_epoch(days: np.ndarray) -> np.ndarray:
     """09:30 New York of each day, in epoch seconds (Yahoo's daily bar stamp)."""
-    out = np.empty(len(days), dtype=np.int64)
-    for i, d in enumerate(days.astype("datetime64[D]").astype(object)):
-        out[i] = int(datetime.combine(d, dtime(9, 30), NEW_YORK).timestamp())
-    return out
+    base, offsets = daily_utc_offsets("America/New_York")
+    day_number = days.astype("datetime64[D]").astype(np.int64)
+    return day_number * 86400 + 9 * 3600 + 1800 - offsets[day_number - base]
 
 
 class MarketData:

@@ -119,7 +119,7 @@ def _column(quote: dict, key: str, n: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _daily_offsets(tz: str) -> tuple[int, np.ndarray]:
+def daily_utc_offsets(tz: str) -> tuple[int, np.ndarray]:
     """The zone's UTC offset (seconds) at 12:00 UTC of every day from 1960 to 2100."""
     zone = ZoneInfo(tz)
     first = datetime(1960, 1, 1, 12, tzinfo=UTC)
@@ -142,7 +142,7 @@ def trading_days(timestamps: np.ndarray, tz: str = NEW_YORK) -> np.ndarray:
     except those between midnight UTC and 2 a.m. local on a DST-change Sunday, when no
     exchange trades.
     """
-    base, offsets = _daily_offsets(tz)
+    base, offsets = daily_utc_offsets(tz)
     index = np.clip(timestamps // 86400 - base, 0, len(offsets) - 1)
     local = timestamps + offsets[index]
     return (local // 86400).astype("datetime64[D]")

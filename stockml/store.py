@@ -252,6 +252,23 @@ def stored_actions(con: duckdb.DuckDBPyConnection, symbol: str) -> set[tuple[dat
     return {(r[0], r[1]) for r in rows}
 
 
+_STATUS_SCHEMA = {
+    "symbol": pl.String,
+    "status": pl.String,
+    "attempts": pl.Int32,
+    "rows": pl.Int64,
+    "first_date": pl.Date,
+    "last_date": pl.Date,
+    "error": pl.String,
+    "updated_at": pl.Datetime("us"),
+    "fetched_from": pl.Date,
+    "fetched_through": pl.Date,
+    "dropped_null": pl.Int32,
+    "dropped_invalid": pl.Int32,
+    "transport": pl.String,
+}
+
+
 def _insert_from(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, sql: str) -> None:
     con.register("_new", frame.to_arrow())
     try:
@@ -270,6 +287,7 @@ class SymbolWrite:
     actions: pl.DataFrame | None = None  # columns of `corporate_actions`
     replace_from: date | None = None  # None: replace the whole history
     error: str | None = None
+    first_write: bool = False  # nothing stored for it yet: no delete needed
 
 
 def write_batch(con: duckdb.DuckDBPyConnection, writes: Sequence[SymbolWrite]) -> dict[str, int]:
@@ -282,11 +300,12 @@ def write_batch(con: duckdb.DuckDBPyConnection, writes: Sequence[SymbolWrite]) -
     ok = [w for w in writes if w.error is None]
     symbols = [w.symbol for w in writes]
     with transaction(con):
+        whole = [w.symbol for w in ok if w.replace_from is None and not w.first_write]
+        if whole:
+            con.execute("DELETE FROM prices WHERE symbol IN (SELECT unnest(?))", [whole])
+            con.execute("DELETE FROM corporate_actions WHERE symbol IN (SELECT unnest(?))", [whole])
         for w in ok:
-            if w.replace_from is None:
-                con.execute("DELETE FROM prices WHERE symbol = ?", [w.symbol])
-                con.execute("DELETE FROM corporate_actions WHERE symbol = ?", [w.symbol])
-            else:
+            if w.replace_from is not None:
                 con.execute(
                     "DELETE FROM prices WHERE symbol = ? AND date >= ?", [w.symbol, w.replace_from]
                 )
@@ -310,14 +329,28 @@ def write_batch(con: duckdb.DuckDBPyConnection, writes: Sequence[SymbolWrite]) -
                 "INSERT OR REPLACE INTO corporate_actions "
                 "SELECT symbol, date, kind, value FROM _new",
             )
-        stats = {
-            r[0]: r[1:]
-            for r in con.execute(
-                "SELECT symbol, count(*), min(date), max(date) FROM prices "
-                "WHERE symbol IN (SELECT unnest(?)) GROUP BY symbol",
-                [symbols],
-            ).fetchall()
-        }
+        # Row counts and date ranges: from the frame when it is the whole history,
+        # from the table when rows were appended or kept.
+        stats: dict[str, tuple] = {}
+        for w in ok:
+            if w.replace_from is None:
+                frame = w.bars if w.bars is not None else None
+                if frame is None or frame.height == 0:
+                    stats[w.symbol] = (0, None, None)
+                else:
+                    stats[w.symbol] = (frame.height, frame["date"].min(), frame["date"].max())
+        others = [w.symbol for w in writes if w.symbol not in stats]
+        if others:
+            stats.update(
+                {
+                    r[0]: r[1:]
+                    for r in con.execute(
+                        "SELECT symbol, count(*), min(date), max(date) FROM prices "
+                        "WHERE symbol IN (SELECT unnest(?)) GROUP BY symbol",
+                        [others],
+                    ).fetchall()
+                }
+            )
         previous = {
             r[0]: r[1:]
             for r in con.execute(
@@ -352,9 +385,11 @@ def write_batch(con: duckdb.DuckDBPyConnection, writes: Sequence[SymbolWrite]) -
                     w.status.get("transport"),
                 ]
             )
-        con.executemany(
-            "INSERT OR REPLACE INTO ingest_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+        # One INSERT from a frame: executemany costs ~2 ms a row in DuckDB.
+        _insert_from(
+            con,
+            pl.DataFrame(rows, schema=_STATUS_SCHEMA, orient="row"),
+            "INSERT OR REPLACE INTO ingest_status SELECT * FROM _new",
         )
     return {w.symbol: stats.get(w.symbol, (0,))[0] for w in writes}
 
