@@ -19,8 +19,8 @@ from datetime import date
 
 import numpy as np
 
-SIM_START = date(2012, 1, 3)
-SIM_HORIZON = date(2032, 12, 31)
+SIM_START = date(2016, 1, 4)
+SIM_HORIZON = date(2031, 12, 31)
 _HOLIDAYS = {(1, 1), (7, 4), (12, 25)}
 
 
@@ -65,23 +65,27 @@ def _garch_t(rng: np.random.Generator, n_days: int, n_series: int, vol: float) -
 def simulate_market(
     listings: list[tuple[str, str, str]], as_of: date, seed: int = 7
 ) -> dict[str, Series]:
-    """Bars for every (symbol, name, sector) from 2012 up to `as_of`, as Yahoo would serve
+    """Bars for every (symbol, name, sector) from 2016 up to `as_of`, as Yahoo would serve
     them on `as_of`."""
     days = trading_calendar(SIM_START, SIM_HORIZON)
     n = len(days)
     rng = np.random.default_rng(seed)
     market = _garch_t(rng, n, 1, 0.009)[:, 0] + 0.0003
-    sectors = sorted({sector for _, _, sector in listings})
-    sector_ret = _garch_t(rng, n, len(sectors), 0.006)
-    sector_index = {s: i for i, s in enumerate(sectors)}
+    # Each sector and each symbol draws from its own stream, so the market one symbol
+    # sees does not depend on which other symbols are simulated with it.
+    sector_ret = {
+        sector: _garch_t(np.random.default_rng([seed, zlib.crc32(sector.encode())]), n, 1, 0.006)[
+            :, 0
+        ]
+        for sector in {sector for _, _, sector in listings}
+    }
     served = days <= np.datetime64(as_of, "D")
     out: dict[str, Series] = {}
     for symbol, _name, sector in listings:
-        # Each symbol has its own stream, so adding a symbol changes no other.
         srng = np.random.default_rng([seed, zlib.crc32(symbol.encode())])
         beta_m = srng.uniform(0.6, 1.5)
         idio = _garch_t(srng, n, 1, srng.uniform(0.008, 0.02))[:, 0]
-        ret = beta_m * market + sector_ret[:, sector_index[sector]] + idio
+        ret = beta_m * market + sector_ret[sector] + idio
         out[symbol] = _bars(srng, days, ret)
         out[symbol] = _as_served(out[symbol], served)
     return out

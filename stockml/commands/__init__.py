@@ -6,6 +6,7 @@ from types import ModuleType
 _NAMES = [
     "ingest",
     "serve",
+    "demo",
 ]
 
 COMMAND_MODULES: list[ModuleType] = [import_module(f"stockml.commands.{n}") for n in _NAMES]

@@ -1,0 +1,68 @@
+"""`stockml demo`: the whole pipeline offline, against the built-in simulated market."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+DEMO_DB = Path("data/demo.duckdb")
+# A few transient faults so the demo shows the client recovering, as it must on Yahoo.
+DEMO_FAULTS = "AAPL=429*2;MSFT=500;JPM=truncated;XOM=reset"
+
+
+def demo(
+    db: Path = typer.Option(
+        DEMO_DB, "--db", help="DuckDB store for the demo (kept apart from real data)."
+    ),
+    universe: str = typer.Option(
+        "full", "--universe", help="Built-in universe: full (82) or quick (20)."
+    ),
+    rate: float = typer.Option(
+        25.0, "--rate", help="Requests per second against the local server."
+    ),
+    seed: int = typer.Option(
+        7, "--seed", help="Simulator seed: the same seed gives the same market."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
+) -> None:
+    """Start the Yahoo-compatible server on the seeded simulator and run the real pipeline
+    against it: ingest (with a few injected faults to recover from), and every later stage."""
+    from datetime import date, timedelta
+
+    from ingest.client import FetchPolicy
+    from ingest.run import IngestRequest, last_closed_day, run_ingest
+    from ingest.server import FaultPlan, MarketData, ServerThread, YahooServer
+    from ingest.universe import listing_rows, resolve_universe
+    from stockml.logs import configure_logging, log_path_for
+    from stockml.progress import console
+
+    configure_logging(log_path_for(db))
+    symbols = resolve_universe(universe)
+    today = date.today()
+    with console.status(f"simulating a market of {len(listing_rows())} stocks (seed {seed})…"):
+        market = MarketData.from_simulator(listing_rows(), today, seed)
+    end = last_closed_day(today)
+    start = end - timedelta(days=730)
+    with ServerThread(YahooServer(market, FaultPlan.parse(DEMO_FAULTS))) as server:
+        if not quiet:
+            console.rule(
+                f"[bold]1. ingest[/] {len(symbols)} symbols from the simulator at {server.base_url}"
+            )
+        run_ingest(
+            IngestRequest(
+                symbols=symbols,
+                start=start,
+                end=end,
+                db_path=db,
+                policy=FetchPolicy(base_url=server.base_url, rate=rate, concurrency=4, timeout=10),
+                progress=not quiet,
+                listings=listing_rows(),
+            )
+        )
+    if not quiet:
+        console.print(f"[green]demo store ready:[/] {db} (log: {log_path_for(db)})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
