@@ -84,6 +84,11 @@ def symbols() -> list[str]:
 
 
 def bounded(syms: list[str], rate: float, timeout: float, retries: int) -> None:
+    from ingest.server import FaultPlan
+
+    # The server draws the same plan from the same seed: count the 429s it will send.
+    plan = FaultPlan.random(syms, 0.05, 7)
+    faulted_429 = sum(1 for q in plan.queues.values() for kind, _ in q if kind == "429")
     with Server("--rate-limit", str(rate), "--latency", "0.05", "--fault-rate", "0.05") as server:
         db = Path(tempfile.mkdtemp()) / "bench.duckdb"
         policy = FetchPolicy(
@@ -106,7 +111,10 @@ def bounded(syms: list[str], rate: float, timeout: float, retries: int) -> None:
     bound = n / rate + (retries + 1) * timeout + 10
     achieved = result.start_rate
     print(f"(a) {n} symbols, 5 y each, L = {rate:g}/s, 50 ms latency, 5% faulted")
-    print(f"    ok {result.count('ok')}/{n}, requests {result.requests} ({result.retries} retries)")
+    print(
+        f"    ok {result.count('ok')}/{n}, requests {result.requests} ({result.retries} retries, "
+        f"{result.throttled} x 429 of which {faulted_429} planned, {result.timeouts} timeouts)"
+    )
     print(f"    wall {wall:.1f} s; requests/wall {result.requests / wall:.2f}/s")
     print(f"    achieved rate (first to last start) {achieved:.2f}/s = {achieved / rate:.3f} x L")
     print(f"    bound N/L + (retries+1)*timeout + 10 = {bound:.1f} s")

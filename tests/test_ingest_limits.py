@@ -35,13 +35,15 @@ def test_rate_cap_holds_in_every_one_second_window(market, tmp_path, transport):
     """No one-second window of arrivals at the server holds more than --rate requests,
     and the run still uses at least 90% of the allowed rate."""
     rate = 5.0
-    with serving(market) as server:
+    with serving(market, rate_limit=rate) as server:
         result = ingest(
             tmp_path / "s.duckdb", server.base_url, SYMBOLS, rate=rate, transport=transport
         )
         arrivals = [r.at for r in server.server.log]
+        refused = [r for r in server.server.log if r.fault == "rate_limit"]
     assert result.count("ok") == len(SYMBOLS)
     assert max_in_one_second(arrivals) <= rate
+    assert not refused, "the server's own limiter had to refuse requests"
     span = max(arrivals) - min(arrivals)
     achieved = (len(arrivals) - 1) / span  # N requests span N-1 intervals
     assert achieved >= 0.9 * rate, f"achieved {achieved:.2f}/s of {rate}/s"

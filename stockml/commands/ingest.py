@@ -57,7 +57,8 @@ def ingest(
         DEFAULT_RATE,
         "--rate",
         min=0.01,
-        help="Requests started per second, at most (retries included).",
+        help="Requests started per second, at most, retries included: any one-second "
+        "window holds at most this many (whole number; below 1, one request per 1/rate s).",
     ),
     concurrency: int = typer.Option(
         DEFAULT_CONCURRENCY, "--concurrency", min=1, max=64, help="Requests in flight, at most."
