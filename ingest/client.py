@@ -120,7 +120,7 @@ class Pacer:
     after a stall never becomes a burst.
     """
 
-    MIN_GAP = 0.85
+    MIN_GAP = 0.95
 
     def __init__(self, rate: float) -> None:
         if math.isinf(rate):
