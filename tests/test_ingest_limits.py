@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +161,28 @@ def test_proxy_carries_every_request(market, tmp_path, transport):
         )
         assert result.count("ok") == len(STILL)
         assert proxy.requests == len(server.server.log) == len(STILL)
+
+
+def test_proxy_from_the_environment(market, tmp_path):
+    """Without --proxy, the CLI honours HTTP(S)_PROXY for the base URL's scheme."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    with serving(market) as server, ForwardProxy() as proxy:
+        env = {**os.environ, "HTTP_PROXY": f"http://127.0.0.1:{proxy.port}"}
+        proc = subprocess.run(
+            [
+                *(sys.executable, "-m", "stockml.cli", "ingest", "--symbols", ",".join(STILL[:2])),
+                *("--start", "2021-01-04", "--end", "2021-03-31", "--rate", "50", "--quiet"),
+                *("--base-url", server.base_url, "--db", str(tmp_path / "s.duckdb")),
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proxy.requests == len(server.server.log) == 2
