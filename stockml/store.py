@@ -464,3 +464,63 @@ def ensure_features_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]
             "l.exit_return, l.mfe, l.mae FROM features f "
             "JOIN labels l USING (symbol, date)"
         )
+
+
+def features_state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
+    """symbol -> (prices fingerprint, catalog version) the stored features came from."""
+    rows = con.execute(
+        "SELECT symbol, prices_fingerprint, catalog_version FROM features_status"
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def row_counts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> dict[str, int]:
+    if not symbols:
+        return {}
+    rows = con.execute(
+        "SELECT symbol, count(*) FROM prices WHERE symbol IN (SELECT unnest(?)) GROUP BY symbol",
+        [list(symbols)],
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def delete_features(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> None:
+    with transaction(con):
+        con.execute("DELETE FROM features WHERE symbol IN (SELECT unnest(?))", [list(symbols)])
+        con.execute(
+            "DELETE FROM features_status WHERE symbol IN (SELECT unnest(?))", [list(symbols)]
+        )
+
+
+def replace_features(
+    con: duckdb.DuckDBPyConnection,
+    symbols: Sequence[str],
+    frame: pl.DataFrame,
+    fingerprints: dict[str, str],
+    catalog_version: str,
+) -> None:
+    """Swap in freshly computed features for `symbols` (rows and status together).
+    NaN (warm-up) is stored as NULL, so SQL aggregates skip it."""
+    status = pl.DataFrame(
+        {
+            "symbol": list(symbols),
+            "prices_fingerprint": [fingerprints[s] for s in symbols],
+            "catalog_version": [catalog_version] * len(symbols),
+            "rows": [0] * len(symbols),
+            "computed_at": [_utcnow()] * len(symbols),
+        },
+        schema_overrides={"rows": pl.Int64},
+    )
+    counts = frame.group_by("symbol").len()
+    status = status.drop("rows").join(counts.rename({"len": "rows"}), on="symbol", how="left")
+    status = status.select(
+        "symbol",
+        "prices_fingerprint",
+        "catalog_version",
+        pl.col("rows").fill_null(0),
+        "computed_at",
+    )
+    with transaction(con):
+        con.execute("DELETE FROM features WHERE symbol IN (SELECT unnest(?))", [list(symbols)])
+        _insert_from(con, frame.fill_nan(None), "INSERT INTO features SELECT * FROM _new")
+        _insert_from(con, status, "INSERT OR REPLACE INTO features_status SELECT * FROM _new")

@@ -6,6 +6,7 @@ from types import ModuleType
 _NAMES = [
     "ingest",
     "serve",
+    "features",
     "demo",
 ]
 

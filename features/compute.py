@@ -1,0 +1,116 @@
+"""prices -> adjusted arrays -> kernels -> the `features` table. The I/O side of features/.
+
+`compute_features` is pure (a DataFrame in, a DataFrame out); `refresh_features` keeps
+the store's `features` table in step with `prices`, recomputing only symbols whose
+prices fingerprint changed (a re-adjusted history changes every value, and features with
+an unstable period depend on the first stored bar, so a changed symbol is recomputed
+whole, never appended to).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import polars as pl
+import structlog
+
+from features.catalog import CATALOG_VERSION, COLUMNS, recipe_arrays
+from stockml import store
+from stockml.progress import progress_bar
+
+# Symbols per kernel call and write: bounds memory (179 x rows x 8 bytes per batch) and
+# lets the progress bar move.
+BATCH_ROWS = 400_000
+
+
+def adjust_bars(prices: pl.DataFrame) -> pl.DataFrame:
+    """Split- and dividend-adjusted bars: open/high/low scaled by adjclose/close of the
+    same day, close = adjclose, volume as stored."""
+    factor = pl.col("adjclose") / pl.col("close")
+    return prices.select(
+        "symbol",
+        "date",
+        (pl.col("open") * factor).alias("open"),
+        (pl.col("high") * factor).alias("high"),
+        (pl.col("low") * factor).alias("low"),
+        pl.col("adjclose").alias("close"),
+        pl.col("volume").cast(pl.Float64).fill_null(0.0).alias("volume"),
+    )
+
+
+def offsets_of(symbols: pl.Series) -> np.ndarray:
+    """Row offsets of each symbol's block in a frame sorted by symbol."""
+    sizes = symbols.rle().struct.field("len").to_numpy()
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def compute_matrix(adjusted: pl.DataFrame) -> np.ndarray:
+    """All catalog features for a frame sorted by (symbol, date): float64 [features, rows]."""
+    from features.kernels import compute_all_nb
+
+    kinds, params = recipe_arrays()
+    arrays = [
+        np.ascontiguousarray(adjusted[c].to_numpy(), dtype=np.float64)
+        for c in ("open", "high", "low", "close", "volume")
+    ]
+    out = np.empty((len(kinds), adjusted.height), dtype=np.float64)
+    compute_all_nb(*arrays, offsets_of(adjusted["symbol"]), kinds, params, out)
+    return out
+
+
+def compute_features(prices: pl.DataFrame) -> pl.DataFrame:
+    """symbol, date, then the 179 catalog columns (NaN during warm-up); no I/O."""
+    prices = prices.sort("symbol", "date")
+    adjusted = adjust_bars(prices)
+    matrix = compute_matrix(adjusted)
+    columns = {name: matrix[j] for j, name in enumerate(COLUMNS)}
+    return pl.DataFrame({"symbol": prices["symbol"], "date": prices["date"], **columns})
+
+
+def _batches(sizes: dict[str, int]) -> list[list[str]]:
+    batches: list[list[str]] = [[]]
+    rows = 0
+    for symbol in sorted(sizes):
+        if batches[-1] and rows + sizes[symbol] > BATCH_ROWS:
+            batches.append([])
+            rows = 0
+        batches[-1].append(symbol)
+        rows += sizes[symbol]
+    return [b for b in batches if b]
+
+
+def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
+    """Bring `features` up to date with `prices`; returns a small summary."""
+    log = structlog.get_logger("features")
+    started = time.perf_counter()
+    store.ensure_features_table(con, COLUMNS)
+    current = store.prices_fingerprints(con)
+    done = store.features_state(con)
+    stale = sorted(
+        s for s, fingerprint in current.items() if done.get(s) != (fingerprint, CATALOG_VERSION)
+    )
+    gone = sorted(set(done) - set(current))
+    if gone:
+        store.delete_features(con, gone)
+    sizes = store.row_counts(con, stale)
+    rows_done = 0
+    with progress_bar("features", sum(sizes.values()), progress) as bar:
+        for batch in _batches(sizes):
+            prices = store.read_prices(con, batch)
+            frame = compute_features(prices)
+            store.replace_features(
+                con, batch, frame, {s: current[s] for s in batch}, CATALOG_VERSION
+            )
+            rows_done += frame.height
+            bar.advance(frame.height, status=f"{batch[-1]} · {len(batch)} symbols")
+    summary = {
+        "symbols": len(stale),
+        "rows": rows_done,
+        "removed": len(gone),
+        "up_to_date": len(current) - len(stale),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("features_refreshed", **summary)
+    return summary

@@ -1,0 +1,314 @@
+"""Building blocks shared by every feature kernel, written once and reused.
+
+Contract (every function here): one symbol's series as a 1-D float64 array in, a new
+float64 array of the same length out, NaN until the value is defined. Leading NaNs in the
+input are skipped the way TA-Lib's Python wrapper skips them: the computation starts at the
+first non-NaN element. Running sums are updated in TA-Lib's order (add the new value,
+then subtract the oldest), so results agree with TA-Lib to the last few bits.
+No value ever depends on a later element (no look-ahead).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# TA-Lib treats |v| < 1e-14 as zero (TA_EPSILON) before a square root or a division.
+EPSILON = 1e-14
+
+
+@njit(cache=True)
+def first_valid_nb(x: np.ndarray) -> int:
+    for i in range(x.shape[0]):
+        if not np.isnan(x[i]):
+            return i
+    return x.shape[0]
+
+
+@njit(cache=True)
+def nan_like_nb(x: np.ndarray) -> np.ndarray:
+    return np.full(x.shape[0], np.nan)
+
+
+@njit(cache=True)
+def sum_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Rolling sum over n values (TA-Lib SUM)."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    if x.shape[0] - s < n:
+        return out
+    total = 0.0
+    for i in range(s, s + n - 1):
+        total += x[i]
+    for i in range(s + n - 1, x.shape[0]):
+        total += x[i]
+        out[i] = total
+        total -= x[i - n + 1]
+    return out
+
+
+@njit(cache=True)
+def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Simple moving average (TA-Lib SMA: running total divided by n)."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    if x.shape[0] - s < n:
+        return out
+    total = 0.0
+    for i in range(s, s + n - 1):
+        total += x[i]
+    for i in range(s + n - 1, x.shape[0]):
+        total += x[i]
+        out[i] = total / n
+        total -= x[i - n + 1]
+    return out
+
+
+@njit(cache=True)
+def ema_from_nb(x: np.ndarray, n: int, k: float) -> np.ndarray:
+    """EMA seeded with the SMA of its first n values, as TA-Lib does by default."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    if x.shape[0] - s < n:
+        return out
+    total = 0.0
+    for i in range(s, s + n):
+        total += x[i]
+    prev = total / n
+    out[s + n - 1] = prev
+    for i in range(s + n, x.shape[0]):
+        prev = (x[i] - prev) * k + prev
+        out[i] = prev
+    return out
+
+
+@njit(cache=True)
+def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
+    return ema_from_nb(x, n, 2.0 / (n + 1))
+
+
+@njit(cache=True)
+def wma_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Linearly weighted moving average, kept as a weighted sum and a plain sum that are
+    updated in O(1) per step, in TA-Lib WMA's order of operations."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    if x.shape[0] - s < n:
+        return out
+    divider = float((n * (n + 1)) // 2)
+    weighted = 0.0
+    plain = 0.0
+    for w in range(1, n):
+        v = x[s + w - 1]
+        plain += v
+        weighted += v * w
+    leaving = 0.0
+    trailing = s
+    for i in range(s + n - 1, x.shape[0]):
+        v = x[i]
+        plain += v
+        plain -= leaving
+        weighted += v * n
+        leaving = x[trailing]
+        trailing += 1
+        out[i] = weighted / divider
+        weighted -= plain
+    return out
+
+
+@njit(cache=True)
+def max_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Highest value over n (TA-Lib MAX)."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    for i in range(s + n - 1, x.shape[0]):
+        m = x[i - n + 1]
+        for j in range(i - n + 2, i + 1):
+            if x[j] > m:
+                m = x[j]
+        out[i] = m
+    return out
+
+
+@njit(cache=True)
+def min_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Lowest value over n (TA-Lib MIN)."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    for i in range(s + n - 1, x.shape[0]):
+        m = x[i - n + 1]
+        for j in range(i - n + 2, i + 1):
+            if x[j] < m:
+                m = x[j]
+        out[i] = m
+    return out
+
+
+@njit(cache=True)
+def stddev_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Population standard deviation over n (TA-Lib STDDEV with nbdev 1): running sums
+    of x and x^2; 0 where rounding makes the variance non-positive."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    if x.shape[0] - s < n:
+        return out
+    sum1 = 0.0
+    sum2 = 0.0
+    for i in range(s, s + n - 1):
+        sum1 += x[i]
+        sum2 += x[i] * x[i]
+    for i in range(s + n - 1, x.shape[0]):
+        v = x[i]
+        sum1 += v
+        sum2 += v * v
+        mean1 = sum1 / n
+        mean2 = sum2 / n
+        var = mean2 - mean1 * mean1
+        out[i] = np.sqrt(var) if var >= EPSILON else 0.0
+        old = x[i - n + 1]
+        sum1 -= old
+        sum2 -= old * old
+    return out
+
+
+@njit(cache=True)
+def linreg_slope_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Least-squares slope over n (TA-Lib LINEARREG_SLOPE's formula and sign convention)."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    sum_x = n * (n - 1) * 0.5
+    sum_x_sqr = n * (n - 1) * (2 * n - 1) / 6.0
+    divisor = sum_x * sum_x - n * sum_x_sqr
+    for i in range(s + n - 1, x.shape[0]):
+        sum_xy = 0.0
+        sum_y = 0.0
+        for age in range(n - 1, -1, -1):
+            v = x[i - age]
+            sum_y += v
+            sum_xy += age * v
+        out[i] = (n * sum_xy - sum_x * sum_y) / divisor
+    return out
+
+
+@njit(cache=True)
+def tsf_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Time-series forecast: the regression line one step ahead (TA-Lib TSF)."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    sum_x = n * (n - 1) * 0.5
+    sum_x_sqr = n * (n - 1) * (2 * n - 1) / 6.0
+    divisor = sum_x * sum_x - n * sum_x_sqr
+    for i in range(s + n - 1, x.shape[0]):
+        sum_xy = 0.0
+        sum_y = 0.0
+        for age in range(n - 1, -1, -1):
+            v = x[i - age]
+            sum_y += v
+            sum_xy += age * v
+        m = (n * sum_xy - sum_x * sum_y) / divisor
+        b = (sum_y - m * sum_x) / n
+        out[i] = b + m * n
+    return out
+
+
+@njit(cache=True)
+def correl_time_nb(x: np.ndarray, n: int, t0: int) -> np.ndarray:
+    """Pearson correlation of x with time over n (TA-Lib CORREL against an index ramp
+    that starts at t0 for the first element; the oldest pair leaves before the new one
+    enters, in TA-Lib's order, since the sums of t^2 are large)."""
+    out = nan_like_nb(x)
+    s = first_valid_nb(x)
+    if x.shape[0] - s < n:
+        return out
+    sxy = 0.0
+    sx = 0.0
+    sy = 0.0
+    sx2 = 0.0
+    sy2 = 0.0
+    for i in range(s, s + n):
+        t = float(t0 + i)
+        v = x[i]
+        sx += t
+        sx2 += t * t
+        sxy += t * v
+        sy += v
+        sy2 += v * v
+    for i in range(s + n - 1, x.shape[0]):
+        if i > s + n - 1:
+            j = i - n
+            t = float(t0 + j)
+            v = x[j]
+            sx -= t
+            sx2 -= t * t
+            sxy -= t * v
+            sy -= v
+            sy2 -= v * v
+            t = float(t0 + i)
+            v = x[i]
+            sx += t
+            sx2 += t * t
+            sxy += t * v
+            sy += v
+            sy2 += v * v
+        denom = (sx2 - (sx * sx) / n) * (sy2 - (sy * sy) / n)
+        out[i] = (sxy - (sx * sy) / n) / np.sqrt(denom) if denom >= EPSILON else 0.0
+    return out
+
+
+@njit(cache=True)
+def diff_nb(x: np.ndarray, lag: int) -> np.ndarray:
+    out = nan_like_nb(x)
+    for i in range(lag, x.shape[0]):
+        out[i] = x[i] - x[i - lag]
+    return out
+
+
+@njit(cache=True)
+def shift_nb(x: np.ndarray, lag: int) -> np.ndarray:
+    out = nan_like_nb(x)
+    for i in range(lag, x.shape[0]):
+        out[i] = x[i - lag]
+    return out
+
+
+@njit(cache=True)
+def log_returns_nb(c: np.ndarray) -> np.ndarray:
+    out = nan_like_nb(c)
+    for i in range(1, c.shape[0]):
+        out[i] = np.log(c[i]) - np.log(c[i - 1])
+    return out
+
+
+@njit(cache=True)
+def true_range_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """TA-Lib TRANGE: defined from the second bar on."""
+    out = nan_like_nb(c)
+    for i in range(1, c.shape[0]):
+        a = h[i] - lo[i]
+        b = abs(h[i] - c[i - 1])
+        d = abs(lo[i] - c[i - 1])
+        m = a
+        if b > m:
+            m = b
+        if d > m:
+            m = d
+        out[i] = m
+    return out
+
+
+@njit(cache=True)
+def atr_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
+    """Wilder's ATR: seeded with the SMA of the first n true ranges (TA-Lib ATR)."""
+    tr = true_range_nb(h, lo, c)
+    out = nan_like_nb(c)
+    if c.shape[0] <= n:
+        return out
+    total = 0.0
+    for i in range(1, n + 1):
+        total += tr[i]
+    prev = total / n
+    out[n] = prev
+    for i in range(n + 1, c.shape[0]):
+        prev = (prev * (n - 1) + tr[i]) / n
+        out[i] = prev
+    return out

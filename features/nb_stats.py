@@ -1,0 +1,114 @@
+"""Features defined by formula, not by TA-Lib: return moments, percent rank, drawdown and
+Yang-Zhang volatility. Contract as in nb_common; their slow references live in the tests.
+
+Definitions (the catalog repeats them):
+- skew_n / kurt_n: bias-corrected sample skewness and excess kurtosis (as pandas'
+  `skew()` / `kurt()`) of the last n daily log returns;
+- pct_rank_n: fraction of the previous n-1 closes strictly below today's close;
+- max_drawdown_n: the largest fall from a running peak of close within the last n days
+  (a value <= 0);
+- yang_zhang_n: sqrt(var(overnight) + k var(open->close) + (1-k) mean(Rogers-Satchell)),
+  sample variances over n days, k = 0.34 / (1.34 + (n+1)/(n-1)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from features.nb_common import nan_like_nb
+
+
+@njit(cache=True)
+def moments_nb(r: np.ndarray, n: int, kurtosis: bool) -> np.ndarray:
+    out = nan_like_nb(r)
+    for i in range(n - 1, r.shape[0]):
+        mean = 0.0
+        ok = True
+        for j in range(i - n + 1, i + 1):
+            if np.isnan(r[j]):
+                ok = False
+                break
+            mean += r[j]
+        if not ok:
+            continue
+        mean /= n
+        m2 = 0.0
+        m3 = 0.0
+        m4 = 0.0
+        for j in range(i - n + 1, i + 1):
+            d = r[j] - mean
+            d2 = d * d
+            m2 += d2
+            m3 += d2 * d
+            m4 += d2 * d2
+        m2 /= n
+        m3 /= n
+        m4 /= n
+        if m2 <= 0.0:
+            out[i] = 0.0
+        elif kurtosis:
+            g2 = m4 / (m2 * m2) - 3.0
+            out[i] = ((n - 1.0) / ((n - 2.0) * (n - 3.0))) * ((n + 1.0) * g2 + 6.0)
+        else:
+            g1 = m3 / m2**1.5
+            out[i] = np.sqrt(n * (n - 1.0)) / (n - 2.0) * g1
+    return out
+
+
+@njit(cache=True)
+def pct_rank_nb(c: np.ndarray, n: int) -> np.ndarray:
+    out = nan_like_nb(c)
+    for i in range(n - 1, c.shape[0]):
+        below = 0
+        for j in range(i - n + 1, i):
+            if c[j] < c[i]:
+                below += 1
+        out[i] = below / (n - 1.0)
+    return out
+
+
+@njit(cache=True)
+def max_drawdown_nb(c: np.ndarray, n: int) -> np.ndarray:
+    out = nan_like_nb(c)
+    for i in range(n - 1, c.shape[0]):
+        peak = c[i - n + 1]
+        worst = 0.0
+        for j in range(i - n + 1, i + 1):
+            if c[j] > peak:
+                peak = c[j]
+            fall = c[j] / peak - 1.0
+            if fall < worst:
+                worst = fall
+        out[i] = worst
+    return out
+
+
+@njit(cache=True)
+def yang_zhang_nb(o, h, lo, c, n: int) -> np.ndarray:
+    out = nan_like_nb(c)
+    k = 0.34 / (1.34 + (n + 1.0) / (n - 1.0))
+    for i in range(n, c.shape[0]):
+        mo = 0.0
+        mc = 0.0
+        rs = 0.0
+        for j in range(i - n + 1, i + 1):
+            mo += np.log(o[j] / c[j - 1])
+            mc += np.log(c[j] / o[j])
+            rs += np.log(h[j] / c[j]) * np.log(h[j] / o[j]) + np.log(lo[j] / c[j]) * np.log(
+                lo[j] / o[j]
+            )
+        mo /= n
+        mc /= n
+        vo = 0.0
+        vc = 0.0
+        for j in range(i - n + 1, i + 1):
+            a = np.log(o[j] / c[j - 1]) - mo
+            b = np.log(c[j] / o[j]) - mc
+            vo += a * a
+            vc += b * b
+        vo /= n - 1.0
+        vc /= n - 1.0
+        total = vo + k * vc + (1.0 - k) * (rs / n)
+        out[i] = np.sqrt(total) if total > 0.0 else 0.0
+    return out

@@ -1,0 +1,44 @@
+"""`stockml features`: compute the 179 catalog features for everything in `prices`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from stockml.store import DEFAULT_DB
+
+
+def features(
+    db: Path = typer.Option(
+        DEFAULT_DB, "--db", help="DuckDB store to read prices from and write features to."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
+) -> None:
+    """Bring the `features` table up to date: only symbols whose prices changed are
+    recomputed, each from its first stored bar (indicators with an unstable period depend
+    on where the series starts)."""
+    from features.compute import refresh_features
+    from stockml import store
+    from stockml.errors import NothingToDoError
+    from stockml.logs import configure_logging, log_path_for
+    from stockml.progress import console
+
+    configure_logging(log_path_for(db))
+    con = store.connect(db)
+    try:
+        if not store.prices_fingerprints(con):
+            raise NothingToDoError(f"no prices in {db}: run `stockml ingest` first")
+        summary = refresh_features(con, progress=not quiet)
+    finally:
+        con.close()
+    if not quiet:
+        console.print(
+            f"features: {summary['symbols']} symbols recomputed ({summary['rows']:,} rows), "
+            f"{summary['up_to_date']} up to date, {summary['removed']} removed, "
+            f"in {summary['seconds']} s"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("features")(features)
