@@ -117,31 +117,41 @@ def wma_nb(x: np.ndarray, n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def max_nb(x: np.ndarray, n: int) -> np.ndarray:
-    """Highest value over n (TA-Lib MAX)."""
+def _extreme_nb(x: np.ndarray, n: int, highest: bool) -> np.ndarray:
+    """Rolling max (or min) over n with a monotone deque: O(1) amortised per step."""
     out = nan_like_nb(x)
     s = first_valid_nb(x)
-    for i in range(s + n - 1, x.shape[0]):
-        m = x[i - n + 1]
-        for j in range(i - n + 2, i + 1):
-            if x[j] > m:
-                m = x[j]
-        out[i] = m
+    m = x.shape[0]
+    dq = np.empty(m, dtype=np.int64)  # indices; values along the deque are monotone
+    head = 0
+    tail = 0
+    for i in range(s, m):
+        v = x[i]
+        if highest:
+            while tail > head and x[dq[tail - 1]] <= v:
+                tail -= 1
+        else:
+            while tail > head and x[dq[tail - 1]] >= v:
+                tail -= 1
+        dq[tail] = i
+        tail += 1
+        if dq[head] <= i - n:
+            head += 1
+        if i >= s + n - 1:
+            out[i] = x[dq[head]]
     return out
+
+
+@njit(cache=True)
+def max_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Highest value over n (TA-Lib MAX)."""
+    return _extreme_nb(x, n, True)
 
 
 @njit(cache=True)
 def min_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Lowest value over n (TA-Lib MIN)."""
-    out = nan_like_nb(x)
-    s = first_valid_nb(x)
-    for i in range(s + n - 1, x.shape[0]):
-        m = x[i - n + 1]
-        for j in range(i - n + 2, i + 1):
-            if x[j] < m:
-                m = x[j]
-        out[i] = m
-    return out
+    return _extreme_nb(x, n, False)
 
 
 @njit(cache=True)

@@ -87,28 +87,37 @@ def max_drawdown_nb(c: np.ndarray, n: int) -> np.ndarray:
 @njit(cache=True)
 def yang_zhang_nb(o, h, lo, c, n: int) -> np.ndarray:
     out = nan_like_nb(c)
+    m = c.shape[0]
     k = 0.34 / (1.34 + (n + 1.0) / (n - 1.0))
-    for i in range(n, c.shape[0]):
+    # Per-bar logs once; each window then only adds.
+    overnight = np.zeros(m)
+    open_close = np.zeros(m)
+    rs = np.zeros(m)
+    for j in range(1, m):
+        overnight[j] = np.log(o[j] / c[j - 1])
+        open_close[j] = np.log(c[j] / o[j])
+        rs[j] = np.log(h[j] / c[j]) * np.log(h[j] / o[j]) + np.log(lo[j] / c[j]) * np.log(
+            lo[j] / o[j]
+        )
+    for i in range(n, m):
         mo = 0.0
         mc = 0.0
-        rs = 0.0
+        rsum = 0.0
         for j in range(i - n + 1, i + 1):
-            mo += np.log(o[j] / c[j - 1])
-            mc += np.log(c[j] / o[j])
-            rs += np.log(h[j] / c[j]) * np.log(h[j] / o[j]) + np.log(lo[j] / c[j]) * np.log(
-                lo[j] / o[j]
-            )
+            mo += overnight[j]
+            mc += open_close[j]
+            rsum += rs[j]
         mo /= n
         mc /= n
         vo = 0.0
         vc = 0.0
         for j in range(i - n + 1, i + 1):
-            a = np.log(o[j] / c[j - 1]) - mo
-            b = np.log(c[j] / o[j]) - mc
+            a = overnight[j] - mo
+            b = open_close[j] - mc
             vo += a * a
             vc += b * b
         vo /= n - 1.0
         vc /= n - 1.0
-        total = vo + k * vc + (1.0 - k) * (rs / n)
+        total = vo + k * vc + (1.0 - k) * (rsum / n)
         out[i] = np.sqrt(total) if total > 0.0 else 0.0
     return out

@@ -113,23 +113,35 @@ def adxr_nb(h, lo, c, n: int) -> np.ndarray:
 
 @njit(cache=True)
 def aroon_nb(h, lo, n: int):
-    """Aroon up and down over n+1 bars; ties take the most recent extreme (TA-Lib)."""
+    """Aroon up and down over n+1 bars; ties take the most recent extreme (TA-Lib).
+    Monotone deques of indices keep the latest extreme at their head."""
     m = h.shape[0]
     up = nan_like_nb(h)
     down = nan_like_nb(h)
     osc = nan_like_nb(h)
     factor = 100.0 / n
-    for i in range(n, m):
-        hi_idx = i - n
-        lo_idx = i - n
-        for j in range(i - n, i + 1):
-            if h[j] >= h[hi_idx]:
-                hi_idx = j
-            if lo[j] <= lo[lo_idx]:
-                lo_idx = j
-        up[i] = factor * (n - (i - hi_idx))
-        down[i] = factor * (n - (i - lo_idx))
-        osc[i] = factor * (hi_idx - lo_idx)
+    hq = np.empty(m, dtype=np.int64)
+    lq = np.empty(m, dtype=np.int64)
+    hh = ht = lh = lt = 0
+    for i in range(m):
+        while ht > hh and h[hq[ht - 1]] <= h[i]:
+            ht -= 1
+        hq[ht] = i
+        ht += 1
+        while lt > lh and lo[lq[lt - 1]] >= lo[i]:
+            lt -= 1
+        lq[lt] = i
+        lt += 1
+        if hq[hh] < i - n:
+            hh += 1
+        if lq[lh] < i - n:
+            lh += 1
+        if i >= n:
+            hi_idx = hq[hh]
+            lo_idx = lq[lh]
+            up[i] = factor * (n - (i - hi_idx))
+            down[i] = factor * (n - (i - lo_idx))
+            osc[i] = factor * (hi_idx - lo_idx)
     return up, down, osc
 
 
