@@ -121,12 +121,12 @@ KINDS = [
 KIND = {name: i for i, name in enumerate(KINDS)}
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ratio_minus_one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a / b - 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rocr_minus_one(c: np.ndarray, n: int) -> np.ndarray:
     out = cm.nan_like_nb(c)
     s = cm.first_valid_nb(c)
@@ -136,7 +136,7 @@ def _rocr_minus_one(c: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _where_range(h, lo, num, flat_value):
     out = np.empty(h.shape[0])
     for i in range(h.shape[0]):
@@ -145,7 +145,7 @@ def _where_range(h, lo, num, flat_value):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def feature_nb(kind, p, o, h, lo, c, v, lr):
     n = int(p[0])
     m = int(p[1])
@@ -359,14 +359,14 @@ def feature_nb(kind, p, o, h, lo, c, v, lr):
     return cm.nan_like_nb(c)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def compute_symbol_nb(o, h, lo, c, v, kinds, params, out):
     lr = cm.log_returns_nb(c)
     for j in range(kinds.shape[0]):
         out[j, :] = feature_nb(kinds[j], params[j], o, h, lo, c, v, lr)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def compute_all_nb(o, h, lo, c, v, offsets, kinds, params, out):
     for k in prange(offsets.shape[0] - 1):
         a = offsets[k]

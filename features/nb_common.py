@@ -6,6 +6,8 @@ input are skipped the way TA-Lib's Python wrapper skips them: the computation st
 first non-NaN element. Running sums are updated in TA-Lib's order (add the new value,
 then subtract the oldest), so results agree with TA-Lib to the last few bits.
 No value ever depends on a later element (no look-ahead).
+Kernels use NumPy's error model (x/0 gives inf or NaN, no exception), which lets loops
+vectorise; the warm-up NaNs and zero guards are explicit where TA-Lib has them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from numba import njit
 EPSILON = 1e-14
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def first_valid_nb(x: np.ndarray) -> int:
     for i in range(x.shape[0]):
         if not np.isnan(x[i]):
@@ -25,12 +27,12 @@ def first_valid_nb(x: np.ndarray) -> int:
     return x.shape[0]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def nan_like_nb(x: np.ndarray) -> np.ndarray:
     return np.full(x.shape[0], np.nan)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sum_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Rolling sum over n values (TA-Lib SUM)."""
     out = nan_like_nb(x)
@@ -47,7 +49,7 @@ def sum_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Simple moving average (TA-Lib SMA: running total divided by n)."""
     out = nan_like_nb(x)
@@ -64,7 +66,7 @@ def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ema_from_nb(x: np.ndarray, n: int, k: float) -> np.ndarray:
     """EMA seeded with the SMA of its first n values, as TA-Lib does by default."""
     out = nan_like_nb(x)
@@ -82,12 +84,12 @@ def ema_from_nb(x: np.ndarray, n: int, k: float) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
     return ema_from_nb(x, n, 2.0 / (n + 1))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def wma_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Linearly weighted moving average, kept as a weighted sum and a plain sum that are
     updated in O(1) per step, in TA-Lib WMA's order of operations."""
@@ -116,7 +118,7 @@ def wma_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _extreme_nb(x: np.ndarray, n: int, highest: bool) -> np.ndarray:
     """Rolling max (or min) over n with a monotone deque: O(1) amortised per step."""
     out = nan_like_nb(x)
@@ -142,19 +144,19 @@ def _extreme_nb(x: np.ndarray, n: int, highest: bool) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def max_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Highest value over n (TA-Lib MAX)."""
     return _extreme_nb(x, n, True)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def min_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Lowest value over n (TA-Lib MIN)."""
     return _extreme_nb(x, n, False)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def stddev_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Population standard deviation over n (TA-Lib STDDEV with nbdev 1): running sums
     of x and x^2; 0 where rounding makes the variance non-positive."""
@@ -181,7 +183,7 @@ def stddev_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def linreg_slope_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Least-squares slope over n (TA-Lib LINEARREG_SLOPE's formula and sign convention)."""
     out = nan_like_nb(x)
@@ -200,7 +202,7 @@ def linreg_slope_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tsf_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Time-series forecast: the regression line one step ahead (TA-Lib TSF)."""
     out = nan_like_nb(x)
@@ -221,7 +223,7 @@ def tsf_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def correl_time_nb(x: np.ndarray, n: int, t0: int) -> np.ndarray:
     """Pearson correlation of x with time over n (TA-Lib CORREL against an index ramp
     that starts at t0 for the first element; the oldest pair leaves before the new one
@@ -265,7 +267,7 @@ def correl_time_nb(x: np.ndarray, n: int, t0: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def diff_nb(x: np.ndarray, lag: int) -> np.ndarray:
     out = nan_like_nb(x)
     for i in range(lag, x.shape[0]):
@@ -273,7 +275,7 @@ def diff_nb(x: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def shift_nb(x: np.ndarray, lag: int) -> np.ndarray:
     out = nan_like_nb(x)
     for i in range(lag, x.shape[0]):
@@ -281,7 +283,7 @@ def shift_nb(x: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def log_returns_nb(c: np.ndarray) -> np.ndarray:
     out = nan_like_nb(c)
     for i in range(1, c.shape[0]):
@@ -289,7 +291,7 @@ def log_returns_nb(c: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def true_range_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
     """TA-Lib TRANGE: defined from the second bar on."""
     out = nan_like_nb(c)
@@ -306,7 +308,7 @@ def true_range_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def atr_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
     """Wilder's ATR: seeded with the SMA of the first n true ranges (TA-Lib ATR)."""
     tr = true_range_nb(h, lo, c)

@@ -18,7 +18,7 @@ _B = 0.5769
 _DET, _Q1, _JI, _JQ = 0, 1, 2, 3
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _hilbert_step(kind, parity, value, idx, adj, buf, prev, prev_in):
     """One Hilbert FIR step for one of the four transforms on one bar parity."""
     temp = _A * value
@@ -32,7 +32,7 @@ def _hilbert_step(kind, parity, value, idx, adj, buf, prev, prev_in):
     return out * adj
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cycle_nb(x: np.ndarray, warm: int, lookback: int, trend_mode: bool) -> np.ndarray:
     n = x.shape[0]
     out = nan_like_nb(x)
@@ -195,13 +195,13 @@ def _cycle_nb(x: np.ndarray, warm: int, lookback: int, trend_mode: bool) -> np.n
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ht_dcperiod_nb(x: np.ndarray) -> np.ndarray:
     """Dominant cycle period in bars (TA-Lib HT_DCPERIOD; first value after 32 bars)."""
     return _cycle_nb(x, 9, 32, False)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ht_trendmode_nb(x: np.ndarray) -> np.ndarray:
     """1 in a trend, 0 in a cycle (TA-Lib HT_TRENDMODE; first value after 63 bars)."""
     return _cycle_nb(x, 34, 63, True)

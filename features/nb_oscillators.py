@@ -17,7 +17,7 @@ from features.nb_common import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _wilder_gain_loss_nb(x: np.ndarray, n: int, cmo: bool) -> np.ndarray:
     """RSI (cmo=False) or CMO (cmo=True): average gain and loss seeded with the simple
     average of the first n changes, then Wilder's smoothing."""
@@ -56,17 +56,17 @@ def _wilder_gain_loss_nb(x: np.ndarray, n: int, cmo: bool) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
     return _wilder_gain_loss_nb(x, n, False)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cmo_nb(x: np.ndarray, n: int) -> np.ndarray:
     return _wilder_gain_loss_nb(x, n, True)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fast_k_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     """Stochastic fast %K: where the close sits in the k-day range, 0 when flat."""
     hh = max_nb(h, k)
@@ -80,7 +80,7 @@ def fast_k_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, k: int) -> np.ndarra
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def willr_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
     hh = max_nb(h, n)
     ll = min_nb(lo, n)
@@ -93,7 +93,7 @@ def willr_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cci_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
     """Commodity channel index: typical price against its mean, in units of 0.015 times
     the mean absolute deviation (TA-Lib CCI, mean recomputed over the window)."""
@@ -112,7 +112,7 @@ def cci_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ultosc_nb(
     h: np.ndarray, lo: np.ndarray, c: np.ndarray, p1: int, p2: int, p3: int
 ) -> np.ndarray:
@@ -143,7 +143,7 @@ def ultosc_nb(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ema_seeded_at_nb(x: np.ndarray, n: int, first_out: int) -> np.ndarray:
     """EMA whose first output is at index `first_out`, seeded with the SMA of the n values
     ending there. TA-Lib's MACD/PPO/APO start the fast EMA where the slow one starts."""
@@ -162,7 +162,7 @@ def ema_seeded_at_nb(x: np.ndarray, n: int, first_out: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def macd_nb(x: np.ndarray, fast: int, slow: int, signal: int):
     """MACD line, signal and histogram, all starting at TA-Lib's common first index."""
     s = first_valid_nb(x)
@@ -177,7 +177,7 @@ def macd_nb(x: np.ndarray, fast: int, slow: int, signal: int):
     return line, sig, line - sig
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def price_oscillator_nb(x: np.ndarray, fast: int, slow: int, percent: bool) -> np.ndarray:
     """APO (fast EMA - slow EMA) or PPO (as a percent of the slow EMA). Unlike MACD, TA-Lib
     seeds each EMA at its own start here."""
@@ -194,7 +194,7 @@ def price_oscillator_nb(x: np.ndarray, fast: int, slow: int, percent: bool) -> n
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mfi_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     """Money flow index: volume-weighted RSI of the typical price (TA-Lib MFI)."""
     out = nan_like_nb(c)
@@ -234,7 +234,7 @@ def mfi_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, n: int) 
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def stoch_k_d_nb(h, lo, c, k: int, slow_k: int, slow_d: int):
     """Slow stochastic: %K = SMA(fast %K, slow_k), %D = SMA(%K, slow_d)."""
     fk = fast_k_nb(h, lo, c, k)

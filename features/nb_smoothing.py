@@ -13,14 +13,14 @@ from numba import njit
 from features.nb_common import ema_nb, first_valid_nb, nan_like_nb, sma_nb
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dema_nb(x: np.ndarray, n: int) -> np.ndarray:
     e1 = ema_nb(x, n)
     e2 = ema_nb(e1, n)
     return 2.0 * e1 - e2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tema_nb(x: np.ndarray, n: int) -> np.ndarray:
     e1 = ema_nb(x, n)
     e2 = ema_nb(e1, n)
@@ -28,7 +28,7 @@ def tema_nb(x: np.ndarray, n: int) -> np.ndarray:
     return 3.0 * e1 - 3.0 * e2 + e3
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def trix_nb(x: np.ndarray, n: int) -> np.ndarray:
     """1-day rate of change (percent) of a triple EMA (TA-Lib TRIX)."""
     e3 = ema_nb(ema_nb(ema_nb(x, n), n), n)
@@ -39,7 +39,7 @@ def trix_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def trima_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Triangular MA: an SMA of an SMA whose lengths split n (TA-Lib TRIMA's weights)."""
     if n % 2 == 1:
@@ -49,7 +49,7 @@ def trima_nb(x: np.ndarray, n: int) -> np.ndarray:
     return sma_nb(sma_nb(x, half), half + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def kama_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Kaufman adaptive MA (TA-Lib KAMA: fast 2, slow 30; seeded with the previous close)."""
     out = nan_like_nb(x)
@@ -75,7 +75,7 @@ def kama_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def t3_nb(x: np.ndarray, n: int, vfactor: float) -> np.ndarray:
     """Tillson T3: six chained EMAs combined with the volume-factor weights (TA-Lib T3)."""
     e1 = ema_nb(x, n)

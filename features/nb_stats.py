@@ -19,7 +19,7 @@ from numba import njit
 from features.nb_common import nan_like_nb
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def moments_nb(r: np.ndarray, n: int, kurtosis: bool) -> np.ndarray:
     out = nan_like_nb(r)
     for i in range(n - 1, r.shape[0]):
@@ -56,7 +56,7 @@ def moments_nb(r: np.ndarray, n: int, kurtosis: bool) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def pct_rank_nb(c: np.ndarray, n: int) -> np.ndarray:
     out = nan_like_nb(c)
     for i in range(n - 1, c.shape[0]):
@@ -68,7 +68,7 @@ def pct_rank_nb(c: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def max_drawdown_nb(c: np.ndarray, n: int) -> np.ndarray:
     out = nan_like_nb(c)
     for i in range(n - 1, c.shape[0]):
@@ -84,7 +84,7 @@ def max_drawdown_nb(c: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def yang_zhang_nb(o, h, lo, c, n: int) -> np.ndarray:
     out = nan_like_nb(c)
     m = c.shape[0]

@@ -10,7 +10,7 @@ from numba import njit
 from features.nb_common import EPSILON, nan_like_nb
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _moves_nb(h, lo, c):
     """Per-bar +DM, -DM and true range (defined from the second bar)."""
     m = c.shape[0]
@@ -36,7 +36,7 @@ def _moves_nb(h, lo, c):
     return plus, minus, tr
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dm_nb(h, lo, c, n: int, plus_side: bool) -> np.ndarray:
     """Wilder-smoothed +DM or -DM (TA-Lib PLUS_DM/MINUS_DM): first value at n-1."""
     plus, minus, _ = _moves_nb(h, lo, c)
@@ -54,7 +54,7 @@ def dm_nb(h, lo, c, n: int, plus_side: bool) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def directional_nb(h, lo, c, n: int):
     """+DI, -DI, DX (first value at n) and ADX (first value at 2n-1)."""
     plus, minus, tr = _moves_nb(h, lo, c)
@@ -101,7 +101,7 @@ def directional_nb(h, lo, c, n: int):
     return pdi, mdi, dx, adx
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adxr_nb(h, lo, c, n: int) -> np.ndarray:
     adx = directional_nb(h, lo, c, n)[3]
     out = nan_like_nb(c)
@@ -111,7 +111,7 @@ def adxr_nb(h, lo, c, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def aroon_nb(h, lo, n: int):
     """Aroon up and down over n+1 bars; ties take the most recent extreme (TA-Lib).
     Monotone deques of indices keep the latest extreme at their head."""
@@ -145,7 +145,7 @@ def aroon_nb(h, lo, n: int):
     return up, down, osc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sar_nb(h, lo, accel: float, maximum: float) -> np.ndarray:
     """Parabolic SAR. The first direction follows the first bar's -DM (TA-Lib SAR)."""
     m = h.shape[0]

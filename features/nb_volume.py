@@ -9,7 +9,7 @@ from numba import njit
 from features.nb_common import nan_like_nb
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def obv_nb(c: np.ndarray, v: np.ndarray) -> np.ndarray:
     """On-balance volume, starting at the first bar's volume (TA-Lib OBV)."""
     out = nan_like_nb(c)
@@ -26,13 +26,13 @@ def obv_nb(c: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ad_step(h: float, lo: float, c: float, v: float) -> float:
     rng = h - lo
     return (((c - lo) - (h - c)) / rng) * v if rng > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ad_nb(h, lo, c, v) -> np.ndarray:
     """Accumulation/distribution line from the first bar (TA-Lib AD)."""
     out = nan_like_nb(c)
@@ -43,7 +43,7 @@ def ad_nb(h, lo, c, v) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adosc_nb(h, lo, c, v, fast: int, slow: int) -> np.ndarray:
     """Chaikin oscillator: EMA(fast) - EMA(slow) of the A/D line, both EMAs seeded with
     the first A/D value (TA-Lib ADOSC), first output after slow-1 bars."""
