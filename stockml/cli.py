@@ -28,26 +28,15 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
+    # Click handles its own usage errors (one message, exit 2); ours are StockmlErrors.
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=True)
     except StockmlError as exc:
         print(f"stockml: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("stockml: interrupted", file=sys.stderr)
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            print("stockml: interrupted", file=sys.stderr)
-            sys.exit(130)
-        raise
 
 
 if __name__ == "__main__":

@@ -524,3 +524,52 @@ def replace_features(
         con.execute("DELETE FROM features WHERE symbol IN (SELECT unnest(?))", [list(symbols)])
         _insert_from(con, frame.fill_nan(None), "INSERT INTO features SELECT * FROM _new")
         _insert_from(con, status, "INSERT OR REPLACE INTO features_status SELECT * FROM _new")
+
+
+def labels_state(con: duckdb.DuckDBPyConnection, profile: str) -> dict[str, tuple[str, str]]:
+    """symbol -> (prices fingerprint, profile parameters) the stored labels came from."""
+    rows = con.execute(
+        "SELECT symbol, prices_fingerprint, params FROM labels_status WHERE profile = ?",
+        [profile],
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def delete_labels(con: duckdb.DuckDBPyConnection, profile: str, symbols: Sequence[str]) -> None:
+    with transaction(con):
+        for table in ("labels", "labels_status"):
+            con.execute(
+                f"DELETE FROM {table} WHERE profile = ? AND symbol IN (SELECT unnest(?))",
+                [profile, list(symbols)],
+            )
+
+
+def replace_labels(
+    con: duckdb.DuckDBPyConnection,
+    profile: str,
+    symbols: Sequence[str],
+    frame: pl.DataFrame,
+    fingerprints: dict[str, str],
+    params: str,
+) -> None:
+    """Swap in a profile's labels for `symbols` (rows and status together)."""
+    counts = dict(frame.group_by("symbol").len().iter_rows())
+    now = _utcnow()
+    status = pl.DataFrame(
+        {
+            "symbol": list(symbols),
+            "profile": [profile] * len(symbols),
+            "prices_fingerprint": [fingerprints[s] for s in symbols],
+            "params": [params] * len(symbols),
+            "rows": [counts.get(s, 0) for s in symbols],
+            "computed_at": [now] * len(symbols),
+        },
+        schema_overrides={"rows": pl.Int64},
+    )
+    with transaction(con):
+        con.execute(
+            "DELETE FROM labels WHERE profile = ? AND symbol IN (SELECT unnest(?))",
+            [profile, list(symbols)],
+        )
+        _insert_from(con, frame, "INSERT INTO labels SELECT * FROM _new")
+        _insert_from(con, status, "INSERT OR REPLACE INTO labels_status SELECT * FROM _new")

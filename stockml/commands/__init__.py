@@ -7,6 +7,8 @@ _NAMES = [
     "ingest",
     "serve",
     "features",
+    "backtest",
+    "sql",
     "demo",
 ]
 

@@ -1,0 +1,94 @@
+"""The triple-barrier label kernel: every symbol and day in one call.
+
+Contract:
+    label_triple_barrier_nb(o, h, l, c, offsets, hold, take_profit, stop_loss)
+        -> (label, exit_offset, exit_return, mfe, mae), float64 arrays, one row per bar
+    o, h, l, c   flat adjusted bars of all symbols back to back, each in date order;
+    offsets      int64, symbol k owns rows offsets[k]:offsets[k+1];
+    hold         H trading days; take_profit > 0 and stop_loss < 0 as fractions.
+For entry at the close of day t, the next H days of the same symbol are scanned:
+    the first day whose low reaches close_t*(1+stop_loss) is a loss (-1), exiting at the
+    stop, or at that day's open when it gapped through the stop;
+    the first day whose high reaches close_t*(1+take_profit) is a win (+1) at the target;
+    a day that touches both is a loss: a daily bar cannot say which came first, and the
+    user buys options on these labels, so the doubt goes against the trade;
+    neither within H days is a timeout (0), exiting at the close of day t+H.
+exit_offset is the exit day minus t; mfe / mae are the highest high / lowest low from
+t+1 to the exit day relative to the entry (mfe >= 0 >= mae).
+The last H rows of each symbol have no label (NaN in every output).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, error_model="numpy")
+def _label_symbol_nb(o, h, lo, c, hold, tp, sl, label, offset, ret, mfe, mae):
+    n = c.shape[0]
+    for t in range(n):
+        if t + hold >= n:
+            label[t] = np.nan
+            offset[t] = np.nan
+            ret[t] = np.nan
+            mfe[t] = np.nan
+            mae[t] = np.nan
+            continue
+        entry = c[t]
+        upper = entry * (1.0 + tp)
+        lower = entry * (1.0 + sl)
+        best = entry
+        worst = entry
+        outcome = 0.0
+        exit_k = hold
+        exit_price = c[t + hold]
+        for k in range(1, hold + 1):
+            j = t + k
+            if h[j] > best:
+                best = h[j]
+            if lo[j] < worst:
+                worst = lo[j]
+            if lo[j] <= lower:
+                outcome = -1.0
+                exit_k = k
+                exit_price = o[j] if o[j] < lower else lower
+                break
+            if h[j] >= upper:
+                outcome = 1.0
+                exit_k = k
+                exit_price = upper
+                break
+        label[t] = outcome
+        offset[t] = exit_k
+        ret[t] = exit_price / entry - 1.0
+        mfe[t] = best / entry - 1.0
+        mae[t] = worst / entry - 1.0
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def label_triple_barrier_nb(o, h, lo, c, offsets, hold, take_profit, stop_loss):
+    n = c.shape[0]
+    label = np.empty(n)
+    offset = np.empty(n)
+    ret = np.empty(n)
+    mfe = np.empty(n)
+    mae = np.empty(n)
+    for k in prange(offsets.shape[0] - 1):
+        a = offsets[k]
+        b = offsets[k + 1]
+        _label_symbol_nb(
+            o[a:b],
+            h[a:b],
+            lo[a:b],
+            c[a:b],
+            hold,
+            take_profit,
+            stop_loss,
+            label[a:b],
+            offset[a:b],
+            ret[a:b],
+            mfe[a:b],
+            mae[a:b],
+        )
+    return label, offset, ret, mfe, mae

@@ -1,0 +1,80 @@
+"""`stockml backtest`: features and triple-barrier labels for everything in `prices`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from stockml.store import DEFAULT_DB
+
+
+def backtest(
+    db: Path = typer.Option(
+        DEFAULT_DB, "--db", help="DuckDB store (prices in; features, labels out)."
+    ),
+    profile: str = typer.Option(
+        "swing",
+        "--profile",
+        help="Label profile: swing (14 days, +10% / -5%) or options (5 days, ±3%).",
+    ),
+    hold_days: int = typer.Option(
+        None, "--hold-days", help="Override the profile's holding period (trading days)."
+    ),
+    take_profit: float = typer.Option(
+        None, "--take-profit", help="Override the target, a fraction (0.10 = +10%)."
+    ),
+    stop_loss: float = typer.Option(
+        None, "--stop-loss", help="Override the stop, a negative fraction (-0.05 = -5%)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or summary."),
+) -> None:
+    """Refresh the sample store: features (see `stockml features`) and the profile's labels,
+    incrementally; then print samples per symbol and the class balance. Query the result
+    with `stockml sql` (table `labels`, view `samples`)."""
+    from backtest.labels import refresh_labels, resolve_profile
+    from features.compute import refresh_features
+    from stockml import store
+    from stockml.errors import NothingToDoError
+    from stockml.logs import configure_logging, log_path_for
+    from stockml.progress import console
+
+    chosen = resolve_profile(profile, hold_days, take_profit, stop_loss)
+    configure_logging(log_path_for(db))
+    con = store.connect(db)
+    try:
+        if not store.prices_fingerprints(con):
+            raise NothingToDoError(f"no prices in {db}: run `stockml ingest` first")
+        feats = refresh_features(con, progress=not quiet)
+        labels = refresh_labels(con, chosen, progress=not quiet)
+        balance = store.query_pl(
+            con,
+            "SELECT count(*) AS samples, count(DISTINCT symbol) AS symbols, "
+            "avg((label = 1)::INT) AS win, avg((label = 0)::INT) AS timeout, "
+            "avg((label = -1)::INT) AS loss FROM labels WHERE profile = ? AND label IS NOT NULL",
+            [chosen.name],
+        ).row(0, named=True)
+        per_symbol = store.query_pl(
+            con,
+            "SELECT min(n) AS lo, median(n) AS mid, max(n) AS hi FROM (SELECT count(*) AS n "
+            "FROM labels WHERE profile = ? AND label IS NOT NULL GROUP BY symbol)",
+            [chosen.name],
+        ).row(0, named=True)
+    finally:
+        con.close()
+    if not quiet:
+        console.print(
+            f"features: {feats['symbols']} symbols recomputed in {feats['seconds']} s; "
+            f"labels ({chosen.name}): {labels['symbols']} symbols in {labels['seconds']} s"
+        )
+        if balance["samples"]:
+            console.print(
+                f"{balance['samples']:,} labelled samples over {balance['symbols']} symbols "
+                f"(per symbol: min {per_symbol['lo']}, median {per_symbol['mid']:.0f}, "
+                f"max {per_symbol['hi']}); win {balance['win']:.1%} · timeout "
+                f"{balance['timeout']:.1%} · loss {balance['loss']:.1%}"
+            )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest)
