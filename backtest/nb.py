@@ -67,13 +67,10 @@ def _label_symbol_nb(o, h, lo, c, hold, tp, sl, label, offset, ret, mfe, mae):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def label_triple_barrier_nb(o, h, lo, c, offsets, hold, take_profit, stop_loss):
-    n = c.shape[0]
-    label = np.empty(n)
-    offset = np.empty(n)
-    ret = np.empty(n)
-    mfe = np.empty(n)
-    mae = np.empty(n)
+def label_triple_barrier_into_nb(
+    o, h, lo, c, offsets, hold, take_profit, stop_loss, label, offset, ret, mfe, mae
+):
+    """As label_triple_barrier_nb, writing into caller-owned arrays (no allocation)."""
     for k in prange(offsets.shape[0] - 1):
         a = offsets[k]
         b = offsets[k + 1]
@@ -91,4 +88,25 @@ def label_triple_barrier_nb(o, h, lo, c, offsets, hold, take_profit, stop_loss):
             mfe[a:b],
             mae[a:b],
         )
-    return label, offset, ret, mfe, mae
+
+
+@njit(cache=True, error_model="numpy")
+def label_triple_barrier_nb(o, h, lo, c, offsets, hold, take_profit, stop_loss):
+    n = c.shape[0]
+    outs = (np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+    label_triple_barrier_into_nb(
+        o,
+        h,
+        lo,
+        c,
+        offsets,
+        hold,
+        take_profit,
+        stop_loss,
+        outs[0],
+        outs[1],
+        outs[2],
+        outs[3],
+        outs[4],
+    )
+    return outs
