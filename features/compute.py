@@ -10,6 +10,7 @@ whole, never appended to).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,13 @@ def compute_features(prices: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"symbol": prices["symbol"], "date": prices["date"], **columns})
 
 
+def kernels_cached() -> bool:
+    """Whether Numba's on-disk cache already holds the compiled feature kernels."""
+    import numba
+
+    return any(Path(numba.config.CACHE_DIR or ".").rglob("kernels.compute_all_nb-*.nbi"))
+
+
 def _batches(sizes: dict[str, int]) -> list[list[str]]:
     batches: list[list[str]] = [[]]
     rows = 0
@@ -97,6 +105,8 @@ def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
     sizes = store.row_counts(con, stale)
     rows_done = 0
     with progress_bar("features", sum(sizes.values()), progress) as bar:
+        if sizes and not kernels_cached():
+            bar.update(status="compiling the kernels: first run on this machine only, ~1-2 min")
         for batch in _batches(sizes):
             prices = store.read_prices(con, batch)
             frame = compute_features(prices)

@@ -27,7 +27,8 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
     """Start the Yahoo-compatible server on the seeded simulator and run the real pipeline
-    against it: ingest (with a few injected faults to recover from), and every later stage."""
+    against it: ingest (with a few injected faults to recover from), then the backtest
+    (features and swing labels). Training is not built yet."""
     from datetime import date, timedelta
 
     from ingest.client import FetchPolicy
@@ -60,7 +61,34 @@ def demo(
                 listings=listing_rows(),
             )
         )
+    from backtest.labels import PROFILES, refresh_labels
+    from features.compute import refresh_features
+    from stockml import store
+
     if not quiet:
+        console.rule("[bold]2. backtest[/] 179 features and 14-day triple-barrier labels")
+    con = store.connect(db)
+    try:
+        refresh_features(con, progress=not quiet)
+        refresh_labels(con, PROFILES["swing"], progress=not quiet)
+        balance = store.query_pl(
+            con,
+            "SELECT s.sector, count(*) AS samples, round(avg((l.label = 1)::INT), 3) AS win, "
+            "round(avg((l.label = 0)::INT), 3) AS timeout, round(avg((l.label = -1)::INT), 3) "
+            "AS loss FROM labels l JOIN symbols s USING (symbol) WHERE l.profile = 'swing' "
+            "AND l.label IS NOT NULL GROUP BY s.sector ORDER BY s.sector",
+        )
+    finally:
+        con.close()
+    if not quiet:
+        from rich.table import Table
+
+        table = Table(title="swing labels per sector (query it: stockml sql --db ...)")
+        for name in balance.columns:
+            table.add_column(name)
+        for row in balance.iter_rows():
+            table.add_row(*(str(v) for v in row))
+        console.print(table)
         console.print(f"[green]demo store ready:[/] {db} (log: {log_path_for(db)})")
 
 
