@@ -96,18 +96,6 @@ def compute_labels(prices: pl.DataFrame, profile: Profile) -> pl.DataFrame:
     )
 
 
-def _batches(sizes: dict[str, int]) -> list[list[str]]:
-    batches: list[list[str]] = [[]]
-    rows = 0
-    for symbol in sorted(sizes):
-        if batches[-1] and rows + sizes[symbol] > BATCH_ROWS:
-            batches.append([])
-            rows = 0
-        batches[-1].append(symbol)
-        rows += sizes[symbol]
-    return [b for b in batches if b]
-
-
 def refresh_labels(con: Any, profile: Profile, progress: bool = True) -> dict[str, Any]:
     """Bring the profile's labels up to date with `prices`; returns a summary."""
     started = time.perf_counter()
@@ -121,7 +109,7 @@ def refresh_labels(con: Any, profile: Profile, progress: bool = True) -> dict[st
     sizes = store.row_counts(con, stale)
     rows = 0
     with progress_bar(f"labels {profile.name}", sum(sizes.values()), progress) as bar:
-        for batch in _batches(sizes):
+        for batch in store.symbol_batches(sizes, BATCH_ROWS):
             frame = compute_labels(store.read_prices(con, batch), profile)
             store.replace_labels(con, profile.name, batch, frame, current, params)
             rows += frame.height

@@ -77,18 +77,6 @@ def kernels_cached() -> bool:
     return any(Path(numba.config.CACHE_DIR or ".").rglob("kernels.compute_all_nb-*.nbi"))
 
 
-def _batches(sizes: dict[str, int]) -> list[list[str]]:
-    batches: list[list[str]] = [[]]
-    rows = 0
-    for symbol in sorted(sizes):
-        if batches[-1] and rows + sizes[symbol] > BATCH_ROWS:
-            batches.append([])
-            rows = 0
-        batches[-1].append(symbol)
-        rows += sizes[symbol]
-    return [b for b in batches if b]
-
-
 def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
     """Bring `features` up to date with `prices`; returns a small summary."""
     log = structlog.get_logger("features")
@@ -107,7 +95,7 @@ def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
     with progress_bar("features", sum(sizes.values()), progress) as bar:
         if sizes and not kernels_cached():
             bar.update(status="compiling the kernels: first run on this machine only, ~1-2 min")
-        for batch in _batches(sizes):
+        for batch in store.symbol_batches(sizes, BATCH_ROWS):
             prices = store.read_prices(con, batch)
             frame = compute_features(prices)
             store.replace_features(

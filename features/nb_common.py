@@ -184,27 +184,9 @@ def stddev_nb(x: np.ndarray, n: int) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy")
-def linreg_slope_nb(x: np.ndarray, n: int) -> np.ndarray:
-    """Least-squares slope over n (TA-Lib LINEARREG_SLOPE's formula and sign convention)."""
-    out = nan_like_nb(x)
-    s = first_valid_nb(x)
-    sum_x = n * (n - 1) * 0.5
-    sum_x_sqr = n * (n - 1) * (2 * n - 1) / 6.0
-    divisor = sum_x * sum_x - n * sum_x_sqr
-    for i in range(s + n - 1, x.shape[0]):
-        sum_xy = 0.0
-        sum_y = 0.0
-        for age in range(n - 1, -1, -1):
-            v = x[i - age]
-            sum_y += v
-            sum_xy += age * v
-        out[i] = (n * sum_xy - sum_x * sum_y) / divisor
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def tsf_nb(x: np.ndarray, n: int) -> np.ndarray:
-    """Time-series forecast: the regression line one step ahead (TA-Lib TSF)."""
+def _regression_nb(x: np.ndarray, n: int, forecast: bool) -> np.ndarray:
+    """Least-squares line over the last n values, x measured in days ago as TA-Lib does:
+    its slope (LINEARREG_SLOPE), or its value one step ahead (TSF)."""
     out = nan_like_nb(x)
     s = first_valid_nb(x)
     sum_x = n * (n - 1) * 0.5
@@ -218,9 +200,18 @@ def tsf_nb(x: np.ndarray, n: int) -> np.ndarray:
             sum_y += v
             sum_xy += age * v
         m = (n * sum_xy - sum_x * sum_y) / divisor
-        b = (sum_y - m * sum_x) / n
-        out[i] = b + m * n
+        out[i] = (sum_y - m * sum_x) / n + m * n if forecast else m
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def linreg_slope_nb(x: np.ndarray, n: int) -> np.ndarray:
+    return _regression_nb(x, n, False)
+
+
+@njit(cache=True, error_model="numpy")
+def tsf_nb(x: np.ndarray, n: int) -> np.ndarray:
+    return _regression_nb(x, n, True)
 
 
 @njit(cache=True, error_model="numpy")

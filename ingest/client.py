@@ -261,13 +261,8 @@ class ChartClient:
             try:
                 async with asyncio.timeout(self.policy.timeout):
                     resp = await transport.get(url, params, self.policy.timeout)
-            except TimeoutError as exc:
-                self.stats.timeouts += 1
-                self._log_request(symbol, attempt, transport.name, started, error="timeout")
-                raise RequestTimeout(
-                    f"timed out: no complete answer within {self.policy.timeout:g} s"
-                ) from exc
-            except RequestTimeout as exc:
+            except (TimeoutError, RequestTimeout) as exc:
+                # Our deadline (TimeoutError) or the transport's own, whichever fired first.
                 self.stats.timeouts += 1
                 self._log_request(symbol, attempt, transport.name, started, error="timeout")
                 raise RequestTimeout(

@@ -474,6 +474,20 @@ def features_state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+def symbol_batches(sizes: dict[str, int], max_rows: int) -> list[list[str]]:
+    """Symbols grouped (in name order) so each group holds about `max_rows` price rows:
+    a group is one kernel call and one transaction, and bounds memory."""
+    batches: list[list[str]] = [[]]
+    rows = 0
+    for symbol in sorted(sizes):
+        if batches[-1] and rows + sizes[symbol] > max_rows:
+            batches.append([])
+            rows = 0
+        batches[-1].append(symbol)
+        rows += sizes[symbol]
+    return [b for b in batches if b]
+
+
 def row_counts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> dict[str, int]:
     if not symbols:
         return {}
