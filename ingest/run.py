@@ -108,18 +108,14 @@ def fetch_start_for(start: date) -> date:
 
 
 def plan_symbol(state: dict | None, fetch_start: date, end: date) -> Plan:
-    if state is None or state["status"] != "ok" or state["fetched_from"] is None:
-        if state is not None and state.get("rows") and state["fetched_from"] is not None:
-            return _incremental_or_full(state, fetch_start, end)
+    """What one symbol needs, from what its stored history covers."""
+    if state is None or state["fetched_from"] is None or state["fetched_through"] is None:
         return Plan("full")
-    return _incremental_or_full(state, fetch_start, end)
-
-
-def _incremental_or_full(state: dict, fetch_start: date, end: date) -> Plan:
-    if state["fetched_from"] > fetch_start or not state.get("rows"):
-        return Plan("full")
-    if state["fetched_through"] is not None and state["fetched_through"] >= end:
+    covered = state["fetched_from"] <= fetch_start and state["fetched_through"] >= end
+    if state["status"] == "ok" and covered:
         return Plan("skip")
+    if not state.get("rows") or state["fetched_from"] > fetch_start:
+        return Plan("full")
     anchor = state["last_date"] or state["fetched_through"]
     return Plan("incremental", since=anchor - timedelta(days=OVERLAP_CALENDAR_DAYS))
 

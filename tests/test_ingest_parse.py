@@ -149,8 +149,8 @@ def test_today_is_not_a_closed_day_until_the_evening():
 
 
 def test_resume_plan():
-    """Nothing stored: full; covered: skip; stored but short: incremental from an overlap;
-    earlier history wanted than stored: full."""
+    """Nothing stored: full; covered: skip; stored but short, or failed last time:
+    incremental from an overlap; earlier history wanted than stored: full."""
     start, end = date(2020, 1, 1), date(2021, 1, 1)
     ok = {
         "status": "ok",
@@ -164,3 +164,7 @@ def test_resume_plan():
     later = plan_symbol(ok, start, date(2021, 2, 1))
     assert later.kind == "incremental" and later.since == end - timedelta(days=10)
     assert plan_symbol(ok, date(2019, 1, 1), end).kind == "full"
+    empty = {**ok, "rows": 0}
+    assert plan_symbol(empty, start, end).kind == "skip"  # an empty window is not refetched
+    failed = {**ok, "status": "failed"}
+    assert plan_symbol(failed, start, end).kind == "incremental"
