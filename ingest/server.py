@@ -7,7 +7,8 @@ backed by the shared real data set or the seeded simulator, and misbehaves on de
 - `block_plain`: 429 `text/html` for every request without the client hints a real Chrome
   sends (`sec-ch-ua`, `sec-fetch-mode`), standing in for Yahoo's TLS-fingerprint check;
 - a fault plan per symbol (`FaultPlan.parse("AAPL=429*3;MSFT=hang;XOM=nulls*")`):
-    429 hang drip 500 chart_null reset truncated html   transient (one request each)
+    429 429ra hang drip 500 chart_null reset truncated html   transient (one request each;
+                                                 429ra carries Retry-After: 1)
     nulls dup_last unknown empty                        shape of the data
   `kind` applies to the next request, `kind*N` to the next N, `kind*` to all of them;
   after the plan is used up the symbol is served normally.
@@ -35,7 +36,7 @@ from ingest.simulate import Series, simulate_market
 from ingest.yahoo import daily_utc_offsets
 
 NEW_YORK = ZoneInfo("America/New_York")
-TRANSIENT = ("429", "hang", "drip", "500", "chart_null", "reset", "truncated", "html")
+TRANSIENT = ("429", "429ra", "hang", "drip", "500", "chart_null", "reset", "truncated", "html")
 SHAPES = ("nulls", "dup_last", "unknown", "empty")
 FAULT_KINDS = TRANSIENT + SHAPES
 TOO_MANY = b"Edge: Too Many Requests"
@@ -233,6 +234,14 @@ class YahooServer:
         if fault == "429":
             self._record(request, symbol, 429, fault, at)
             return web.Response(status=429, body=b"Too Many Requests", content_type="text/html")
+        if fault == "429ra":  # a 429 that says when to come back, as Yahoo rarely does
+            self._record(request, symbol, 429, fault, at)
+            return web.Response(
+                status=429,
+                body=b"Too Many Requests",
+                content_type="text/html",
+                headers={"Retry-After": "1"},
+            )
         if fault == "hang":
             self._record(request, symbol, 0, fault, at)
             await asyncio.sleep(3600)

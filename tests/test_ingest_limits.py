@@ -186,3 +186,13 @@ def test_proxy_from_the_environment(market, tmp_path):
         )
         assert proc.returncode == 0, proc.stderr
         assert proxy.requests == len(server.server.log) == 2
+
+
+def test_retry_after_is_honoured(market, tmp_path):
+    """A 429 with Retry-After: 1 is retried no sooner than a second later, even when the
+    backoff alone would retry at once."""
+    with serving(market, faults="ADBE=429ra") as server:
+        result = ingest(tmp_path / "s.duckdb", server.base_url, ["ADBE"], backoff_base=0.01)
+        arrivals = [r.at for r in server.server.log]
+    assert result.count("ok") == 1 and len(arrivals) == 2
+    assert arrivals[1] - arrivals[0] >= 1.0

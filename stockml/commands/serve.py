@@ -34,7 +34,7 @@ def serve_yahoo(
     faults: str = typer.Option(
         "",
         "--faults",
-        help="Fault plan, e.g. 'AAPL=429*3;MSFT=hang;XOM=nulls*'. Kinds: 429 hang drip "
+        help="Fault plan, e.g. 'AAPL=429*3;MSFT=hang;XOM=nulls*'. Kinds: 429 429ra hang drip "
         "500 chart_null reset truncated html nulls dup_last unknown empty; "
         "kind*N = N requests, kind* = always.",
     ),
