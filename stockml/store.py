@@ -587,3 +587,48 @@ def replace_labels(
         )
         _insert_from(con, frame, "INSERT INTO labels SELECT * FROM _new")
         _insert_from(con, status, "INSERT OR REPLACE INTO labels_status SELECT * FROM _new")
+
+
+def record_training_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    profile: str,
+    info: dict[str, Any],
+    fingerprint: str,
+    code_version: str,
+    params: str,
+    run_dir: str,
+    metrics: dict[str, dict[str, float]],
+) -> None:
+    """One row in training_runs and every metric in model_metrics, together."""
+    with transaction(con):
+        con.execute(
+            "INSERT OR REPLACE INTO training_runs "
+            "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                _utcnow(),
+                profile,
+                info["train_start"],
+                info["train_end"],
+                info["test_start"],
+                info["test_end"],
+                info["n_train"],
+                info["n_test"],
+                fingerprint,
+                code_version,
+                params,
+                run_dir,
+            ],
+        )
+        con.execute("DELETE FROM model_metrics WHERE run_id = ?", [run_id])
+        rows = [
+            (run_id, model, metric, float(value))
+            for model, values in metrics.items()
+            for metric, value in values.items()
+        ]
+        _insert_from(
+            con,
+            pl.DataFrame(rows, schema=["run_id", "model", "metric", "value"], orient="row"),
+            "INSERT INTO model_metrics SELECT * FROM _new",
+        )

@@ -9,6 +9,7 @@ _NAMES = [
     "features",
     "backtest",
     "sql",
+    "train",
     "demo",
 ]
 
