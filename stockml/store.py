@@ -632,3 +632,10 @@ def record_training_run(
             pl.DataFrame(rows, schema=["run_id", "model", "metric", "value"], orient="row"),
             "INSERT INTO model_metrics SELECT * FROM _new",
         )
+
+
+def replace_signals(con: duckdb.DuckDBPyConnection, run_id: str, frame: pl.DataFrame) -> None:
+    """The run's latest signals, replacing any earlier ones of the same run."""
+    with transaction(con):
+        con.execute("DELETE FROM signals WHERE run_id = ?", [run_id])
+        _insert_from(con, frame, "INSERT INTO signals SELECT * FROM _new")

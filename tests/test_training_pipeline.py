@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from stockml import store
-from stockml.errors import NothingToDoError
+from stockml.errors import NothingToDoError, StoreError
 from training.pipeline import run_training
 from training.ray_runner import load_model
 
@@ -83,7 +83,7 @@ def test_rerun_skips_finished_fits_and_refuses_tampered_checkpoints(small_store)
     assert changed == {"logistic__2.pkl"}
     with (fits / "lightgbm__0.pkl").open("ab") as handle:
         handle.write(b"tampered")
-    with pytest.raises(RuntimeError, match="does not match its recorded hash"):
+    with pytest.raises(StoreError, match="does not match its recorded hash"):
         load_model(fits, "lightgbm__0")
 
 
@@ -118,3 +118,42 @@ def test_nothing_to_train_is_one_line(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 3 and proc.stderr.startswith("stockml: error: no prices")
+
+
+def test_signals_score_the_newest_day_of_every_stock(small_store, tmp_path):
+    """One signal per stock, from its newest day, with probabilities summing to one;
+    stored in `signals` and written by the CLI as CSV."""
+    from training.signals import latest_signals
+
+    result = run_training(small_store, "swing", progress=False, models=MODELS)
+    frame = latest_signals(small_store, result.run_id)
+    assert frame.height == 12 and frame["symbol"].n_unique() == 12
+    assert set(frame["signal"]) <= {"BUY CALL", "BUY PUT", "HOLD"}
+    total = frame["p_win"] + frame["p_timeout"] + frame["p_loss"]
+    np.testing.assert_allclose(total.to_numpy(), 1.0, atol=1e-9)
+    con = store.connect(small_store, read_only=True)
+    newest = con.execute("SELECT max(date) FROM prices").fetchone()[0]
+    stored = con.execute(
+        "SELECT count(*) FROM signals WHERE run_id = ?", [result.run_id]
+    ).fetchone()[0]
+    con.close()
+    assert stored == 12 and frame["date"].max() == newest
+    out = tmp_path / "signals.csv"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stockml.cli",
+            "signals",
+            "--db",
+            str(small_store),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert pl.read_csv(out).height == 12

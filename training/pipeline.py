@@ -26,7 +26,7 @@ from stockml import __version__, store
 from stockml.errors import NothingToDoError
 from stockml.progress import progress_bar
 from training.models import BASE_MODELS, META
-from training.ray_runner import FitJob, load_predictions, run_fits
+from training.ray_runner import FitJob, load_predictions, run_fits, save_model
 from training.split import purged_kfold, split_by_date
 
 CLASSES = np.array([-1, 0, 1])
@@ -139,6 +139,7 @@ def stack_and_evaluate(
             else:
                 oof[job.predict_rows, 3 * j : 3 * j + 3] = proba
     meta = META(1, SEED).fit(oof, y_train)  # out-of-fold probabilities of the training period only
+    save_model(run_dir, "meta", meta)
     predictions = {name: test_base[:, 3 * j : 3 * j + 3] for j, name in enumerate(models)}
     predictions["stack"] = meta.predict_proba(test_base)
     info = {

@@ -63,12 +63,31 @@ def load_predictions(folder: Path, job: FitJob) -> np.ndarray:
 
 def load_model(folder: Path, name: str) -> Any:
     """Unpickle a checkpointed model only after its hash matches the manifest."""
-    manifest = json.loads((folder / f"{name}.json").read_text())
+    from stockml.errors import StoreError
+
     path = folder / f"{name}.pkl"
-    if sha256(path) != manifest[path.name]:
-        raise RuntimeError(f"checkpoint {path} does not match its recorded hash; refusing to load")
+    try:
+        manifest = json.loads((folder / f"{name}.json").read_text())
+        recorded = manifest[path.name]
+        actual = sha256(path)
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        raise StoreError(f"model {path} is missing or incomplete: rerun `stockml train`") from exc
+    if actual != recorded:
+        raise StoreError(f"checkpoint {path} does not match its recorded hash; refusing to load")
     with path.open("rb") as handle:
         return pickle.load(handle)
+
+
+def save_model(folder: Path, name: str, model: Any) -> None:
+    """Pickle a model with its manifest (written last, atomically), as fits are saved."""
+    final = folder / f"{name}.pkl"
+    temp = final.with_suffix(".pkl.tmp")
+    with temp.open("wb") as handle:
+        pickle.dump(model, handle)
+    temp.replace(final)
+    manifest = folder / f"{name}.json"
+    manifest.with_suffix(".json.tmp").write_text(json.dumps({final.name: sha256(final)}))
+    manifest.with_suffix(".json.tmp").replace(manifest)
 
 
 def fit_one(

@@ -22,6 +22,7 @@ def evaluate(y: np.ndarray, proba: np.ndarray, y_train: np.ndarray) -> dict[str,
         precision_recall_fscore_support,
     )
 
+    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 models sum to 1 +- 1e-7
     predicted = CLASSES[proba.argmax(axis=1)]
     out = {
         "accuracy": accuracy_score(y, predicted),

@@ -10,6 +10,7 @@ _NAMES = [
     "backtest",
     "sql",
     "train",
+    "signals",
     "demo",
 ]
 
