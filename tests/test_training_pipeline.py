@@ -157,3 +157,43 @@ def test_signals_score_the_newest_day_of_every_stock(small_store, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert pl.read_csv(out).height == 12
+
+
+def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
+    """kill -9 of `stockml train` while fits run; the rerun keeps every finished fit
+    (same files, untouched), fits only the rest, and completes the run."""
+    import shutil
+    import signal
+    import time
+
+    models = "random_forest,svm"  # slow enough here to be killed between fits
+    db = small_store.parent / "kill9" / "s.duckdb"
+    db.parent.mkdir(exist_ok=True)
+    shutil.copy(small_store, db)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stockml.cli", "train", "--db", str(db), "--models", models],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    done: list[Path] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = list(db.parent.glob("runs/*/fits/*.json"))
+        if len(done) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver, Ray's raylet and its workers
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    finished = {
+        p.with_suffix(".pkl"): p.with_suffix(".pkl").stat().st_mtime_ns
+        for p in db.parent.glob("runs/*/fits/*.json")
+    }
+    assert 2 <= len(finished) < 12
+    result = run_training(db, "swing", progress=False, models=models.split(","))
+    for path, stamp in finished.items():
+        assert path.stat().st_mtime_ns == stamp, f"{path.name} was refitted"
+    assert len(list((result.run_dir / "fits").glob("*.json"))) == 12
+    assert result.report.exists() and "stack" in result.metrics

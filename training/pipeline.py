@@ -26,7 +26,7 @@ from stockml import __version__, store
 from stockml.errors import NothingToDoError
 from stockml.progress import progress_bar
 from training.models import BASE_MODELS, META
-from training.ray_runner import FitJob, load_predictions, run_fits, save_model
+from training.ray_runner import FitJob, load_predictions, run_fits, run_fits_serial, save_model
 from training.split import purged_kfold, split_by_date
 
 CLASSES = np.array([-1, 0, 1])
@@ -86,7 +86,13 @@ def fingerprint(samples: Samples, params: dict) -> str:
 
 
 def stack_and_evaluate(
-    samples: Samples, horizon: int, run_dir: Path, ray_address: str | None, progress: bool, models
+    samples: Samples,
+    horizon: int,
+    run_dir: Path,
+    ray_address: str | None,
+    progress: bool,
+    models,
+    serial: bool = False,
 ) -> tuple[dict, dict, dict]:
     """Out-of-fold fits, meta-learner, refits, one prediction of the test period."""
     split = split_by_date(samples.dates, horizon)
@@ -119,16 +125,11 @@ def stack_and_evaluate(
         def done(name: str, skipped: bool) -> None:
             bar.advance(1, status=f"{name}{' (checkpoint)' if skipped else ''}")
 
-        run_fits(
-            jobs,
-            x_train,
-            y_train,
-            {"train": x_train, "full": samples.x[test_rows]},
-            fits_dir,
-            ray_address,
-            SEED,
-            done,
-        )
+        targets = {"train": x_train, "full": samples.x[test_rows]}
+        if serial:
+            run_fits_serial(jobs, x_train, y_train, targets, fits_dir, SEED, done)
+        else:
+            run_fits(jobs, x_train, y_train, targets, fits_dir, ray_address, SEED, done)
     oof = np.full((len(train_rows), 3 * len(models)), np.nan)
     test_base = np.empty((len(test_rows), 3 * len(models)))
     for j, name in enumerate(models):
@@ -161,10 +162,13 @@ def run_training(
     fresh: bool = False,
     progress: bool = True,
     models: list[str] | None = None,
+    serial: bool = False,
 ) -> RunResult:
-    """Refresh the sample store if stale, then train, stack, evaluate and record a run."""
+    """Refresh the sample store if stale, then train, stack, evaluate and record a run.
+    `serial` runs the same fits in this process without Ray (the benchmark's baseline)."""
     from backtest.labels import refresh_labels, resolve_profile
     from features.compute import refresh_features
+    from training.plots import write_plots
     from training.report import evaluate, random_split_audit, write_report
 
     log = structlog.get_logger("training")
@@ -186,7 +190,7 @@ def run_training(
             shutil.rmtree(run_dir)
         started = time.perf_counter()
         predictions, truth, info = stack_and_evaluate(
-            samples, chosen.hold_days, run_dir, ray_address, progress, models
+            samples, chosen.hold_days, run_dir, ray_address, progress, models, serial
         )
         np.save(run_dir / "test_probabilities.npy", predictions["stack"])
         metrics = {
@@ -196,7 +200,8 @@ def run_training(
         audit = random_split_audit(
             samples, models[0] if "lightgbm" not in models else "lightgbm", SEED
         )
-        report = write_report(run_dir, run_id, chosen, info, metrics, audit)
+        plots = write_plots(run_dir, metrics, audit, truth["y_test"], predictions["stack"])
+        report = write_report(run_dir, run_id, chosen, info, metrics, audit, plots)
         elapsed = time.perf_counter() - started
         store.record_training_run(
             con,

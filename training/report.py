@@ -70,7 +70,13 @@ def random_split_audit(samples, model: str, seed: int) -> dict[str, float]:
 
 
 def write_report(
-    run_dir: Path, run_id: str, profile, info: dict, metrics: dict, audit: dict
+    run_dir: Path,
+    run_id: str,
+    profile,
+    info: dict,
+    metrics: dict,
+    audit: dict,
+    plots: tuple[Path, ...] | list[Path] = (),
 ) -> Path:
     """report.md: per model and the stack, next to the baselines and the leakage audit."""
     from training.models import BASE_MODELS
@@ -120,6 +126,9 @@ def write_report(
             f"{stack[f'confusion_{actual}_as_{g}']:.0f}" for g in ("loss", "timeout", "win")
         )
         lines.append(f"| {actual} | {cells} |")
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in plots]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -21,6 +21,12 @@ def train(
         "--ray-address",
         help="Ray cluster to use (default $RAY_ADDRESS, else a local Ray on this machine).",
     ),
+    models: str = typer.Option(
+        None,
+        "--models",
+        help="Comma-separated subset of the base models to train (default: all eight: "
+        "random_forest,xgboost,lightgbm,extra_trees,gradient_boosting,mlp,logistic,svm).",
+    ),
     fresh: bool = typer.Option(
         False, "--fresh", help="Ignore checkpoints of an interrupted run and start over."
     ),
@@ -34,7 +40,8 @@ def train(
     from training.pipeline import run_training
 
     configure_logging(log_path_for(db))
-    result = run_training(db, profile, ray_address, fresh, progress=not quiet)
+    chosen = parse_models(models)
+    result = run_training(db, profile, ray_address, fresh, progress=not quiet, models=chosen)
     if not quiet:
         from rich.table import Table
 
@@ -62,6 +69,20 @@ def train(
             f"majority-class baseline {result.metrics['stack']['majority_baseline']:.3f}; "
             f"report: {result.report}"
         )
+
+
+def parse_models(text: str | None) -> list[str] | None:
+    from stockml.errors import InputError
+    from training.models import BASE_MODELS
+
+    if not text:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BASE_MODELS]
+    if unknown or not names:
+        given = ", ".join(unknown) or "(none given)"
+        raise InputError(f"unknown model {given}: choose from {', '.join(BASE_MODELS)}")
+    return list(dict.fromkeys(names))
 
 
 def register(app: typer.Typer) -> None:
