@@ -27,7 +27,7 @@ def demo(
     train: bool = typer.Option(
         True,
         "--train/--no-train",
-        help="Also train the eight models and print signals (~8 min on 2 cores).",
+        help="Also train the eight models and print signals (~3 min on 2 cores).",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
