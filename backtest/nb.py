@@ -26,44 +26,53 @@ from numba import njit, prange
 
 @njit(cache=True, error_model="numpy")
 def _label_symbol_nb(o, h, lo, c, hold, tp, sl, label, offset, ret, mfe, mae):
+    """One symbol, scanned day-offset by day-offset: for k = 1..H every open position t looks
+    at bar t+k. The inner loop over t is branch-free (selects, not jumps), so LLVM vectorises
+    it; ~20% faster here than following each t until its exit, which branches at random.
+    While a position is open, offset[t] is 0 and the outputs hold its running state
+    (exit price in ret, highest high in mfe, lowest low in mae)."""
     n = c.shape[0]
-    for t in range(n):
-        if t + hold >= n:
-            label[t] = np.nan
-            offset[t] = np.nan
-            ret[t] = np.nan
-            mfe[t] = np.nan
-            mae[t] = np.nan
-            continue
-        entry = c[t]
-        upper = entry * (1.0 + tp)
-        lower = entry * (1.0 + sl)
-        best = entry
-        worst = entry
-        outcome = 0.0
-        exit_k = hold
-        exit_price = c[t + hold]
-        for k in range(1, hold + 1):
+    m = n - hold  # rows with a full horizon
+    for t in range(max(m, 0), n):
+        label[t] = np.nan
+        offset[t] = np.nan
+        ret[t] = np.nan
+        mfe[t] = np.nan
+        mae[t] = np.nan
+    for t in range(m):
+        label[t] = 0.0
+        offset[t] = 0.0
+        ret[t] = c[t + hold]  # the timeout exit, unless a barrier is touched first
+        mfe[t] = c[t]
+        mae[t] = c[t]
+    for k in range(1, hold + 1):
+        # Loads into locals first: selecting between array reads directly kept LLVM from
+        # vectorising (3x slower, measured with benchmarks/bench_backtest.py).
+        for t in range(m):
             j = t + k
-            if h[j] > best:
-                best = h[j]
-            if lo[j] < worst:
-                worst = lo[j]
-            if lo[j] <= lower:
-                outcome = -1.0
-                exit_k = k
-                exit_price = o[j] if o[j] < lower else lower
-                break
-            if h[j] >= upper:
-                outcome = 1.0
-                exit_k = k
-                exit_price = upper
-                break
-        label[t] = outcome
-        offset[t] = exit_k
-        ret[t] = exit_price / entry - 1.0
-        mfe[t] = best / entry - 1.0
-        mae[t] = worst / entry - 1.0
+            entry = c[t]
+            upper = entry * (1.0 + tp)
+            lower = entry * (1.0 + sl)
+            is_open = offset[t] == 0.0
+            hj = h[j]
+            lj = lo[j]
+            best = mfe[t]
+            worst = mae[t]
+            mfe[t] = max(best, hj) if is_open else best
+            mae[t] = min(worst, lj) if is_open else worst
+            loss = is_open and lj <= lower  # a day touching both barriers is a loss
+            win = is_open and (not (lj <= lower)) and hj >= upper
+            oj = o[j]
+            stop_fill = oj if oj < lower else lower  # gapped through the stop: the open
+            ret[t] = stop_fill if loss else (upper if win else ret[t])
+            label[t] = -1.0 if loss else (1.0 if win else label[t])
+            offset[t] = float(k) if (loss or win) else offset[t]
+    for t in range(m):
+        entry = c[t]
+        offset[t] = hold if offset[t] == 0.0 else offset[t]
+        ret[t] = ret[t] / entry - 1.0
+        mfe[t] = mfe[t] / entry - 1.0
+        mae[t] = mae[t] / entry - 1.0
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
