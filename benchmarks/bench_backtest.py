@@ -96,7 +96,7 @@ def main() -> None:
 
     # (c) pandas on a subset, same rule
     subset_symbols = adjusted["symbol"].unique().sort().head(args.pandas_symbols)
-    subset = adjusted.filter(pl.col("symbol").is_in(subset_symbols))
+    subset = adjusted.filter(pl.col("symbol").is_in(subset_symbols.to_list()))
     started = time.perf_counter()
     reference = pandas_labels(
         subset.to_pandas(), swing.hold_days, swing.take_profit, swing.stop_loss

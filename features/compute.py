@@ -10,6 +10,7 @@ whole, never appended to).
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ from features.catalog import CATALOG_VERSION, COLUMNS, recipe_arrays
 from stockml import store
 from stockml.progress import progress_bar
 
-# Symbols per kernel call and write: bounds memory (179 x rows x 8 bytes per batch) and
-# lets the progress bar move.
-BATCH_ROWS = 400_000
+# Symbols per kernel call and write: bounds memory (two batches in flight, 179 x rows x
+# 8 bytes each) and lets the progress bar move.
+BATCH_ROWS = 250_000
 
 
 def adjust_bars(prices: pl.DataFrame) -> pl.DataFrame:
@@ -70,6 +71,10 @@ def compute_features(prices: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"symbol": prices["symbol"], "date": prices["date"], **columns})
 
 
+def _stored_features(prices: pl.DataFrame) -> pl.DataFrame:
+    return store.feature_rows(compute_features(prices))
+
+
 def kernels_cached() -> bool:
     """Whether Numba's on-disk cache already holds the compiled feature kernels."""
     import numba
@@ -95,14 +100,24 @@ def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
     with progress_bar("features", sum(sizes.values()), progress) as bar:
         if sizes and not kernels_cached():
             bar.update(status="compiling the kernels: first run on this machine only, ~1-2 min")
-        for batch in store.symbol_batches(sizes, BATCH_ROWS):
-            prices = store.read_prices(con, batch)
-            frame = compute_features(prices)
-            store.replace_features(
-                con, batch, frame, {s: current[s] for s in batch}, CATALOG_VERSION
+        batches = store.symbol_batches(sizes, BATCH_ROWS)
+        # A pipeline of two: one thread computes batch i+1 (Numba and polars release the GIL)
+        # while this one writes batch i; DuckDB is only ever touched from this thread.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = (
+                pool.submit(_stored_features, store.read_prices(con, batches[0]))
+                if batches
+                else None
             )
-            rows_done += frame.height
-            bar.advance(frame.height, status=f"{batch[-1]} · {len(batch)} symbols")
+            for i, batch in enumerate(batches):
+                frame = pending.result()
+                if i + 1 < len(batches):
+                    pending = pool.submit(_stored_features, store.read_prices(con, batches[i + 1]))
+                store.replace_features(
+                    con, batch, frame, {s: current[s] for s in batch}, CATALOG_VERSION
+                )
+                rows_done += frame.height
+                bar.advance(frame.height, status=f"{batch[-1]} · {len(batch)} symbols")
     summary = {
         "symbols": len(stale),
         "rows": rows_done,

@@ -366,7 +366,8 @@ def compute_symbol_nb(o, h, lo, c, v, kinds, params, out):
         out[j, :] = feature_nb(kinds[j], params[j], o, h, lo, c, v, lr)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+# nogil: refresh_features computes the next batch while DuckDB writes the previous one.
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def compute_all_nb(o, h, lo, c, v, offsets, kinds, params, out):
     for k in prange(offsets.shape[0] - 1):
         a = offsets[k]

@@ -143,7 +143,7 @@ def test_refresh_recomputes_only_changed_symbols(db_path):
         )
         third = refresh_features(con, progress=False)
         stored = store.query_pl(con, "SELECT * FROM features ORDER BY symbol, date")
-        expected = compute_features(store.read_prices(con)).fill_nan(None)
+        expected = store.feature_rows(compute_features(store.read_prices(con)))
     finally:
         con.close()
     assert (first["symbols"], again["symbols"], third["symbols"]) == (3, 0, 1)
