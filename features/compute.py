@@ -48,8 +48,9 @@ def offsets_of(symbols: pl.Series) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
-def compute_matrix(adjusted: pl.DataFrame) -> np.ndarray:
-    """All catalog features for a frame sorted by (symbol, date): float64 [features, rows]."""
+def compute_matrix(adjusted: pl.DataFrame, out: np.ndarray | None = None) -> np.ndarray:
+    """All catalog features for a frame sorted by (symbol, date): float64 [features, rows],
+    into `out` when given (a caller computing many batches can reuse one buffer)."""
     from features.kernels import compute_all_nb
 
     kinds, params = recipe_arrays()
@@ -57,22 +58,31 @@ def compute_matrix(adjusted: pl.DataFrame) -> np.ndarray:
         np.ascontiguousarray(adjusted[c].to_numpy(), dtype=np.float64)
         for c in ("open", "high", "low", "close", "volume")
     ]
-    out = np.empty((len(kinds), adjusted.height), dtype=np.float64)
+    if out is None:
+        out = np.empty((len(kinds), adjusted.height), dtype=np.float64)
+    elif out.shape != (len(kinds), adjusted.height) or out.dtype != np.float64:
+        raise ValueError(f"out must be float64 {(len(kinds), adjusted.height)}, not {out.shape}")
     compute_all_nb(*arrays, offsets_of(adjusted["symbol"]), kinds, params, out)
     return out
 
 
-def compute_features(prices: pl.DataFrame) -> pl.DataFrame:
-    """symbol, date, then the 179 catalog columns (NaN during warm-up); no I/O."""
+def compute_features(prices: pl.DataFrame, buffer: np.ndarray | None = None) -> pl.DataFrame:
+    """symbol, date, then the 179 catalog columns (NaN during warm-up); no I/O. With a flat
+    float64 `buffer` (at least 179 x rows), the matrix is computed into it and the frame's
+    columns view it: valid until the buffer is reused."""
     prices = prices.sort("symbol", "date")
     adjusted = adjust_bars(prices)
-    matrix = compute_matrix(adjusted)
+    out = None
+    if buffer is not None:
+        out = buffer[: len(COLUMNS) * prices.height].reshape(len(COLUMNS), prices.height)
+    matrix = compute_matrix(adjusted, out)
     columns = {name: matrix[j] for j, name in enumerate(COLUMNS)}
     return pl.DataFrame({"symbol": prices["symbol"], "date": prices["date"], **columns})
 
 
-def _stored_features(prices: pl.DataFrame) -> pl.DataFrame:
-    return store.feature_rows(compute_features(prices))
+def _stored_features(prices: pl.DataFrame, buffer: np.ndarray) -> pl.DataFrame:
+    """Features as stored (float32 copies), so `buffer` is free again on return."""
+    return store.feature_rows(compute_features(prices, buffer))
 
 
 def kernels_cached() -> bool:
@@ -101,18 +111,24 @@ def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
         if sizes and not kernels_cached():
             bar.update(status="compiling the kernels: first run on this machine only, ~1-2 min")
         batches = store.symbol_batches(sizes, BATCH_ROWS)
+        # One output buffer for every batch: a fresh 0.4 GB array per batch costs more in
+        # page faults (the OS zeroing new memory) than the kernels take to fill it.
+        biggest = max((sum(sizes[s] for s in b) for b in batches), default=0)
+        buffer = np.empty(len(COLUMNS) * biggest)
         # A pipeline of two: one thread computes batch i+1 (Numba and polars release the GIL)
         # while this one writes batch i; DuckDB is only ever touched from this thread.
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = (
-                pool.submit(_stored_features, store.read_prices(con, batches[0]))
+                pool.submit(_stored_features, store.read_prices(con, batches[0]), buffer)
                 if batches
                 else None
             )
             for i, batch in enumerate(batches):
                 frame = pending.result()
                 if i + 1 < len(batches):
-                    pending = pool.submit(_stored_features, store.read_prices(con, batches[i + 1]))
+                    pending = pool.submit(
+                        _stored_features, store.read_prices(con, batches[i + 1]), buffer
+                    )
                 store.replace_features(
                     con, batch, frame, {s: current[s] for s in batch}, CATALOG_VERSION
                 )
