@@ -21,18 +21,26 @@ from features.nb_common import nan_like_nb
 
 @njit(cache=True, error_model="numpy")
 def moments_nb(r: np.ndarray, n: int, kurtosis: bool) -> np.ndarray:
+    """Two-pass central moments per window (exact, as the reference); the window's mean and
+    its count of missing returns slide in O(1), so only the second pass walks the window."""
     out = nan_like_nb(r)
-    for i in range(n - 1, r.shape[0]):
-        mean = 0.0
-        ok = True
-        for j in range(i - n + 1, i + 1):
-            if np.isnan(r[j]):
-                ok = False
-                break
-            mean += r[j]
-        if not ok:
+    total = 0.0
+    missing = 0
+    for i in range(r.shape[0]):
+        v = r[i]
+        if np.isnan(v):
+            missing += 1
+        else:
+            total += v
+        if i >= n:
+            gone = r[i - n]
+            if np.isnan(gone):
+                missing -= 1
+            else:
+                total -= gone
+        if i < n - 1 or missing > 0:
             continue
-        mean /= n
+        mean = total / n
         m2 = 0.0
         m3 = 0.0
         m4 = 0.0
@@ -70,17 +78,16 @@ def pct_rank_nb(c: np.ndarray, n: int) -> np.ndarray:
 
 @njit(cache=True, error_model="numpy")
 def max_drawdown_nb(c: np.ndarray, n: int) -> np.ndarray:
+    """The smallest close / running peak in the window, minus one. O(n) per window; its
+    cost is the latency of the running min, not the divisions (measured)."""
     out = nan_like_nb(c)
     for i in range(n - 1, c.shape[0]):
         peak = c[i - n + 1]
-        worst = 0.0
+        worst = 1.0
         for j in range(i - n + 1, i + 1):
-            if c[j] > peak:
-                peak = c[j]
-            fall = c[j] / peak - 1.0
-            if fall < worst:
-                worst = fall
-        out[i] = worst
+            peak = max(peak, c[j])
+            worst = min(worst, c[j] / peak)
+        out[i] = worst - 1.0
     return out
 
 
