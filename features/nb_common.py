@@ -120,29 +120,27 @@ def wma_nb(x: np.ndarray, n: int) -> np.ndarray:
 
 @njit(cache=True, error_model="numpy")
 def _extreme_nb(x: np.ndarray, n: int, highest: bool) -> np.ndarray:
-    """Rolling max (or min) over n, as TA-Lib does it: remember where the extreme is and
-    rescan the window only when it leaves. Worst case O(n) per step on a monotone series,
-    but prices rarely stay monotone for long: measured 5x faster here than a monotone
-    deque, whose bookkeeping costs on every step."""
+    """Rolling max (or min) over n with a monotone deque: O(1) amortised per step."""
     out = nan_like_nb(x)
     s = first_valid_nb(x)
     m = x.shape[0]
-    at = -1
-    best = 0.0
-    for i in range(s + n - 1, m):
-        start = i - n + 1
+    dq = np.empty(m, dtype=np.int64)  # indices; values along the deque are monotone
+    head = 0
+    tail = 0
+    for i in range(s, m):
         v = x[i]
-        if at < start:
-            at = start
-            best = x[start]
-            for j in range(start + 1, i + 1):
-                if (x[j] >= best) if highest else (x[j] <= best):
-                    at = j
-                    best = x[j]
-        elif (v >= best) if highest else (v <= best):
-            at = i
-            best = v
-        out[i] = best
+        if highest:
+            while tail > head and x[dq[tail - 1]] <= v:
+                tail -= 1
+        else:
+            while tail > head and x[dq[tail - 1]] >= v:
+                tail -= 1
+        dq[tail] = i
+        tail += 1
+        if dq[head] <= i - n:
+            head += 1
+        if i >= s + n - 1:
+            out[i] = x[dq[head]]
     return out
 
 
