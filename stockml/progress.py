@@ -67,6 +67,10 @@ def progress_bar(description: str, total: float | None, enabled: bool = True) ->
     if not enabled:
         yield Bar(None, None)
         return
+    if total == 0:  # an empty bar with "ETA -:--:--" reads like a hang
+        console.print(f"[bold]{description}[/]: up to date, nothing to do")
+        yield Bar(None, None)
+        return
     with make_progress(enabled) as progress:
         task = progress.add_task(description, total=total, status="")
         yield Bar(progress, task)
