@@ -197,3 +197,25 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
         assert path.stat().st_mtime_ns == stamp, f"{path.name} was refitted"
     assert len(list((result.run_dir / "fits").glob("*.json"))) == 12
     assert result.report.exists() and "stack" in result.metrics
+
+
+def test_serial_baseline_fits_exactly_what_ray_fits(small_store):
+    """The benchmark's serial baseline is the same work: every checkpointed prediction and
+    the stack's test probabilities are identical to the Ray run's."""
+    import shutil
+
+    db = small_store.parent / "serial" / "s.duckdb"
+    db.parent.mkdir(exist_ok=True)
+    shutil.copy(small_store, db)
+    parallel = run_training(db, "swing", progress=False, models=MODELS)
+    by_ray = fit_outputs(parallel.run_dir)
+    stack_by_ray = np.load(parallel.run_dir / "test_probabilities.npy")
+    stamps = {p: p.stat().st_mtime_ns for p in (parallel.run_dir / "fits").glob("*.npy")}
+    serial = run_training(db, "swing", progress=False, models=MODELS, fresh=True, serial=True)
+    assert serial.run_id == parallel.run_id
+    assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())  # refitted, not reused
+    in_process = fit_outputs(serial.run_dir)
+    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * 6
+    for name in by_ray:
+        np.testing.assert_array_equal(by_ray[name], in_process[name], err_msg=name)
+    np.testing.assert_array_equal(stack_by_ray, np.load(serial.run_dir / "test_probabilities.npy"))
