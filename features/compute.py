@@ -109,7 +109,7 @@ def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
     rows_done = 0
     with progress_bar("features", sum(sizes.values()), progress) as bar:
         if sizes and not kernels_cached():
-            bar.update(status="compiling the kernels: first run on this machine only, ~1-2 min")
+            bar.update(status="compiling the kernels: first run in this checkout only, ~1 min")
         batches = store.symbol_batches(sizes, BATCH_ROWS)
         # One output buffer for every batch: a fresh 0.4 GB array per batch costs more in
         # page faults (the OS zeroing new memory) than the kernels take to fill it.
