@@ -511,8 +511,9 @@ def delete_features(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> N
 
 
 def feature_rows(frame: pl.DataFrame) -> pl.DataFrame:
-    """Computed features as stored: float32, NaN (warm-up) as NULL. Cheap when already so."""
-    return frame.with_columns(pl.col(pl.Float64).cast(pl.Float32)).fill_nan(None)
+    """Computed features as stored: float32, NaN (warm-up) as NULL. Touches only float64
+    columns, so a frame already converted (off the writer's thread) costs nothing."""
+    return frame.with_columns(pl.col(pl.Float64).cast(pl.Float32).fill_nan(None))
 
 
 def replace_features(

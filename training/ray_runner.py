@@ -153,6 +153,11 @@ def init_ray(address: str | None) -> Any:
     return ray
 
 
+def target_of(job: FitJob) -> str:
+    """Which matrix a job predicts on: the test period for the refit, else the training one."""
+    return "full" if job.fold == "full" else "train"
+
+
 def unfinished(jobs: list[FitJob], folder: Path, on_done=None) -> list[FitJob]:
     """Jobs without a valid checkpoint, costliest first (longest-processing-time order keeps
     both cores busy to the end); finished ones are reported as skipped."""
@@ -178,9 +183,7 @@ def run_fits_serial(
     """The same fits one after another in this process, one thread each: the baseline
     `benchmarks/bench_train.py` compares the Ray run with."""
     for job in unfinished(jobs, folder, on_done):
-        name = fit_one(
-            job, x, y, predict_on[job.fold if job.fold == "full" else "train"], str(folder), 1, seed
-        )
+        name = fit_one(job, x, y, predict_on[target_of(job)], str(folder), 1, seed)
         if on_done is not None:
             on_done(name, skipped=False)
 
@@ -196,7 +199,7 @@ def run_fits(
     on_done=None,
 ) -> None:
     """Run every unfinished job as a Ray task (one CPU each); call on_done(name) as each
-    completes. `predict_on[job.fold]` is the matrix the job predicts on."""
+    completes. `predict_on[target_of(job)]` is the matrix the job predicts on."""
     todo = unfinished(jobs, folder, on_done)
     if not todo:
         return
@@ -205,10 +208,7 @@ def run_fits(
     x_ref, y_ref = ray.put(x), ray.put(y)
     targets = {key: ray.put(m) for key, m in predict_on.items()}
     pending = [
-        remote.remote(
-            j, x_ref, y_ref, targets[j.fold if j.fold == "full" else "train"], str(folder), 1, seed
-        )
-        for j in todo
+        remote.remote(j, x_ref, y_ref, targets[target_of(j)], str(folder), 1, seed) for j in todo
     ]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
