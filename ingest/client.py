@@ -17,6 +17,7 @@ import asyncio
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -84,6 +85,8 @@ class ClientStats:
     retries: int = 0
     throttled: int = 0
     timeouts: int = 0
+    # Requests made (or tried) per symbol this run, retries included: ingest_status.attempts.
+    attempts: Counter[str] = field(default_factory=Counter)
     retrying: set[str] = field(default_factory=set)
     in_flight: set[str] = field(default_factory=set)
     first_start: float | None = None  # time.monotonic() of the first and last request
@@ -193,11 +196,9 @@ class ChartClient:
     def url_for(self, symbol: str) -> str:
         return f"{self.policy.base_url.rstrip('/')}/v8/finance/chart/{quote(symbol, safe='')}"
 
-    async def fetch(
-        self, symbol: str, period1: int, period2: int, attempts: list[int]
-    ) -> Chart | None:
+    async def fetch(self, symbol: str, period1: int, period2: int) -> Chart | None:
         """The chart for [period1, period2); None when Yahoo says the window holds no data
-        (400 before the first trade). `attempts[0]` counts requests for the symbol."""
+        (400 before the first trade). Each attempt is counted in `stats.attempts[symbol]`."""
         params = {
             "period1": str(period1),
             "period2": str(period2),
@@ -215,7 +216,7 @@ class ChartClient:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
                 self.stats.retrying.discard(symbol)
             retry_after = None
-            attempts[0] += 1
+            self.stats.attempts[symbol] += 1
             try:
                 resp, transport = await self._request(symbol, url, params, attempt)
             except TransportError as exc:

@@ -1,11 +1,5 @@
-"""The ingest run: resume plan, workers, progress, status, summary.
+"""The ingest run: workers, progress, status, summary (the resume plan is `ingest.plan`).
 
-Per symbol the plan is one of:
-    up to date   the stored history already covers [fetch_start, end]: no request;
-    incremental  fetch from a short overlap before the last stored day; if any overlapping
-                 value moved or a new dividend/split appears, Yahoo has re-adjusted the
-                 history, so the whole history is fetched again and replaced;
-    full         nothing usable stored (or earlier history wanted): fetch everything.
 Each symbol's rows and status are written in one transaction by a single writer thread,
 so Ctrl-C or kill -9 loses at most the symbols in flight.
 """
@@ -16,29 +10,27 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
 import structlog
 
 from ingest.client import BreakerOpen, ChartClient, FetchPolicy, SymbolFailed
+from ingest.plan import (
+    Plan,
+    fetch_start_for,
+    history_moved,
+    last_closed_day,
+    ny_midnight,
+    plan_symbol,
+)
 from ingest.yahoo import ACTION_SCHEMA, BAR_SCHEMA, Chart
 from stockml import store
 from stockml.errors import BlockedError, IngestIncomplete, InputError, StockmlError
 from stockml.progress import console, make_progress
 
-NEW_YORK = ZoneInfo("America/New_York")
-# The longest feature lookback is 252 trading days and EMA-style features want a seed
-# run-in on top: 450 calendar days give >= 300 trading days before --start.
-WARMUP_CALENDAR_DAYS = 450
-OVERLAP_CALENDAR_DAYS = 10
-# Yahoo's daily bar is final some time after the 16:00 close; before this hour (New York)
-# today's bar is treated as unfinished and not requested.
-BAR_FINAL_HOUR = 20
-VALUE_TOLERANCE = 1e-9
 # Outcomes waiting when the writer frees up are committed together (at most this many).
 MAX_BATCH = 64
 
@@ -82,66 +74,6 @@ class IngestResult:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
-
-
-@dataclass(frozen=True)
-class Plan:
-    kind: str  # "skip", "incremental", "full"
-    since: date | None = None  # incremental: the overlap's first day
-
-
-def ny_midnight(day: date) -> int:
-    """Epoch seconds of 00:00 New York on `day` (period1/period2 boundaries)."""
-    return int(datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).timestamp())
-
-
-def last_closed_day(end: date, now: datetime | None = None) -> date:
-    """`end`, capped so today's unfinished bar is never asked for."""
-    now_ny = (now or datetime.now(NEW_YORK)).astimezone(NEW_YORK)
-    today = now_ny.date()
-    cap = today if now_ny.hour >= BAR_FINAL_HOUR else today - timedelta(days=1)
-    return min(end, cap)
-
-
-def fetch_start_for(start: date) -> date:
-    return start - timedelta(days=WARMUP_CALENDAR_DAYS)
-
-
-def plan_symbol(state: dict | None, fetch_start: date, end: date) -> Plan:
-    """What one symbol needs, from what its stored history covers."""
-    if state is None or state["fetched_from"] is None or state["fetched_through"] is None:
-        return Plan("full")
-    covered = state["fetched_from"] <= fetch_start and state["fetched_through"] >= end
-    if state["status"] == "ok" and covered:
-        return Plan("skip")
-    if not state.get("rows") or state["fetched_from"] > fetch_start:
-        return Plan("full")
-    anchor = state["last_date"] or state["fetched_through"]
-    return Plan("incremental", since=anchor - timedelta(days=OVERLAP_CALENDAR_DAYS))
-
-
-def _history_moved(chart: Chart, stored: dict, stored_actions: set, since: date) -> bool:
-    """True when Yahoo re-adjusted: an overlapping value changed or a new event appeared."""
-    fresh = {
-        row[0]: row[1:]
-        for row in chart.bars.select(
-            "date", "open", "high", "low", "close", "adjclose", "volume"
-        ).iter_rows()
-    }
-    for day, old in stored.items():
-        new = fresh.get(day)
-        if new is None:
-            return True
-        for a, b in zip(old, new, strict=True):
-            if a is None or b is None:
-                if a is not b:
-                    return True
-            elif abs(a - b) > VALUE_TOLERANCE * max(abs(a), abs(b), 1.0):
-                return True
-    for day, kind in chart.actions.select("date", "kind").iter_rows():
-        if day >= since and (day, kind) not in stored_actions:
-            return True
-    return False
 
 
 class IngestRun:
@@ -210,7 +142,7 @@ class IngestRun:
         }
         for symbol, plan in plans.items():
             if plan.kind == "skip":
-                rows = state[symbol]["rows"]
+                rows = state[symbol].rows
                 self.results[symbol] = SymbolResult(symbol, "up-to-date", rows=rows)
         todo = [s for s in self.request.symbols if plans[s].kind != "skip"]
         self.log.info(
@@ -304,55 +236,52 @@ class IngestRun:
     def _count(self, status: str) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
 
-    async def _one(self, symbol: str, plan: Plan, state: dict | None) -> None:
-        attempts = [0]
+    async def _one(self, symbol: str, plan: Plan, state: store.IngestState | None) -> None:
         try:
-            result = await self._fetch_and_store(symbol, plan, state, attempts)
+            result = await self._fetch_and_store(symbol, plan, state)
         except (BreakerOpen, asyncio.CancelledError):
             raise
         except SymbolFailed as exc:
-            result = await self._fail(symbol, str(exc), attempts[0])
+            result = await self._fail(symbol, str(exc))
         except Exception as exc:  # every symbol ends ok or failed-with-reason, even on a bug
             self.log.exception("symbol_crashed", symbol=symbol)
-            result = await self._fail(
-                symbol, f"internal error: {type(exc).__name__}: {exc}", attempts[0]
-            )
+            result = await self._fail(symbol, f"internal error: {type(exc).__name__}: {exc}")
         self.results[symbol] = result
         if self.progress is not None:
             self.progress.advance(self.task)
             if result.status == "failed" and self.request.progress:
                 self.progress.console.print(f"[red]✗ {symbol}[/]: {result.error}")
 
-    async def _fail(self, symbol: str, error: str, attempts: int) -> SymbolResult:
-        status = {"attempts": attempts, "transport": self.client.transport_name}
-        await self._submit(store.SymbolWrite(symbol, status, error=error))
+    async def _fail(self, symbol: str, error: str) -> SymbolResult:
+        attempts = self.client.stats.attempts[symbol]
+        await self._submit(
+            store.SymbolWrite(symbol, attempts, self.client.transport_name, error=error)
+        )
         self.log.warning("symbol_failed", symbol=symbol, error=error, attempts=attempts)
         return SymbolResult(symbol, "failed", attempts=attempts, error=error)
 
     async def _fetch_and_store(
-        self, symbol: str, plan: Plan, state: dict | None, attempts: list[int]
+        self, symbol: str, plan: Plan, state: store.IngestState | None
     ) -> SymbolResult:
         period2 = ny_midnight(self.end + timedelta(days=1))
         refetched = False
         if plan.kind == "incremental":
-            chart = await self.client.fetch(symbol, ny_midnight(plan.since), period2, attempts)
+            chart = await self.client.fetch(symbol, ny_midnight(plan.since), period2)
             stored = await self._read(store.overlap_prices, self.con, symbol, plan.since)
             actions = await self._read(store.stored_actions, self.con, symbol)
-            if chart is not None and not _history_moved(chart, stored, actions, plan.since):
-                return await self._store(
-                    symbol, chart, plan.since, state["fetched_from"], attempts, state
-                )
+            if chart is not None and not history_moved(chart, stored, actions, plan.since):
+                return await self._store(symbol, chart, plan.since, state.fetched_from, state)
             refetched = True
             self.log.info("history_moved", symbol=symbol, since=str(plan.since))
         fetch_from = self.fetch_start
-        if state is not None and state.get("fetched_from") is not None:
-            fetch_from = min(fetch_from, state["fetched_from"])
-        chart = await self.client.fetch(symbol, ny_midnight(fetch_from), period2, attempts)
+        if state is not None and state.fetched_from is not None:
+            fetch_from = min(fetch_from, state.fetched_from)
+        chart = await self.client.fetch(symbol, ny_midnight(fetch_from), period2)
         if chart is None:
             chart = Chart(
                 symbol, pl.DataFrame(schema=BAR_SCHEMA), pl.DataFrame(schema=ACTION_SCHEMA)
             )
-        result = await self._store(symbol, chart, None, fetch_from, attempts, state)
+        result = await self._store(symbol, chart, None, fetch_from, state)
         result.refetched = refetched
         return result
 
@@ -362,21 +291,22 @@ class IngestRun:
         chart: Chart,
         replace_from: date | None,
         fetched_from: date,
-        attempts: list[int],
-        state: dict | None,
+        state: store.IngestState | None,
     ) -> SymbolResult:
-        status = {
-            "attempts": attempts[0],
-            "fetched_from": fetched_from,
-            "fetched_through": self.end,
-            "dropped_null": chart.dropped_null,
-            "dropped_invalid": chart.dropped_invalid,
-            "transport": self.client.worked or self.client.transport_name,
-        }
-        first_write = not (state or {}).get("rows")
+        attempts = self.client.stats.attempts[symbol]
         rows = await self._submit(
             store.SymbolWrite(
-                symbol, status, chart.bars, chart.actions, replace_from, first_write=first_write
+                symbol,
+                attempts,
+                self.client.worked or self.client.transport_name,
+                bars=chart.bars,
+                actions=chart.actions,
+                replace_from=replace_from,
+                fetched_from=fetched_from,
+                fetched_through=self.end,
+                dropped_null=chart.dropped_null,
+                dropped_invalid=chart.dropped_invalid,
+                first_write=state is None or not state.rows,
             )
         )
         self.log.info(
@@ -389,7 +319,7 @@ class IngestRun:
             dropped_unfinished=chart.dropped_unfinished,
             mode="incremental" if replace_from is not None else "full",
         )
-        return SymbolResult(symbol, "ok", rows=rows, attempts=attempts[0])
+        return SymbolResult(symbol, "ok", rows=rows, attempts=attempts)
 
 
 def validate_dates(start: date, end: date) -> None:

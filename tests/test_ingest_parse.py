@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
-from ingest.run import last_closed_day, ny_midnight, plan_symbol
+from ingest.plan import last_closed_day, ny_midnight, plan_symbol
 from ingest.universe import UNIVERSES, normalize_symbol, parse_symbols
 from ingest.yahoo import ChartNotFound, ChartUnparseable, classify_error, parse_chart
 from stockml.errors import InputError
+from stockml.store import IngestState
 
 NY = ZoneInfo("America/New_York")
 
@@ -152,19 +154,13 @@ def test_resume_plan():
     """Nothing stored: full; covered: skip; stored but short, or failed last time:
     incremental from an overlap; earlier history wanted than stored: full."""
     start, end = date(2020, 1, 1), date(2021, 1, 1)
-    ok = {
-        "status": "ok",
-        "fetched_from": start,
-        "fetched_through": end,
-        "last_date": end,
-        "rows": 9,
-    }
+    ok = IngestState(status="ok", fetched_from=start, fetched_through=end, last_date=end, rows=9)
     assert plan_symbol(None, start, end).kind == "full"
     assert plan_symbol(ok, start, end).kind == "skip"
     later = plan_symbol(ok, start, date(2021, 2, 1))
     assert later.kind == "incremental" and later.since == end - timedelta(days=10)
     assert plan_symbol(ok, date(2019, 1, 1), end).kind == "full"
-    empty = {**ok, "rows": 0}
+    empty = replace(ok, rows=0)
     assert plan_symbol(empty, start, end).kind == "skip"  # an empty window is not refetched
-    failed = {**ok, "status": "failed"}
+    failed = replace(ok, status="failed")
     assert plan_symbol(failed, start, end).kind == "incremental"

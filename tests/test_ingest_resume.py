@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.run import WARMUP_CALENDAR_DAYS
+from ingest.plan import WARMUP_CALENDAR_DAYS
 from ingest.server import MarketData
 from tests.ingest_support import (
     END,

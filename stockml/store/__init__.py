@@ -1,0 +1,80 @@
+"""The DuckDB store: the only package with DDL, and the only one that opens the file.
+
+Every multi-row change a stage makes for one symbol happens in one transaction, so a crash
+leaves the symbol as it was. Callers use the functions re-exported here
+(`store.connect`, `store.write_batch`, `store.replace_features`, ...); the modules say
+who owns what:
+
+    schema      all the DDL: the tables and columns users query
+    connection  connect, transaction, query_pl, the `settings` table
+    prices      prices, corporate actions, ingest_status, symbols: what ingest writes and reads
+    derived     features, labels, their status tables, the samples view, symbol batches
+    runs        training_runs, model_metrics, signals
+"""
+
+from stockml.store.connection import (
+    DEFAULT_DB,
+    connect,
+    get_setting,
+    query_pl,
+    set_setting,
+    transaction,
+)
+from stockml.store.derived import (
+    delete_features,
+    delete_labels,
+    ensure_features_table,
+    feature_rows,
+    features_state,
+    labels_state,
+    replace_features,
+    replace_labels,
+    symbol_batches,
+)
+from stockml.store.prices import (
+    IngestState,
+    IngestStatusRecord,
+    SymbolWrite,
+    ingest_state,
+    overlap_prices,
+    prices_fingerprints,
+    read_prices,
+    row_counts,
+    stored_actions,
+    upsert_symbols,
+    write_batch,
+)
+from stockml.store.runs import record_training_run, replace_signals
+from stockml.store.schema import FEATURE_SQL_TYPE
+
+__all__ = [
+    "DEFAULT_DB",
+    "FEATURE_SQL_TYPE",
+    "IngestState",
+    "IngestStatusRecord",
+    "SymbolWrite",
+    "connect",
+    "delete_features",
+    "delete_labels",
+    "ensure_features_table",
+    "feature_rows",
+    "features_state",
+    "get_setting",
+    "ingest_state",
+    "labels_state",
+    "overlap_prices",
+    "prices_fingerprints",
+    "query_pl",
+    "read_prices",
+    "record_training_run",
+    "replace_features",
+    "replace_labels",
+    "replace_signals",
+    "row_counts",
+    "set_setting",
+    "stored_actions",
+    "symbol_batches",
+    "transaction",
+    "upsert_symbols",
+    "write_batch",
+]

@@ -1,0 +1,161 @@
+"""What the backtest derives from `prices`: `features`, `labels`, their status tables and
+the `samples` view; how feature rows are stored (float32, NaN as NULL); how symbols are
+grouped into batches.
+
+Derived data is recomputed from prices, never edited: each table has a status table
+recording the prices fingerprint (and catalog version or label parameters) it came from,
+and a batch of symbols swaps rows and status together in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import polars as pl
+
+from stockml.store.connection import insert_frame, transaction, utcnow
+from stockml.store.schema import features_columns, features_ddl
+
+
+def ensure_features_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> None:
+    """Create `features` with the catalog's columns, or recreate it (features are derived
+    data: recomputed from prices) when the catalog or the storage type changed."""
+    existing = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'features' ORDER BY ordinal_position"
+    ).fetchall()
+    if [(name, kind) for name, kind in existing] == features_columns(columns):
+        return
+    ddl = features_ddl(columns)
+    with transaction(con):
+        con.execute("DROP VIEW IF EXISTS samples")
+        con.execute("DROP TABLE IF EXISTS features")
+        con.execute("DELETE FROM features_status")
+        con.execute(ddl)
+
+
+def features_state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
+    """symbol -> (prices fingerprint, catalog version) the stored features came from."""
+    rows = con.execute(
+        "SELECT symbol, prices_fingerprint, catalog_version FROM features_status"
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def symbol_batches(sizes: dict[str, int], max_rows: int) -> list[list[str]]:
+    """Symbols grouped (in name order) so each group holds about `max_rows` price rows:
+    a group is one kernel call and one transaction, and bounds memory."""
+    batches: list[list[str]] = [[]]
+    rows = 0
+    for symbol in sorted(sizes):
+        if batches[-1] and rows + sizes[symbol] > max_rows:
+            batches.append([])
+            rows = 0
+        batches[-1].append(symbol)
+        rows += sizes[symbol]
+    return [b for b in batches if b]
+
+
+def delete_features(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> None:
+    with transaction(con):
+        con.execute("DELETE FROM features WHERE symbol IN (SELECT unnest(?))", [list(symbols)])
+        con.execute(
+            "DELETE FROM features_status WHERE symbol IN (SELECT unnest(?))", [list(symbols)]
+        )
+
+
+def feature_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Computed features as stored (`schema.FEATURE_SQL_TYPE`): float32, NaN (warm-up) as
+    NULL. Touches only float64 columns, so a frame already converted (off the writer's
+    thread) costs nothing."""
+    return frame.with_columns(pl.col(pl.Float64).cast(pl.Float32).fill_nan(None))
+
+
+def replace_features(
+    con: duckdb.DuckDBPyConnection,
+    symbols: Sequence[str],
+    frame: pl.DataFrame,
+    fingerprints: dict[str, str],
+    catalog_version: str,
+) -> None:
+    """Swap in freshly computed features for `symbols` (rows and status together).
+    NaN (warm-up) is stored as NULL, so SQL aggregates skip it. Written uncompressed:
+    DuckDB's float codecs saved ~15% of the file here and cost ~30% of the write time."""
+    status = pl.DataFrame(
+        {
+            "symbol": list(symbols),
+            "prices_fingerprint": [fingerprints[s] for s in symbols],
+            "catalog_version": [catalog_version] * len(symbols),
+            "rows": [0] * len(symbols),
+            "computed_at": [utcnow()] * len(symbols),
+        },
+        schema_overrides={"rows": pl.Int64},
+    )
+    counts = frame.group_by("symbol").len()
+    status = status.drop("rows").join(counts.rename({"len": "rows"}), on="symbol", how="left")
+    status = status.select(
+        "symbol",
+        "prices_fingerprint",
+        "catalog_version",
+        pl.col("rows").fill_null(0),
+        "computed_at",
+    )
+    values = feature_rows(frame)
+    con.execute("SET force_compression = 'uncompressed'")
+    try:
+        with transaction(con):
+            con.execute("DELETE FROM features WHERE symbol IN (SELECT unnest(?))", [list(symbols)])
+            insert_frame(con, values, "INSERT INTO features SELECT * FROM _new")
+            insert_frame(con, status, "INSERT OR REPLACE INTO features_status SELECT * FROM _new")
+    finally:
+        con.execute("RESET force_compression")
+
+
+def labels_state(con: duckdb.DuckDBPyConnection, profile: str) -> dict[str, tuple[str, str]]:
+    """symbol -> (prices fingerprint, profile parameters) the stored labels came from."""
+    rows = con.execute(
+        "SELECT symbol, prices_fingerprint, params FROM labels_status WHERE profile = ?",
+        [profile],
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def delete_labels(con: duckdb.DuckDBPyConnection, profile: str, symbols: Sequence[str]) -> None:
+    with transaction(con):
+        for table in ("labels", "labels_status"):
+            con.execute(
+                f"DELETE FROM {table} WHERE profile = ? AND symbol IN (SELECT unnest(?))",
+                [profile, list(symbols)],
+            )
+
+
+def replace_labels(
+    con: duckdb.DuckDBPyConnection,
+    profile: str,
+    symbols: Sequence[str],
+    frame: pl.DataFrame,
+    fingerprints: dict[str, str],
+    params: str,
+) -> None:
+    """Swap in a profile's labels for `symbols` (rows and status together)."""
+    counts = dict(frame.group_by("symbol").len().iter_rows())
+    now = utcnow()
+    status = pl.DataFrame(
+        {
+            "symbol": list(symbols),
+            "profile": [profile] * len(symbols),
+            "prices_fingerprint": [fingerprints[s] for s in symbols],
+            "params": [params] * len(symbols),
+            "rows": [counts.get(s, 0) for s in symbols],
+            "computed_at": [now] * len(symbols),
+        },
+        schema_overrides={"rows": pl.Int64},
+    )
+    with transaction(con):
+        con.execute(
+            "DELETE FROM labels WHERE profile = ? AND symbol IN (SELECT unnest(?))",
+            [profile, list(symbols)],
+        )
+        insert_frame(con, frame, "INSERT INTO labels SELECT * FROM _new")
+        insert_frame(con, status, "INSERT OR REPLACE INTO labels_status SELECT * FROM _new")

@@ -1,0 +1,262 @@
+"""What ingest writes and reads: `prices`, `corporate_actions`, `ingest_status`, `symbols`.
+
+The ingester hands each symbol's outcome over as a `SymbolWrite` and reads what is stored
+back as `IngestState` records; `ingest_status` rows are written from `IngestStatusRecord`,
+whose field names are the table's columns (inserted by name, checked by a test). The
+downstream stages read `prices` through `read_prices`, `row_counts` and
+`prices_fingerprints`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from stockml.store.connection import insert_frame, query_pl, transaction, utcnow
+
+
+@dataclass(frozen=True)
+class SymbolWrite:
+    """One symbol's outcome from the ingester: fetched bars and events (ok), or an error
+    (failed). A failure carries only `symbol`, `attempts`, `transport` and `error`."""
+
+    symbol: str
+    attempts: int  # HTTP requests made for the symbol in this run
+    transport: str  # 'aiohttp' or 'curl': the client that fetched it
+    bars: pl.DataFrame | None = None  # columns of `prices`; None for a failure
+    actions: pl.DataFrame | None = None  # columns of `corporate_actions`
+    replace_from: date | None = None  # None: replace the whole history
+    fetched_from: date | None = None  # the window the stored history now covers
+    fetched_through: date | None = None
+    dropped_null: int | None = None  # rows Yahoo served with null values
+    dropped_invalid: int | None = None  # rows with impossible values, kept out of prices
+    error: str | None = None
+    first_write: bool = False  # nothing stored for it yet: no delete needed
+
+
+@dataclass(frozen=True)
+class IngestStatusRecord:
+    """One row of `ingest_status`: the field names are the table's columns."""
+
+    symbol: str
+    status: str  # 'ok' or 'failed'
+    attempts: int
+    rows: int
+    first_date: date | None
+    last_date: date | None
+    error: str | None
+    updated_at: datetime  # UTC
+    fetched_from: date | None
+    fetched_through: date | None
+    dropped_null: int | None
+    dropped_invalid: int | None
+    transport: str | None
+
+
+_STATUS_DTYPES = {
+    "symbol": pl.String,
+    "status": pl.String,
+    "attempts": pl.Int32,
+    "rows": pl.Int64,
+    "first_date": pl.Date,
+    "last_date": pl.Date,
+    "error": pl.String,
+    "updated_at": pl.Datetime("us"),
+    "fetched_from": pl.Date,
+    "fetched_through": pl.Date,
+    "dropped_null": pl.Int32,
+    "dropped_invalid": pl.Int32,
+    "transport": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class IngestState:
+    """What one symbol's stored history covers (part of its `ingest_status` row)."""
+
+    status: str
+    fetched_from: date | None
+    fetched_through: date | None
+    last_date: date | None
+    rows: int
+
+
+def upsert_symbols(
+    con: duckdb.DuckDBPyConnection, listings: Sequence[tuple[str, str, str]]
+) -> None:
+    """Names and sectors of known symbols (the built-in universes), for SQL joins."""
+    if listings:
+        con.executemany("INSERT OR REPLACE INTO symbols VALUES (?, ?, ?)", list(listings))
+
+
+def ingest_state(con: duckdb.DuckDBPyConnection) -> dict[str, IngestState]:
+    """What each symbol's stored history covers, for the resume plan."""
+    rows = con.execute(
+        "SELECT symbol, status, fetched_from, fetched_through, last_date, rows FROM ingest_status"
+    ).fetchall()
+    return {r[0]: IngestState(*r[1:]) for r in rows}
+
+
+def overlap_prices(
+    con: duckdb.DuckDBPyConnection, symbol: str, since: date
+) -> dict[date, tuple[float, ...]]:
+    """Stored bars from `since` on, to compare with a fresh fetch of the same days."""
+    rows = con.execute(
+        "SELECT date, open, high, low, close, adjclose, volume FROM prices "
+        "WHERE symbol = ? AND date >= ? ORDER BY date",
+        [symbol, since],
+    ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def stored_actions(con: duckdb.DuckDBPyConnection, symbol: str) -> set[tuple[date, str]]:
+    rows = con.execute(
+        "SELECT date, kind FROM corporate_actions WHERE symbol = ?", [symbol]
+    ).fetchall()
+    return {(r[0], r[1]) for r in rows}
+
+
+def write_batch(con: duckdb.DuckDBPyConnection, writes: Sequence[SymbolWrite]) -> dict[str, int]:
+    """Store several symbols' outcomes in one transaction; rows stored per symbol.
+
+    Each symbol is wholly in or wholly out, so a crash never leaves half a symbol;
+    batching only shares the commit (and its fsync), which dominates at high rates.
+    A failure leaves the symbol's stored rows as they were and records the reason.
+    """
+    ok = [w for w in writes if w.error is None]
+    symbols = [w.symbol for w in writes]
+    with transaction(con):
+        whole = [w.symbol for w in ok if w.replace_from is None and not w.first_write]
+        if whole:
+            con.execute("DELETE FROM prices WHERE symbol IN (SELECT unnest(?))", [whole])
+            con.execute("DELETE FROM corporate_actions WHERE symbol IN (SELECT unnest(?))", [whole])
+        for w in ok:
+            if w.replace_from is not None:
+                con.execute(
+                    "DELETE FROM prices WHERE symbol = ? AND date >= ?", [w.symbol, w.replace_from]
+                )
+                con.execute(
+                    "DELETE FROM corporate_actions WHERE symbol = ? AND date >= ?",
+                    [w.symbol, w.replace_from],
+                )
+        bars = [w.bars for w in ok if w.bars is not None and w.bars.height]
+        actions = [w.actions for w in ok if w.actions is not None and w.actions.height]
+        if bars:
+            insert_frame(
+                con,
+                pl.concat(bars),
+                "INSERT INTO prices SELECT symbol, date, open, high, low, close, adjclose, volume "
+                "FROM _new",
+            )
+        if actions:
+            insert_frame(
+                con,
+                pl.concat(actions),
+                "INSERT OR REPLACE INTO corporate_actions "
+                "SELECT symbol, date, kind, value FROM _new",
+            )
+        # Row counts and date ranges: from the frame when it is the whole history,
+        # from the table when rows were appended or kept.
+        stats: dict[str, tuple] = {}
+        for w in ok:
+            if w.replace_from is None:
+                if w.bars is None or w.bars.height == 0:
+                    stats[w.symbol] = (0, None, None)
+                else:
+                    stats[w.symbol] = (w.bars.height, w.bars["date"].min(), w.bars["date"].max())
+        others = [w.symbol for w in writes if w.symbol not in stats]
+        if others:
+            stats.update(
+                {
+                    r[0]: r[1:]
+                    for r in con.execute(
+                        "SELECT symbol, count(*), min(date), max(date) FROM prices "
+                        "WHERE symbol IN (SELECT unnest(?)) GROUP BY symbol",
+                        [others],
+                    ).fetchall()
+                }
+            )
+        previous = {
+            r[0]: r[1:]
+            for r in con.execute(
+                "SELECT symbol, fetched_from, fetched_through FROM ingest_status "
+                "WHERE symbol IN (SELECT unnest(?))",
+                [symbols],
+            ).fetchall()
+        }
+        now = utcnow()
+        records = []
+        for w in writes:
+            count, first, last = stats.get(w.symbol, (0, None, None))
+            fetched_from, fetched_through = w.fetched_from, w.fetched_through
+            if w.error is not None and w.symbol in previous and count > 0:
+                # A failed refresh does not shrink what the stored rows already cover.
+                fetched_from, fetched_through = previous[w.symbol]
+            records.append(
+                IngestStatusRecord(
+                    symbol=w.symbol,
+                    status="ok" if w.error is None else "failed",
+                    attempts=w.attempts,
+                    rows=count,
+                    first_date=first,
+                    last_date=last,
+                    error=w.error,
+                    updated_at=now,
+                    fetched_from=fetched_from,
+                    fetched_through=fetched_through,
+                    dropped_null=w.dropped_null,
+                    dropped_invalid=w.dropped_invalid,
+                    transport=w.transport,
+                )
+            )
+        insert_frame(
+            con,
+            pl.DataFrame([asdict(r) for r in records], schema=_STATUS_DTYPES),
+            "INSERT OR REPLACE INTO ingest_status BY NAME SELECT * FROM _new",
+        )
+    return {w.symbol: stats.get(w.symbol, (0,))[0] for w in writes}
+
+
+def prices_fingerprints(
+    con: duckdb.DuckDBPyConnection, symbols: Sequence[str] | None = None
+) -> dict[str, str]:
+    """A cheap content hash of each symbol's stored bars: features and labels are stale
+    exactly when it changes (a re-adjusted history changes every row's hash)."""
+    sql = (
+        "SELECT symbol, count(*)::VARCHAR || ':' || max(date)::VARCHAR || ':' || "
+        "bit_xor(hash(date, open, high, low, close, adjclose, volume))::VARCHAR "
+        "FROM prices {where} GROUP BY symbol"
+    )
+    if symbols is None:
+        rows = con.execute(sql.format(where="")).fetchall()
+    else:
+        rows = con.execute(
+            sql.format(where="WHERE symbol IN (SELECT unnest(?))"), [list(symbols)]
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def read_prices(con: duckdb.DuckDBPyConnection, symbols: Sequence[str] | None = None) -> Any:
+    """Stored bars as a polars DataFrame sorted by symbol, then date."""
+    base = "SELECT symbol, date, open, high, low, close, adjclose, volume FROM prices"
+    if symbols is None:
+        return query_pl(con, base + " ORDER BY symbol, date")
+    return query_pl(
+        con, base + " WHERE symbol IN (SELECT unnest(?)) ORDER BY symbol, date", [list(symbols)]
+    )
+
+
+def row_counts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> dict[str, int]:
+    """Stored price rows per symbol (symbols with none are absent)."""
+    if not symbols:
+        return {}
+    rows = con.execute(
+        "SELECT symbol, count(*) FROM prices WHERE symbol IN (SELECT unnest(?)) GROUP BY symbol",
+        [list(symbols)],
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}

@@ -1,0 +1,66 @@
+"""What training writes: `training_runs`, `model_metrics` and `signals`.
+
+A run's row and all its metrics are written together, and a run's signals replace any
+earlier ones of the same run, so a reader never sees half a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from stockml.store.connection import insert_frame, transaction, utcnow
+
+
+def record_training_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    profile: str,
+    info: dict[str, Any],
+    fingerprint: str,
+    code_version: str,
+    params: str,
+    run_dir: str,
+    metrics: dict[str, dict[str, float]],
+) -> None:
+    """One row in training_runs and every metric in model_metrics, together."""
+    with transaction(con):
+        con.execute(
+            "INSERT OR REPLACE INTO training_runs "
+            "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                utcnow(),
+                profile,
+                info["train_start"],
+                info["train_end"],
+                info["test_start"],
+                info["test_end"],
+                info["n_train"],
+                info["n_test"],
+                fingerprint,
+                code_version,
+                params,
+                run_dir,
+            ],
+        )
+        con.execute("DELETE FROM model_metrics WHERE run_id = ?", [run_id])
+        rows = [
+            (run_id, model, metric, float(value))
+            for model, values in metrics.items()
+            for metric, value in values.items()
+        ]
+        insert_frame(
+            con,
+            pl.DataFrame(rows, schema=["run_id", "model", "metric", "value"], orient="row"),
+            "INSERT INTO model_metrics SELECT * FROM _new",
+        )
+
+
+def replace_signals(con: duckdb.DuckDBPyConnection, run_id: str, frame: pl.DataFrame) -> None:
+    """The run's latest signals, replacing any earlier ones of the same run."""
+    with transaction(con):
+        con.execute("DELETE FROM signals WHERE run_id = ?", [run_id])
+        insert_frame(con, frame, "INSERT INTO signals SELECT * FROM _new")

@@ -1,0 +1,159 @@
+"""The schema: every CREATE TABLE and CREATE VIEW of the store, and nothing else.
+
+The table and column names here are a public interface (documented in the README): users
+query them with SQL, scripts depend on them. `CORE_DDL` is run on every writable connect and
+is idempotent. `features` is the one table whose columns come from code (the feature
+catalog), so it is built by `features_ddl`, together with the `samples` view over it.
+
+Tables:
+    prices             one row per symbol and New York trading day, Yahoo's values as served
+    corporate_actions  dividends and splits, as Yahoo reports them
+    ingest_status      one row per symbol: ok/failed, reason, what range was fetched
+    symbols            name and GICS sector of the built-in universes' symbols
+    settings           small key/value memory (e.g. the transport that last worked)
+    features           symbol, date, then the catalog's columns (created by features/)
+    features_status    which prices fingerprint the stored features were computed from
+    labels             triple-barrier outcomes per symbol, date and profile
+    labels_status      which prices fingerprint and parameters each profile's labels used
+    samples (view)     features joined with labels: the table users query
+    training_runs, model_metrics, signals   written by training/
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+CORE_DDL = """
+CREATE TABLE IF NOT EXISTS prices (
+    symbol    VARCHAR NOT NULL,
+    date      DATE    NOT NULL,
+    open      DOUBLE  NOT NULL,
+    high      DOUBLE  NOT NULL,
+    low       DOUBLE  NOT NULL,
+    close     DOUBLE  NOT NULL,
+    adjclose  DOUBLE  NOT NULL,
+    volume    BIGINT,
+    PRIMARY KEY (symbol, date)
+);
+CREATE TABLE IF NOT EXISTS corporate_actions (
+    symbol  VARCHAR NOT NULL,
+    date    DATE    NOT NULL,
+    kind    VARCHAR NOT NULL,   -- 'dividend' (cash per share) or 'split' (numerator/denominator)
+    value   DOUBLE  NOT NULL,
+    PRIMARY KEY (symbol, date, kind)
+);
+CREATE TABLE IF NOT EXISTS ingest_status (
+    symbol          VARCHAR PRIMARY KEY,
+    status          VARCHAR NOT NULL,   -- 'ok' or 'failed'
+    attempts        INTEGER NOT NULL,   -- HTTP requests made for the symbol in the last run
+    rows            BIGINT  NOT NULL,   -- rows stored in prices
+    first_date      DATE,
+    last_date       DATE,
+    error           VARCHAR,            -- why it failed (NULL when ok)
+    updated_at      TIMESTAMP NOT NULL, -- UTC
+    fetched_from    DATE,               -- the stored history covers [fetched_from, fetched_through]
+    fetched_through DATE,
+    dropped_null    INTEGER,            -- rows Yahoo served with null values (last fetch)
+    dropped_invalid INTEGER,            -- rows with impossible values kept out of prices
+    transport       VARCHAR             -- 'aiohttp' or 'curl': which client fetched it
+);
+CREATE TABLE IF NOT EXISTS symbols (
+    symbol  VARCHAR PRIMARY KEY,
+    name    VARCHAR,
+    sector  VARCHAR             -- GICS sector, for per-sector questions in SQL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key    VARCHAR PRIMARY KEY,
+    value  VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS features_status (
+    symbol              VARCHAR PRIMARY KEY,
+    prices_fingerprint  VARCHAR NOT NULL,
+    catalog_version     VARCHAR NOT NULL,
+    rows                BIGINT  NOT NULL,
+    computed_at         TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    symbol       VARCHAR  NOT NULL,
+    date         DATE     NOT NULL,
+    profile      VARCHAR  NOT NULL,
+    label        TINYINT,            -- +1 win, 0 timeout, -1 loss; NULL in the last H days
+    exit_offset  SMALLINT,           -- trading days from entry to exit (H on timeout)
+    exit_return  DOUBLE,
+    mfe          DOUBLE,             -- maximum favourable excursion (high vs entry)
+    mae          DOUBLE              -- maximum adverse excursion (low vs entry, <= 0)
+);
+CREATE TABLE IF NOT EXISTS labels_status (
+    symbol              VARCHAR NOT NULL,
+    profile             VARCHAR NOT NULL,
+    prices_fingerprint  VARCHAR NOT NULL,
+    params              VARCHAR NOT NULL,
+    rows                BIGINT  NOT NULL,
+    computed_at         TIMESTAMP NOT NULL,
+    PRIMARY KEY (symbol, profile)
+);
+CREATE TABLE IF NOT EXISTS training_runs (
+    run_id            VARCHAR PRIMARY KEY,
+    created_at        TIMESTAMP NOT NULL,
+    profile           VARCHAR NOT NULL,
+    status            VARCHAR NOT NULL,   -- 'running', 'done'
+    train_start       DATE,
+    train_end         DATE,
+    test_start        DATE,
+    test_end          DATE,
+    n_train           BIGINT,
+    n_test            BIGINT,
+    data_fingerprint  VARCHAR,
+    code_version      VARCHAR,
+    params            VARCHAR,            -- JSON
+    run_dir           VARCHAR
+);
+CREATE TABLE IF NOT EXISTS model_metrics (
+    run_id  VARCHAR NOT NULL,
+    model   VARCHAR NOT NULL,
+    metric  VARCHAR NOT NULL,
+    value   DOUBLE,
+    PRIMARY KEY (run_id, model, metric)
+);
+CREATE TABLE IF NOT EXISTS signals (
+    run_id     VARCHAR NOT NULL,
+    symbol     VARCHAR NOT NULL,
+    date       DATE    NOT NULL,
+    signal     VARCHAR NOT NULL,   -- 'BUY CALL', 'BUY PUT', 'HOLD'
+    p_win      DOUBLE,
+    p_timeout  DOUBLE,
+    p_loss     DOUBLE,
+    PRIMARY KEY (run_id, symbol, date)
+);
+"""
+
+# Feature columns are stored as REAL (float32). The kernels compute in float64 (equal to
+# TA-Lib at 1e-9); the store keeps 7 significant digits, which is what the tree models use
+# anyway (they bin or cast to float32), and halves the write that dominates the backtest.
+FEATURE_SQL_TYPE = "FLOAT"
+
+_COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def features_columns(columns: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of every `features` column, as information_schema reports them."""
+    return [("symbol", "VARCHAR"), ("date", "DATE")] + [(c, FEATURE_SQL_TYPE) for c in columns]
+
+
+def features_ddl(columns: Sequence[str]) -> str:
+    """CREATE `features` with the catalog's columns, and the `samples` view over it.
+
+    Column names are spliced into the SQL, so each must be a plain lower-case identifier.
+    """
+    for name in columns:
+        if not _COLUMN_NAME.fullmatch(name):
+            raise ValueError(f"bad feature column name {name!r}")
+    cols = ",\n    ".join(f"{name} {FEATURE_SQL_TYPE}" for name in columns)
+    return (
+        f"CREATE TABLE features (\n    symbol VARCHAR NOT NULL,\n    date DATE NOT NULL,\n"
+        f"    {cols}\n);\n"
+        "CREATE VIEW samples AS SELECT f.*, l.profile, l.label, l.exit_offset, "
+        "l.exit_return, l.mfe, l.mae FROM features f "
+        "JOIN labels l USING (symbol, date);"
+    )
