@@ -3,7 +3,7 @@
 Each row gives a feature's name (a column of the public `features` table), family,
 formula, parameters, lookback (leading rows without a value) and its TA-Lib reference
 expression (or `formula` for the nine defined by formula). From the name follows the
-kernel recipe: a kind code (features.kernels.KINDS) and up to three numbers.
+kernel recipe: a kind (features.kinds.Kind) and up to three numbers.
 
 Adopted from ../shared/features-catalog.csv unchanged in names, order and definitions.
 Notes on where our kernels differ from TA-Lib at the last bits are in NOTES below; the
@@ -20,100 +20,102 @@ from pathlib import Path
 
 import numpy as np
 
+from features.kinds import Kind
+
 _CSV = Path(__file__).with_name("catalog.csv")
 
 # name pattern -> (kind, how to read the numbers). Order matters: first match wins.
-_RECIPES: list[tuple[str, str]] = [
-    (r"ret_(\d+)_vol_adj", "ret_vol_adj"),
-    (r"ret_(\d+)_skip_(\d+)", "ret_skip"),
-    (r"ret_(\d+)", "roc"),
-    (r"vol_ratio_(\d+)_(\d+)", "vol_ratio"),
-    (r"vol_(\d+)", "vol"),
-    (r"sma_ratio_(\d+)", "sma_ratio"),
-    (r"ema_ratio_(\d+)", "ema_ratio"),
-    (r"wma_ratio_(\d+)", "wma_ratio"),
-    (r"dema_ratio_(\d+)", "dema_ratio"),
-    (r"tema_ratio_(\d+)", "tema_ratio"),
-    (r"kama_ratio_(\d+)", "kama_ratio"),
-    (r"trima_ratio_(\d+)", "trima_ratio"),
-    (r"t3_ratio_(\d+)", "t3_ratio"),
-    (r"sma_cross_(\d+)_(\d+)", "sma_cross"),
-    (r"ema_cross_(\d+)_(\d+)", "ema_cross"),
-    (r"macd_line_(\d+)_(\d+)_(\d+)", "macd_line"),
-    (r"macd_signal_(\d+)_(\d+)_(\d+)", "macd_signal"),
-    (r"macd_hist_(\d+)_(\d+)_(\d+)", "macd_hist"),
-    (r"ppo_(\d+)_(\d+)", "ppo"),
-    (r"apo_(\d+)_(\d+)", "apo"),
-    (r"stochrsi_k_(\d+)", "stochrsi_k"),
-    (r"stochrsi_d_(\d+)", "stochrsi_d"),
-    (r"rsi_(\d+)", "rsi"),
-    (r"stoch_k_(\d+)_(\d+)", "stoch_k"),
-    (r"stoch_d_(\d+)_(\d+)", "stoch_d"),
-    (r"stochf_k_(\d+)", "stochf_k"),
-    (r"stochf_d_(\d+)_(\d+)", "stochf_d"),
-    (r"willr_(\d+)", "willr"),
-    (r"cci_(\d+)", "cci"),
-    (r"cmo_(\d+)", "cmo"),
-    (r"mom_(\d+)", "mom"),
-    (r"adxr_(\d+)", "adxr"),
-    (r"adx_(\d+)", "adx"),
-    (r"plus_di_(\d+)", "plus_di"),
-    (r"minus_di_(\d+)", "minus_di"),
-    (r"dx_(\d+)", "dx"),
-    (r"aroon_up_(\d+)", "aroon_up"),
-    (r"aroon_down_(\d+)", "aroon_down"),
-    (r"aroonosc_(\d+)", "aroonosc"),
-    (r"natr_(\d+)", "natr"),
-    (r"trange_ratio", "trange_ratio"),
-    (r"bb_pctb_(\d+)", "bb_pctb"),
-    (r"bb_width_(\d+)", "bb_width"),
-    (r"keltner_pos_(\d+)", "keltner_pos"),
-    (r"keltner_width_(\d+)", "keltner_width"),
-    (r"donchian_pos_(\d+)", "donchian_pos"),
-    (r"donchian_width_(\d+)", "donchian_width"),
-    (r"parkinson_(\d+)", "parkinson"),
-    (r"garman_klass_(\d+)", "garman_klass"),
-    (r"rogers_satchell_(\d+)", "rogers_satchell"),
-    (r"yang_zhang_(\d+)", "yang_zhang"),
-    (r"obv_slope_(\d+)", "obv_slope"),
-    (r"volume_ratio_(\d+)", "volume_ratio"),
-    (r"mfi_(\d+)", "mfi"),
-    (r"adosc_(\d+)_(\d+)", "adosc"),
-    (r"ad_slope_(\d+)", "ad_slope"),
-    (r"cmf_(\d+)", "cmf"),
-    (r"vwap_dist_(\d+)", "vwap_dist"),
-    (r"force_(\d+)", "force"),
-    (r"volume_z_(\d+)", "volume_z"),
-    (r"log_dollar_volume_(\d+)", "log_dollar_volume"),
-    (r"body_ratio", "body_ratio"),
-    (r"upper_shadow", "upper_shadow"),
-    (r"lower_shadow", "lower_shadow"),
-    (r"gap", "gap"),
-    (r"close_location", "close_location"),
-    (r"hl_range", "hl_range"),
-    (r"linreg_slope_(\d+)", "linreg_slope"),
-    (r"linreg_r2_(\d+)", "linreg_r2"),
-    (r"tsf_ratio_(\d+)", "tsf_ratio"),
-    (r"ultosc_(\d+)_(\d+)_(\d+)", "ultosc"),
-    (r"trix_(\d+)", "trix"),
-    (r"bop", "bop"),
-    (r"sar_dist", "sar_dist"),
-    (r"ht_dcperiod", "ht_dcperiod"),
-    (r"ht_trendmode", "ht_trendmode"),
-    (r"skew_(\d+)", "skew"),
-    (r"kurt_(\d+)", "kurt"),
-    (r"dist_52w_high", "dist_high"),
-    (r"dist_52w_low", "dist_low"),
-    (r"zscore_(\d+)", "zscore"),
-    (r"pct_rank_(\d+)", "pct_rank"),
-    (r"up_days_(\d+)", "up_days"),
-    (r"max_drawdown_(\d+)", "max_drawdown"),
-    (r"ema_slope_(\d+)", "ema_slope"),
-    (r"atr_ratio_(\d+)_(\d+)", "atr_ratio"),
-    (r"plus_dm_(\d+)", "plus_dm_ratio"),
-    (r"minus_dm_(\d+)", "minus_dm_ratio"),
-    (r"midpoint_ratio_(\d+)", "midpoint_ratio"),
-    (r"midprice_ratio_(\d+)", "midprice_ratio"),
+_RECIPES: list[tuple[str, Kind]] = [
+    (r"ret_(\d+)_vol_adj", Kind.RET_VOL_ADJ),
+    (r"ret_(\d+)_skip_(\d+)", Kind.RET_SKIP),
+    (r"ret_(\d+)", Kind.ROC),
+    (r"vol_ratio_(\d+)_(\d+)", Kind.VOL_RATIO),
+    (r"vol_(\d+)", Kind.VOL),
+    (r"sma_ratio_(\d+)", Kind.SMA_RATIO),
+    (r"ema_ratio_(\d+)", Kind.EMA_RATIO),
+    (r"wma_ratio_(\d+)", Kind.WMA_RATIO),
+    (r"dema_ratio_(\d+)", Kind.DEMA_RATIO),
+    (r"tema_ratio_(\d+)", Kind.TEMA_RATIO),
+    (r"kama_ratio_(\d+)", Kind.KAMA_RATIO),
+    (r"trima_ratio_(\d+)", Kind.TRIMA_RATIO),
+    (r"t3_ratio_(\d+)", Kind.T3_RATIO),
+    (r"sma_cross_(\d+)_(\d+)", Kind.SMA_CROSS),
+    (r"ema_cross_(\d+)_(\d+)", Kind.EMA_CROSS),
+    (r"macd_line_(\d+)_(\d+)_(\d+)", Kind.MACD_LINE),
+    (r"macd_signal_(\d+)_(\d+)_(\d+)", Kind.MACD_SIGNAL),
+    (r"macd_hist_(\d+)_(\d+)_(\d+)", Kind.MACD_HIST),
+    (r"ppo_(\d+)_(\d+)", Kind.PPO),
+    (r"apo_(\d+)_(\d+)", Kind.APO),
+    (r"stochrsi_k_(\d+)", Kind.STOCHRSI_K),
+    (r"stochrsi_d_(\d+)", Kind.STOCHRSI_D),
+    (r"rsi_(\d+)", Kind.RSI),
+    (r"stoch_k_(\d+)_(\d+)", Kind.STOCH_K),
+    (r"stoch_d_(\d+)_(\d+)", Kind.STOCH_D),
+    (r"stochf_k_(\d+)", Kind.STOCHF_K),
+    (r"stochf_d_(\d+)_(\d+)", Kind.STOCHF_D),
+    (r"willr_(\d+)", Kind.WILLR),
+    (r"cci_(\d+)", Kind.CCI),
+    (r"cmo_(\d+)", Kind.CMO),
+    (r"mom_(\d+)", Kind.MOM),
+    (r"adxr_(\d+)", Kind.ADXR),
+    (r"adx_(\d+)", Kind.ADX),
+    (r"plus_di_(\d+)", Kind.PLUS_DI),
+    (r"minus_di_(\d+)", Kind.MINUS_DI),
+    (r"dx_(\d+)", Kind.DX),
+    (r"aroon_up_(\d+)", Kind.AROON_UP),
+    (r"aroon_down_(\d+)", Kind.AROON_DOWN),
+    (r"aroonosc_(\d+)", Kind.AROONOSC),
+    (r"natr_(\d+)", Kind.NATR),
+    (r"trange_ratio", Kind.TRANGE_RATIO),
+    (r"bb_pctb_(\d+)", Kind.BB_PCTB),
+    (r"bb_width_(\d+)", Kind.BB_WIDTH),
+    (r"keltner_pos_(\d+)", Kind.KELTNER_POS),
+    (r"keltner_width_(\d+)", Kind.KELTNER_WIDTH),
+    (r"donchian_pos_(\d+)", Kind.DONCHIAN_POS),
+    (r"donchian_width_(\d+)", Kind.DONCHIAN_WIDTH),
+    (r"parkinson_(\d+)", Kind.PARKINSON),
+    (r"garman_klass_(\d+)", Kind.GARMAN_KLASS),
+    (r"rogers_satchell_(\d+)", Kind.ROGERS_SATCHELL),
+    (r"yang_zhang_(\d+)", Kind.YANG_ZHANG),
+    (r"obv_slope_(\d+)", Kind.OBV_SLOPE),
+    (r"volume_ratio_(\d+)", Kind.VOLUME_RATIO),
+    (r"mfi_(\d+)", Kind.MFI),
+    (r"adosc_(\d+)_(\d+)", Kind.ADOSC),
+    (r"ad_slope_(\d+)", Kind.AD_SLOPE),
+    (r"cmf_(\d+)", Kind.CMF),
+    (r"vwap_dist_(\d+)", Kind.VWAP_DIST),
+    (r"force_(\d+)", Kind.FORCE),
+    (r"volume_z_(\d+)", Kind.VOLUME_Z),
+    (r"log_dollar_volume_(\d+)", Kind.LOG_DOLLAR_VOLUME),
+    (r"body_ratio", Kind.BODY_RATIO),
+    (r"upper_shadow", Kind.UPPER_SHADOW),
+    (r"lower_shadow", Kind.LOWER_SHADOW),
+    (r"gap", Kind.GAP),
+    (r"close_location", Kind.CLOSE_LOCATION),
+    (r"hl_range", Kind.HL_RANGE),
+    (r"linreg_slope_(\d+)", Kind.LINREG_SLOPE),
+    (r"linreg_r2_(\d+)", Kind.LINREG_R2),
+    (r"tsf_ratio_(\d+)", Kind.TSF_RATIO),
+    (r"ultosc_(\d+)_(\d+)_(\d+)", Kind.ULTOSC),
+    (r"trix_(\d+)", Kind.TRIX),
+    (r"bop", Kind.BOP),
+    (r"sar_dist", Kind.SAR_DIST),
+    (r"ht_dcperiod", Kind.HT_DCPERIOD),
+    (r"ht_trendmode", Kind.HT_TRENDMODE),
+    (r"skew_(\d+)", Kind.SKEW),
+    (r"kurt_(\d+)", Kind.KURT),
+    (r"dist_52w_high", Kind.DIST_HIGH),
+    (r"dist_52w_low", Kind.DIST_LOW),
+    (r"zscore_(\d+)", Kind.ZSCORE),
+    (r"pct_rank_(\d+)", Kind.PCT_RANK),
+    (r"up_days_(\d+)", Kind.UP_DAYS),
+    (r"max_drawdown_(\d+)", Kind.MAX_DRAWDOWN),
+    (r"ema_slope_(\d+)", Kind.EMA_SLOPE),
+    (r"atr_ratio_(\d+)_(\d+)", Kind.ATR_RATIO),
+    (r"plus_dm_(\d+)", Kind.PLUS_DM_RATIO),
+    (r"minus_dm_(\d+)", Kind.MINUS_DM_RATIO),
+    (r"midpoint_ratio_(\d+)", Kind.MIDPOINT_RATIO),
+    (r"midprice_ratio_(\d+)", Kind.MIDPRICE_RATIO),
 ]
 
 
@@ -125,8 +127,16 @@ class Feature:
     params: str
     lookback: int
     reference: str  # a TA-Lib expression, or "formula"
-    kind: str
+    kind: Kind
     numbers: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        # The compiled dispatcher has no error path: refuse a kind it has no branch for
+        # here, when the catalog is built, rather than return NaN for every row.
+        if not isinstance(self.kind, Kind):
+            raise ValueError(
+                f"feature {self.name!r}: kind {self.kind!r} is not a features.kinds.Kind"
+            )
 
 
 def _params(text: str) -> dict[str, float]:
@@ -138,25 +148,25 @@ def _params(text: str) -> dict[str, float]:
     return found
 
 
-def _numbers(name: str, kind: str, groups: tuple[str, ...], params: dict) -> tuple:
+def _numbers(name: str, kind: Kind, groups: tuple[str, ...], params: dict) -> tuple:
     ints = [float(g) for g in groups]
-    if kind == "t3_ratio":
+    if kind == Kind.T3_RATIO:
         ints = [ints[0], 0.7]
-    elif kind in ("stoch_k", "stoch_d"):
+    elif kind in (Kind.STOCH_K, Kind.STOCH_D):
         ints = [params.get("k", 14), params.get("slowk", 3), params.get("slowd", 3)]
-    elif kind == "stochf_k":
+    elif kind == Kind.STOCHF_K:
         ints = [ints[0], 3.0]
-    elif kind in ("stochrsi_k", "stochrsi_d"):
+    elif kind in (Kind.STOCHRSI_K, Kind.STOCHRSI_D):
         ints = [params.get("n", 14), params.get("k", 5), params.get("d", 3)]
-    elif kind in ("bb_pctb", "bb_width"):
+    elif kind in (Kind.BB_PCTB, Kind.BB_WIDTH):
         ints = [ints[0], params.get("k", 2.0)]
-    elif kind == "sar_dist":
+    elif kind == Kind.SAR_DIST:
         ints = [params.get("accel", 0.02), params.get("max", 0.2)]
-    elif kind in ("dist_high", "dist_low"):
+    elif kind in (Kind.DIST_HIGH, Kind.DIST_LOW):
         ints = [params.get("n", 252)]
-    elif kind == "ema_slope":
+    elif kind == Kind.EMA_SLOPE:
         ints = [ints[0], params.get("lag", 5)]
-    elif kind == "ret_vol_adj":
+    elif kind == Kind.RET_VOL_ADJ:
         ints = [params.get("n", ints[0]), params.get("vol", 20)]
     while len(ints) < 3:
         ints.append(0.0)
@@ -197,8 +207,6 @@ MAX_LOOKBACK = max(f.lookback for f in FEATURES)
 
 def recipe_arrays(features: list[Feature] = FEATURES) -> tuple[np.ndarray, np.ndarray]:
     """(kinds int64[F], params float64[F, 3]) for features.kernels.compute_all_nb."""
-    from features.kernels import KIND
-
-    kinds = np.array([KIND[f.kind] for f in features], dtype=np.int64)
+    kinds = np.array([f.kind.value for f in features], dtype=np.int64)
     params = np.array([f.numbers for f in features], dtype=np.float64)
     return kinds, params

@@ -5,8 +5,8 @@ Contract:
     o, h, l, c, v   flat float64 arrays of adjusted bars, all symbols back to back,
                     each symbol's rows in date order;
     offsets         int64, len = symbols + 1: symbol k owns rows offsets[k]:offsets[k+1];
-    kinds, params   one recipe per feature (from features.catalog): a kind code and up to
-                    three numeric parameters;
+    kinds, params   one recipe per feature (from features.catalog): a kind code (a
+                    features.kinds.Kind value) and up to three numeric parameters;
     out             float64 (features, rows), written in place; NaN during warm-up.
 Symbols are independent (no value reads another symbol's rows) and run in parallel.
 A feature on row t reads rows <= t of its own symbol only.
@@ -23,102 +23,8 @@ from features import nb_smoothing as sm
 from features import nb_stats as st
 from features import nb_trend as tr
 from features import nb_volume as vo
+from features.kinds import Kind as K
 from features.nb_cycle import ht_dcperiod_nb, ht_trendmode_nb
-
-# Kind codes. The names are the catalog's recipe names (features/catalog.py).
-KINDS = [
-    "roc",
-    "vol",
-    "sma_ratio",
-    "ema_ratio",
-    "wma_ratio",
-    "dema_ratio",
-    "tema_ratio",
-    "kama_ratio",
-    "trima_ratio",
-    "t3_ratio",
-    "sma_cross",
-    "ema_cross",
-    "macd_line",
-    "macd_signal",
-    "macd_hist",
-    "ppo",
-    "apo",
-    "rsi",
-    "stoch_k",
-    "stoch_d",
-    "stochf_k",
-    "stochf_d",
-    "stochrsi_k",
-    "stochrsi_d",
-    "willr",
-    "cci",
-    "cmo",
-    "mom",
-    "adx",
-    "plus_di",
-    "minus_di",
-    "adxr",
-    "dx",
-    "aroon_up",
-    "aroon_down",
-    "aroonosc",
-    "natr",
-    "trange_ratio",
-    "bb_pctb",
-    "bb_width",
-    "keltner_pos",
-    "keltner_width",
-    "donchian_pos",
-    "donchian_width",
-    "parkinson",
-    "garman_klass",
-    "rogers_satchell",
-    "yang_zhang",
-    "obv_slope",
-    "volume_ratio",
-    "mfi",
-    "adosc",
-    "ad_slope",
-    "cmf",
-    "vwap_dist",
-    "force",
-    "volume_z",
-    "log_dollar_volume",
-    "body_ratio",
-    "upper_shadow",
-    "lower_shadow",
-    "gap",
-    "close_location",
-    "hl_range",
-    "linreg_slope",
-    "linreg_r2",
-    "tsf_ratio",
-    "ultosc",
-    "trix",
-    "bop",
-    "sar_dist",
-    "ht_dcperiod",
-    "ht_trendmode",
-    "skew",
-    "kurt",
-    "dist_high",
-    "dist_low",
-    "zscore",
-    "pct_rank",
-    "up_days",
-    "max_drawdown",
-    "ema_slope",
-    "atr_ratio",
-    "vol_ratio",
-    "plus_dm_ratio",
-    "minus_dm_ratio",
-    "midpoint_ratio",
-    "midprice_ratio",
-    "ret_vol_adj",
-    "ret_skip",
-]
-KIND = {name: i for i, name in enumerate(KINDS)}
 
 
 @njit(cache=True, error_model="numpy")
@@ -150,212 +56,214 @@ def feature_nb(kind, p, o, h, lo, c, v, lr):
     n = int(p[0])
     m = int(p[1])
     q = int(p[2])
-    if kind == 0:
+    if kind == K.ROC:
         return _rocr_minus_one(c, n)
-    if kind == 1:
+    if kind == K.VOL:
         return cm.stddev_nb(lr, n)
-    if kind == 2:
+    if kind == K.SMA_RATIO:
         return c / cm.sma_nb(c, n) - 1.0
-    if kind == 3:
+    if kind == K.EMA_RATIO:
         return c / cm.ema_nb(c, n) - 1.0
-    if kind == 4:
+    if kind == K.WMA_RATIO:
         return c / cm.wma_nb(c, n) - 1.0
-    if kind == 5:
+    if kind == K.DEMA_RATIO:
         return c / sm.dema_nb(c, n) - 1.0
-    if kind == 6:
+    if kind == K.TEMA_RATIO:
         return c / sm.tema_nb(c, n) - 1.0
-    if kind == 7:
+    if kind == K.KAMA_RATIO:
         return c / sm.kama_nb(c, n) - 1.0
-    if kind == 8:
+    if kind == K.TRIMA_RATIO:
         return c / sm.trima_nb(c, n) - 1.0
-    if kind == 9:
+    if kind == K.T3_RATIO:
         return c / sm.t3_nb(c, n, p[1]) - 1.0
-    if kind == 10:
+    if kind == K.SMA_CROSS:
         return cm.sma_nb(c, n) / cm.sma_nb(c, m) - 1.0
-    if kind == 11:
+    if kind == K.EMA_CROSS:
         return cm.ema_nb(c, n) / cm.ema_nb(c, m) - 1.0
-    if 12 <= kind <= 14:
+    if kind == K.MACD_LINE or kind == K.MACD_SIGNAL or kind == K.MACD_HIST:
         line, sig, hist = osc.macd_nb(c, n, m, q)
-        if kind == 12:
+        if kind == K.MACD_LINE:
             return line / c
-        if kind == 13:
+        if kind == K.MACD_SIGNAL:
             return sig / c
         return hist / c
-    if kind == 15:
+    if kind == K.PPO:
         return osc.price_oscillator_nb(c, n, m, True)
-    if kind == 16:
+    if kind == K.APO:
         return osc.price_oscillator_nb(c, n, m, False) / c
-    if kind == 17:
+    if kind == K.RSI:
         return osc.rsi_nb(c, n)
-    if kind == 18 or kind == 19:
+    if kind == K.STOCH_K or kind == K.STOCH_D:
         k_line, d_line = osc.stoch_k_d_nb(h, lo, c, n, m, q)
-        return k_line if kind == 18 else d_line
-    if kind == 20 or kind == 21:
+        return k_line if kind == K.STOCH_K else d_line
+    if kind == K.STOCHF_K or kind == K.STOCHF_D:
         fk = osc.fast_k_nb(h, lo, c, n)
         fd = cm.sma_nb(fk, m)
-        if kind == 21:
+        if kind == K.STOCHF_D:
             return fd
         first = cm.first_valid_nb(fd)
         for i in range(min(first, c.shape[0])):
             fk[i] = np.nan
         return fk
-    if kind == 22 or kind == 23:
+    if kind == K.STOCHRSI_K or kind == K.STOCHRSI_D:
         r = osc.rsi_nb(c, n)
         fk = osc.fast_k_nb(r, r, r, m)
         fd = cm.sma_nb(fk, q)
-        if kind == 23:
+        if kind == K.STOCHRSI_D:
             return fd
         first = cm.first_valid_nb(fd)
         for i in range(min(first, c.shape[0])):
             fk[i] = np.nan
         return fk
-    if kind == 24:
+    if kind == K.WILLR:
         return osc.willr_nb(h, lo, c, n)
-    if kind == 25:
+    if kind == K.CCI:
         return osc.cci_nb(h, lo, c, n)
-    if kind == 26:
+    if kind == K.CMO:
         return osc.cmo_nb(c, n)
-    if kind == 27:
+    if kind == K.MOM:
         return cm.diff_nb(c, n) / c
-    if 28 <= kind <= 30 or kind == 32:
+    if kind == K.ADX or kind == K.PLUS_DI or kind == K.MINUS_DI or kind == K.DX:
         pdi, mdi, dx, adx = tr.directional_nb(h, lo, c, n)
-        if kind == 28:
+        if kind == K.ADX:
             return adx
-        if kind == 29:
+        if kind == K.PLUS_DI:
             return pdi
-        if kind == 30:
+        if kind == K.MINUS_DI:
             return mdi
         return dx
-    if kind == 31:
+    if kind == K.ADXR:
         return tr.adxr_nb(h, lo, c, n)
-    if 33 <= kind <= 35:
+    if kind == K.AROON_UP or kind == K.AROON_DOWN or kind == K.AROONOSC:
         up, down, osc_line = tr.aroon_nb(h, lo, n)
-        if kind == 33:
+        if kind == K.AROON_UP:
             return up
-        if kind == 34:
+        if kind == K.AROON_DOWN:
             return down
         return osc_line
-    if kind == 36:
+    if kind == K.NATR:
         return cm.atr_nb(h, lo, c, n) / c * 100.0
-    if kind == 37:
+    if kind == K.TRANGE_RATIO:
         return cm.true_range_nb(h, lo, c) / c
-    if kind == 38 or kind == 39:
+    if kind == K.BB_PCTB or kind == K.BB_WIDTH:
         mid = cm.sma_nb(c, n)
         dev = cm.stddev_nb(c, n) * p[1]
         upper = mid + dev
         lower = mid - dev
-        if kind == 38:
+        if kind == K.BB_PCTB:
             return (c - lower) / (upper - lower)
         return (upper - lower) / mid
-    if kind == 40:
+    if kind == K.KELTNER_POS:
         return (c - cm.ema_nb(c, n)) / (2.0 * cm.atr_nb(h, lo, c, n))
-    if kind == 41:
+    if kind == K.KELTNER_WIDTH:
         return 4.0 * cm.atr_nb(h, lo, c, n) / cm.ema_nb(c, n)
-    if kind == 42:
+    if kind == K.DONCHIAN_POS:
         ll = cm.min_nb(lo, n)
         return (c - ll) / (cm.max_nb(h, n) - ll)
-    if kind == 43:
+    if kind == K.DONCHIAN_WIDTH:
         return (cm.max_nb(h, n) - cm.min_nb(lo, n)) / c
-    if kind == 44:
+    if kind == K.PARKINSON:
         x = np.log(h / lo) ** 2
         return np.sqrt(cm.sma_nb(x, n) / (4.0 * np.log(2.0)))
-    if kind == 45:
+    if kind == K.GARMAN_KLASS:
         x = 0.5 * np.log(h / lo) ** 2 - (2.0 * np.log(2.0) - 1.0) * np.log(c / o) ** 2
         return np.sqrt(cm.sma_nb(x, n))
-    if kind == 46:
+    if kind == K.ROGERS_SATCHELL:
         x = np.log(h / c) * np.log(h / o) + np.log(lo / c) * np.log(lo / o)
         return np.sqrt(cm.sma_nb(x, n))
-    if kind == 47:
+    if kind == K.YANG_ZHANG:
         return st.yang_zhang_nb(o, h, lo, c, n)
-    if kind == 48:
+    if kind == K.OBV_SLOPE:
         return cm.linreg_slope_nb(vo.obv_nb(c, v), n) / cm.sma_nb(v, n)
-    if kind == 49:
+    if kind == K.VOLUME_RATIO:
         return v / cm.sma_nb(v, n)
-    if kind == 50:
+    if kind == K.MFI:
         return osc.mfi_nb(h, lo, c, v, n)
-    if kind == 51:
+    if kind == K.ADOSC:
         return vo.adosc_nb(h, lo, c, v, n, m) / cm.sma_nb(v, m)
-    if kind == 52:
+    if kind == K.AD_SLOPE:
         return cm.linreg_slope_nb(vo.ad_nb(h, lo, c, v), n) / cm.sma_nb(v, n)
-    if kind == 53:
+    if kind == K.CMF:
         mfm = _where_range(h, lo, (c - lo) - (h - c), 0.0)
         return cm.sum_nb(mfm * v, n) / cm.sum_nb(v, n)
-    if kind == 54:
+    if kind == K.VWAP_DIST:
         tp = (h + lo + c) / 3.0
         return c / (cm.sum_nb(tp * v, n) / cm.sum_nb(v, n)) - 1.0
-    if kind == 55:
+    if kind == K.FORCE:
         return cm.ema_nb(cm.diff_nb(c, 1) * v, n) / (cm.sma_nb(v, n) * c)
-    if kind == 56:
+    if kind == K.VOLUME_Z:
         return (v - cm.sma_nb(v, n)) / cm.stddev_nb(v, n)
-    if kind == 57:
+    if kind == K.LOG_DOLLAR_VOLUME:
         return np.log(cm.sma_nb(c * v, n))
-    if kind == 58:
+    if kind == K.BODY_RATIO:
         return _where_range(h, lo, c - o, 0.0)
-    if kind == 59:
+    if kind == K.UPPER_SHADOW:
         return _where_range(h, lo, h - np.maximum(o, c), 0.0)
-    if kind == 60:
+    if kind == K.LOWER_SHADOW:
         return _where_range(h, lo, np.minimum(o, c) - lo, 0.0)
-    if kind == 61:
+    if kind == K.GAP:
         return o / cm.shift_nb(c, 1) - 1.0
-    if kind == 62:
+    if kind == K.CLOSE_LOCATION:
         return _where_range(h, lo, c - lo, 0.5)
-    if kind == 63:
+    if kind == K.HL_RANGE:
         return h / lo - 1.0
-    if kind == 64:
+    if kind == K.LINREG_SLOPE:
         return cm.linreg_slope_nb(c, n) / c
-    if kind == 65:
+    if kind == K.LINREG_R2:
         return cm.correl_time_nb(c, n, 0) ** 2
-    if kind == 66:
+    if kind == K.TSF_RATIO:
         return cm.tsf_nb(c, n) / c - 1.0
-    if kind == 67:
+    if kind == K.ULTOSC:
         return osc.ultosc_nb(h, lo, c, n, m, q)
-    if kind == 68:
+    if kind == K.TRIX:
         return sm.trix_nb(c, n)
-    if kind == 69:
+    if kind == K.BOP:
         return _where_range(h, lo, c - o, 0.0)
-    if kind == 70:
+    if kind == K.SAR_DIST:
         return c / tr.sar_nb(h, lo, p[0], p[1]) - 1.0
-    if kind == 71:
+    if kind == K.HT_DCPERIOD:
         return ht_dcperiod_nb(c)
-    if kind == 72:
+    if kind == K.HT_TRENDMODE:
         return ht_trendmode_nb(c)
-    if kind == 73:
+    if kind == K.SKEW:
         return st.moments_nb(lr, n, False)
-    if kind == 74:
+    if kind == K.KURT:
         return st.moments_nb(lr, n, True)
-    if kind == 75:
+    if kind == K.DIST_HIGH:
         return c / cm.max_nb(h, n) - 1.0
-    if kind == 76:
+    if kind == K.DIST_LOW:
         return c / cm.min_nb(lo, n) - 1.0
-    if kind == 77:
+    if kind == K.ZSCORE:
         return (c - cm.sma_nb(c, n)) / cm.stddev_nb(c, n)
-    if kind == 78:
+    if kind == K.PCT_RANK:
         return st.pct_rank_nb(c, n)
-    if kind == 79:
+    if kind == K.UP_DAYS:
         up = cm.nan_like_nb(c)
         for i in range(1, c.shape[0]):
             up[i] = 1.0 if c[i] > c[i - 1] else 0.0
         return cm.sum_nb(up, n) / n
-    if kind == 80:
+    if kind == K.MAX_DRAWDOWN:
         return st.max_drawdown_nb(c, n)
-    if kind == 81:
+    if kind == K.EMA_SLOPE:
         return _rocr_minus_one(cm.ema_nb(c, n), m)
-    if kind == 82:
+    if kind == K.ATR_RATIO:
         return cm.atr_nb(h, lo, c, n) / cm.atr_nb(h, lo, c, m)
-    if kind == 83:
+    if kind == K.VOL_RATIO:
         return cm.stddev_nb(lr, n) / cm.stddev_nb(lr, m)
-    if kind == 84:
+    if kind == K.PLUS_DM_RATIO:
         return tr.dm_nb(h, lo, c, n, True) / cm.atr_nb(h, lo, c, n)
-    if kind == 85:
+    if kind == K.MINUS_DM_RATIO:
         return tr.dm_nb(h, lo, c, n, False) / cm.atr_nb(h, lo, c, n)
-    if kind == 86:
+    if kind == K.MIDPOINT_RATIO:
         return c / ((cm.max_nb(c, n) + cm.min_nb(c, n)) / 2.0) - 1.0
-    if kind == 87:
+    if kind == K.MIDPRICE_RATIO:
         return c / ((cm.max_nb(h, n) + cm.min_nb(lo, n)) / 2.0) - 1.0
-    if kind == 88:
+    if kind == K.RET_VOL_ADJ:
         return _rocr_minus_one(c, n) / (cm.stddev_nb(lr, m) * np.sqrt(float(n)))
-    if kind == 89:
+    if kind == K.RET_SKIP:
         return cm.shift_nb(_rocr_minus_one(c, n - m), m)
+    # Not reached: features.catalog refuses a kind that is not a Kind, and
+    # test_every_kind_is_dispatched proves each Kind has a branch above.
     return cm.nan_like_nb(c)
 
 
