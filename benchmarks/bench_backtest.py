@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
+    from features.cache import configure_numba_cache
+
+    configure_numba_cache()
     from backtest.labels import PROFILES, refresh_labels
     from backtest.nb import label_triple_barrier_into_nb, label_triple_barrier_nb
     from features.compute import adjust_bars, offsets_of, refresh_features

@@ -28,6 +28,7 @@ PARQUET = ROOT.parent / "shared" / "data" / "sp500_daily.parquet"
 
 STARTUP = (
     "import time, polars as pl; t = time.perf_counter(); "
+    "from features.cache import configure_numba_cache; configure_numba_cache(); "
     "from features.compute import adjust_bars, compute_matrix; "
     f"d = pl.read_parquet({str(PARQUET)!r}).filter(pl.col('symbol') == 'AAPL'); "
     "compute_matrix(adjust_bars(d)); print(time.perf_counter() - t)"
@@ -75,6 +76,9 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="compare with TA-Lib first")
     args = parser.parse_args()
 
+    from features.cache import configure_numba_cache
+
+    configure_numba_cache()
     from features.catalog import FEATURES
     from features.compute import adjust_bars, compute_matrix, offsets_of
 

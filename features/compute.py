@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import structlog
 
+from features.cache import kernels_cached
 from features.catalog import CATALOG_VERSION, COLUMNS, recipe_arrays
 from stockml import store
 from stockml.progress import progress_bar
@@ -83,13 +83,6 @@ def compute_features(prices: pl.DataFrame, buffer: np.ndarray | None = None) -> 
 def _stored_features(prices: pl.DataFrame, buffer: np.ndarray) -> pl.DataFrame:
     """Features as stored (float32 copies), so `buffer` is free again on return."""
     return store.feature_rows(compute_features(prices, buffer))
-
-
-def kernels_cached() -> bool:
-    """Whether Numba's on-disk cache already holds the compiled feature kernels."""
-    import numba
-
-    return any(Path(numba.config.CACHE_DIR or ".").rglob("kernels.compute_all_nb-*.nbi"))
 
 
 def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 Each command lives in `stockml/commands/<name>.py` with a `register(app)` function;
 heavy imports (numba, ray, sklearn) happen inside the command bodies so `--help` is fast.
 User errors (`StockmlError`) are printed as one line and exit non-zero; Ctrl-C exits 130.
+Process-wide settings are made here, in `main`, not on import: Numba's kernel cache folder.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 
 import typer
 
+from features.cache import configure_numba_cache
 from stockml.commands import COMMAND_MODULES
 from stockml.errors import StockmlError
 
@@ -28,6 +30,7 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
+    configure_numba_cache()
     # Click handles its own usage errors (one message, exit 2); ours are StockmlErrors.
     try:
         app(standalone_mode=True)

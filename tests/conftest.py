@@ -23,6 +23,14 @@ def require_shared_data() -> Path:
     pytest.skip(message)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Numba's kernel cache folder, as the CLI sets it: before any test module imports a
+    kernel, so the whole run compiles (or loads) the kernels once, in the usual folder."""
+    from features.cache import configure_numba_cache
+
+    configure_numba_cache()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _log_to_file(tmp_path_factory: pytest.TempPathFactory) -> None:
     """structlog events of in-process runs go to a file, as in production, not to stdout."""

@@ -1,0 +1,58 @@
+"""Where Numba keeps the compiled feature kernels, set once by the program that runs them.
+
+Numba's on-disk cache only notices edits to a kernel's own file, not to the kernels it
+calls in other files (nor to the `Kind` numbers it compares against); so the cache lives
+in a folder named after a hash of every kernel source, and an edit anywhere compiles
+afresh instead of reusing stale machine code.
+
+Numba fixes a kernel's cache folder when the kernel's module is imported, from the
+process-wide `numba.config.CACHE_DIR` (read from NUMBA_CACHE_DIR); so
+`configure_numba_cache()` is called before the first kernel import, by each entry point
+(the CLI's `main`, tests/conftest.py, the benchmarks), never as a side effect of importing
+a library module. A NUMBA_CACHE_DIR set by the user wins (the features benchmark uses it
+to time a compile into an empty folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).parent
+
+
+def kernel_digest() -> str:
+    """12 hex digits naming the current kernel sources (nb_*.py, kernels.py, kinds.py)."""
+    sources = [*sorted(_HERE.glob("nb_*.py")), _HERE / "kernels.py", _HERE / "kinds.py"]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+
+
+def configure_numba_cache() -> Path:
+    """Point Numba's cache at ~/.cache/stockml/numba/<kernel digest>, unless NUMBA_CACHE_DIR
+    is set; returns the folder in use. Call before the first kernel import."""
+    folder = os.environ.get("NUMBA_CACHE_DIR") or str(
+        Path.home() / ".cache" / "stockml" / "numba" / kernel_digest()
+    )
+    # Through the environment, without importing Numba (a third of a second on every
+    # command's start, `--help` included): Numba reads it when first imported, and child
+    # processes (Ray workers, subprocesses of tests) inherit the same folder.
+    os.environ["NUMBA_CACHE_DIR"] = folder
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        loaded = sorted(
+            m for m in sys.modules if m.startswith(("features.nb_", "features.kernels"))
+        )
+        if loaded and folder != numba.config.CACHE_DIR:
+            raise RuntimeError(f"configure_numba_cache() must run before importing {loaded[0]}")
+        numba.config.CACHE_DIR = folder
+    return Path(folder)
+
+
+def kernels_cached() -> bool:
+    """Whether Numba's on-disk cache already holds the compiled feature kernels."""
+    import numba
+
+    folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else _HERE / "__pycache__"
+    return any(folder.rglob("kernels.compute_all_nb-*.nbi"))
