@@ -8,7 +8,6 @@ per symbol when its prices fingerprint or the profile's parameters change.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import structlog
 from features.compute import adjust_bars, offsets_of
 from stockml import store
 from stockml.errors import InputError
-from stockml.progress import progress_bar
+from stockml.refresh import plan_refresh, refresh_derived
 
 BATCH_ROWS = 1_000_000
 
@@ -98,28 +97,19 @@ def compute_labels(prices: pl.DataFrame, profile: Profile) -> pl.DataFrame:
 
 def refresh_labels(con: Any, profile: Profile, progress: bool = True) -> dict[str, Any]:
     """Bring the profile's labels up to date with `prices`; returns a summary."""
-    started = time.perf_counter()
-    current = store.prices_fingerprints(con)
-    done = store.labels_state(con, profile.name)
     params = profile.params()
-    stale = sorted(s for s, fp in current.items() if done.get(s) != (fp, params))
-    gone = sorted(set(done) - set(current))
-    if gone:
-        store.delete_labels(con, profile.name, gone)
-    sizes = store.row_counts(con, stale)
-    rows = 0
-    with progress_bar(f"labels {profile.name}", sum(sizes.values()), progress) as bar:
-        for batch in store.symbol_batches(sizes, BATCH_ROWS):
-            frame = compute_labels(store.read_prices(con, batch), profile)
-            store.replace_labels(con, profile.name, batch, frame, current, params)
-            rows += frame.height
-            bar.advance(frame.height, status=f"{batch[-1]} · {len(batch)} symbols")
-    summary = {
-        "profile": profile.name,
-        "symbols": len(stale),
-        "rows": rows,
-        "up_to_date": len(current) - len(stale),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    plan = plan_refresh(con, store.labels_state(con, profile.name), params, BATCH_ROWS)
+    summary = refresh_derived(
+        con,
+        plan,
+        title=f"labels {profile.name}",
+        compute=lambda prices: compute_labels(prices, profile),
+        replace=lambda batch, frame: store.replace_labels(
+            con, profile.name, batch, frame, plan.fingerprints, params
+        ),
+        delete=lambda gone: store.delete_labels(con, profile.name, gone),
+        progress=progress,
+    )
+    summary = {"profile": profile.name, **summary}
     structlog.get_logger("backtest").info("labels_refreshed", **summary)
     return summary

@@ -9,8 +9,6 @@ whole, never appended to).
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,7 @@ import structlog
 from features.cache import kernels_cached
 from features.catalog import CATALOG_VERSION, COLUMNS, recipe_arrays
 from stockml import store
-from stockml.progress import progress_bar
+from stockml.refresh import plan_refresh, refresh_derived
 
 # Symbols per kernel call and write: bounds memory (two batches in flight, 179 x rows x
 # 8 bytes each) and lets the progress bar move.
@@ -80,59 +78,26 @@ def compute_features(prices: pl.DataFrame, buffer: np.ndarray | None = None) -> 
     return pl.DataFrame({"symbol": prices["symbol"], "date": prices["date"], **columns})
 
 
-def _stored_features(prices: pl.DataFrame, buffer: np.ndarray) -> pl.DataFrame:
-    """Features as stored (float32 copies), so `buffer` is free again on return."""
-    return store.feature_rows(compute_features(prices, buffer))
-
-
 def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
     """Bring `features` up to date with `prices`; returns a small summary."""
-    log = structlog.get_logger("features")
-    started = time.perf_counter()
     store.ensure_features_table(con, COLUMNS)
-    current = store.prices_fingerprints(con)
-    done = store.features_state(con)
-    stale = sorted(
-        s for s, fingerprint in current.items() if done.get(s) != (fingerprint, CATALOG_VERSION)
+    plan = plan_refresh(con, store.features_state(con), CATALOG_VERSION, BATCH_ROWS)
+    # One output buffer for every batch: a fresh 0.4 GB array per batch costs more in page
+    # faults (the OS zeroing new memory) than the kernels take to fill it. Each batch is
+    # stored as float32 copies, so the buffer is free again when `compute` returns.
+    buffer = np.empty(len(COLUMNS) * plan.largest_batch)
+    compiling = "compiling the kernels: first run in this checkout only, ~1 min"
+    summary = refresh_derived(
+        con,
+        plan,
+        title="features",
+        compute=lambda prices: store.feature_rows(compute_features(prices, buffer)),
+        replace=lambda batch, frame: store.replace_features(
+            con, batch, frame, {s: plan.fingerprints[s] for s in batch}, CATALOG_VERSION
+        ),
+        delete=lambda gone: store.delete_features(con, gone),
+        progress=progress,
+        first_status=None if kernels_cached() else compiling,
     )
-    gone = sorted(set(done) - set(current))
-    if gone:
-        store.delete_features(con, gone)
-    sizes = store.row_counts(con, stale)
-    rows_done = 0
-    with progress_bar("features", sum(sizes.values()), progress) as bar:
-        if sizes and not kernels_cached():
-            bar.update(status="compiling the kernels: first run in this checkout only, ~1 min")
-        batches = store.symbol_batches(sizes, BATCH_ROWS)
-        # One output buffer for every batch: a fresh 0.4 GB array per batch costs more in
-        # page faults (the OS zeroing new memory) than the kernels take to fill it.
-        biggest = max((sum(sizes[s] for s in b) for b in batches), default=0)
-        buffer = np.empty(len(COLUMNS) * biggest)
-        # A pipeline of two: one thread computes batch i+1 (Numba and polars release the GIL)
-        # while this one writes batch i; DuckDB is only ever touched from this thread.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = (
-                pool.submit(_stored_features, store.read_prices(con, batches[0]), buffer)
-                if batches
-                else None
-            )
-            for i, batch in enumerate(batches):
-                frame = pending.result()
-                if i + 1 < len(batches):
-                    pending = pool.submit(
-                        _stored_features, store.read_prices(con, batches[i + 1]), buffer
-                    )
-                store.replace_features(
-                    con, batch, frame, {s: current[s] for s in batch}, CATALOG_VERSION
-                )
-                rows_done += frame.height
-                bar.advance(frame.height, status=f"{batch[-1]} · {len(batch)} symbols")
-    summary = {
-        "symbols": len(stale),
-        "rows": rows_done,
-        "removed": len(gone),
-        "up_to_date": len(current) - len(stale),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    log.info("features_refreshed", **summary)
+    structlog.get_logger("features").info("features_refreshed", **summary)
     return summary
