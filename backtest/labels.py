@@ -33,12 +33,16 @@ class Profile:
     def params(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
+    def describe(self) -> str:
+        """The barriers in words, e.g. `14 days, +10% / -5%`."""
+        return f"{self.hold_days} days, {self.take_profit:+.0%} / {self.stop_loss:+.0%}"
+
 
 # swing: the user's original rule. options: a week's hold with symmetric barriers of 3%,
 # about 1.5 weekly standard deviations of a typical large cap, so all three classes occur.
+# The one place their numbers are written: commands, docs' examples and tests read them here.
 PROFILES = {
-    "swing": Profile("swing", 14, 0.10, -0.05),
-    "options": Profile("options", 5, 0.03, -0.03),
+    p.name: p for p in (Profile("swing", 14, 0.10, -0.05), Profile("options", 5, 0.03, -0.03))
 }
 
 
@@ -59,9 +63,9 @@ def resolve_profile(
     if h < 1:
         raise InputError("--hold-days must be at least 1")
     if not tp > 0:
-        raise InputError("--take-profit must be a positive fraction, e.g. 0.10")
+        raise InputError(f"--take-profit must be a positive fraction, e.g. {base.take_profit:g}")
     if not -1 < sl < 0:
-        raise InputError("--stop-loss must be a negative fraction, e.g. -0.05")
+        raise InputError(f"--stop-loss must be a negative fraction, e.g. {base.stop_loss:g}")
     return Profile(f"{name}-h{h}-tp{tp:g}-sl{sl:g}", h, tp, sl)
 
 

@@ -129,7 +129,7 @@ def main() -> None:
         labels = refresh_labels(con, swing, progress=False)
         done = time.perf_counter()
         samples = con.execute(
-            "SELECT count(*) FROM samples WHERE profile = 'swing' AND label IS NOT NULL"
+            "SELECT count(*) FROM samples WHERE profile = ? AND label IS NOT NULL", [swing.name]
         ).fetchone()[0]
         con.close()
     total = done - started

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest.labels import PROFILES, compute_labels, refresh_labels, resolve_profile
+from backtest.labels import PROFILES, Profile, compute_labels, refresh_labels, resolve_profile
 from backtest.nb import label_triple_barrier_nb
 from features.compute import adjust_bars
 from stockml import store
@@ -129,6 +129,14 @@ def test_bad_profiles_are_refused(args, message):
     """Unknown profiles and impossible barriers are one-line input errors."""
     with pytest.raises(InputError, match=message):
         resolve_profile(*args)
+
+
+def test_default_profile_is_a_profile():
+    """The commands' default names a profile, and the printed barriers come from it."""
+    from stockml.defaults import DEFAULT_PROFILE
+
+    assert PROFILES[DEFAULT_PROFILE].name == DEFAULT_PROFILE
+    assert Profile("x", 7, 0.08, -0.04).describe() == "7 days, +8% / -4%"
 
 
 @pytest.fixture(scope="module")

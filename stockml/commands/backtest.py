@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from stockml.defaults import DEFAULT_PROFILE
 from stockml.store import DEFAULT_DB
 
 
@@ -14,18 +15,18 @@ def backtest(
         DEFAULT_DB, "--db", help="DuckDB store (prices in; features, labels out)."
     ),
     profile: str = typer.Option(
-        "swing",
+        DEFAULT_PROFILE,
         "--profile",
-        help="Label profile: swing (14 days, +10% / -5%) or options (5 days, ±3%).",
+        help="Label profile: swing or options (their barriers are printed with the summary).",
     ),
     hold_days: int = typer.Option(
         None, "--hold-days", help="Override the profile's holding period (trading days)."
     ),
     take_profit: float = typer.Option(
-        None, "--take-profit", help="Override the target, a fraction (0.10 = +10%)."
+        None, "--take-profit", help="Override the target, a fraction (0.08 = +8%)."
     ),
     stop_loss: float = typer.Option(
-        None, "--stop-loss", help="Override the stop, a negative fraction (-0.05 = -5%)."
+        None, "--stop-loss", help="Override the stop, a negative fraction (-0.04 = -4%)."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or summary."),
 ) -> None:
@@ -65,7 +66,8 @@ def backtest(
     if not quiet:
         console.print(
             f"features: {feats['symbols']} symbols recomputed in {feats['seconds']} s; "
-            f"labels ({chosen.name}): {labels['symbols']} symbols in {labels['seconds']} s"
+            f"labels ({chosen.name}: {chosen.describe()}): {labels['symbols']} symbols in "
+            f"{labels['seconds']} s"
         )
         if balance["samples"]:
             console.print(
