@@ -1,4 +1,5 @@
-"""One chart fetch under the run's throttle, in-flight cap, hard deadline and retry policy.
+"""One chart fetch under the run's throttle, in-flight cap, hard deadline and retry policy
+(the knobs and their defaults: `ingest.policy.FetchPolicy`).
 
 Everything here is shared by both transports and does not know which one runs:
 - a semaphore caps requests in flight (`concurrency`); a pacer spaces request starts
@@ -25,6 +26,7 @@ from urllib.parse import quote
 import structlog
 from asyncio_throttle import Throttler
 
+from ingest.policy import YAHOO_BASE_URL, FetchPolicy
 from ingest.transport import (
     TRANSPORTS,
     ConnectionFailed,
@@ -43,7 +45,6 @@ from ingest.yahoo import (
     parse_chart,
 )
 
-YAHOO_BASE_URL = "https://query1.finance.yahoo.com"
 # Two layers keep request starts within `rate` per second:
 # - a pacer spaces starts evenly, (1/rate) x SPACING_MARGIN apart, on a drift-free schedule
 #   (a late wake-up does not push every later start back), which is what Yahoo likes best;
@@ -52,23 +53,6 @@ YAHOO_BASE_URL = "https://query1.finance.yahoo.com"
 # The margins absorb the scheduling jitter between a start here and its arrival at the server.
 SPACING_MARGIN = 1.05
 WINDOW = 1.05
-
-
-@dataclass(frozen=True)
-class FetchPolicy:
-    """Every knob of the client, built once per run and passed in."""
-
-    base_url: str = YAHOO_BASE_URL
-    rate: float = 1.0
-    concurrency: int = 4
-    timeout: float = 20.0
-    retries: int = 3
-    backoff_base: float = 1.0
-    backoff_cap: float = 30.0
-    breaker_after: int = 8
-    switch_after: int = 3
-    transport: str = "auto"
-    proxy: str | None = None
 
 
 class SymbolFailed(Exception):

@@ -18,6 +18,8 @@ from ingest.yahoo import Chart
 from stockml.defaults import EXCHANGE_TZ
 from stockml.store import IngestState
 
+# Without --start, a run wants the last two years before --end.
+DEFAULT_HISTORY_DAYS = 730
 # The longest feature lookback is 252 trading days and EMA-style features want a seed
 # run-in on top: 450 calendar days give >= 300 trading days before --start.
 WARMUP_CALENDAR_DAYS = 450

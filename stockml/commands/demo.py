@@ -9,6 +9,10 @@ import typer
 DEMO_DB = Path("data/demo.duckdb")
 # A few transient faults so the demo shows the client recovering, as it must on Yahoo.
 DEMO_FAULTS = "AAPL=429*2;MSFT=500;JPM=truncated;XOM=reset"
+# The local server has no rate limiter and answers in milliseconds: the demo runs faster
+# and cuts a stalled request sooner than Yahoo's defaults would (FetchPolicy's otherwise).
+DEMO_RATE = 25.0
+DEMO_TIMEOUT = 10.0
 
 
 def demo(
@@ -19,7 +23,7 @@ def demo(
         "full", "--universe", help="Built-in universe: full (82) or quick (20)."
     ),
     rate: float = typer.Option(
-        25.0, "--rate", help="Requests per second against the local server."
+        DEMO_RATE, "--rate", help="Requests per second against the local server."
     ),
     seed: int = typer.Option(
         7, "--seed", help="Simulator seed: the same seed gives the same market."
@@ -36,10 +40,12 @@ def demo(
     and swing labels), training on Ray with the honest date split, and today's signals."""
     from datetime import date, timedelta
 
-    from ingest.client import FetchPolicy
-    from ingest.run import IngestRequest, last_closed_day, run_ingest
+    from ingest.plan import DEFAULT_HISTORY_DAYS, last_closed_day
+    from ingest.policy import FetchPolicy
+    from ingest.run import IngestRequest, run_ingest
     from ingest.server import FaultPlan, MarketData, ServerThread, YahooServer
     from ingest.universe import listing_rows, resolve_universe
+    from stockml.defaults import DEFAULT_PROFILE
     from stockml.logs import configure_logging, log_path_for
     from stockml.progress import console
 
@@ -49,7 +55,7 @@ def demo(
     with console.status(f"simulating a market of {len(listing_rows())} stocks (seed {seed})…"):
         market = MarketData.from_simulator(listing_rows(), today, seed)
     end = last_closed_day(today)
-    start = end - timedelta(days=730)
+    start = end - timedelta(days=DEFAULT_HISTORY_DAYS)
     with ServerThread(YahooServer(market, FaultPlan.parse(DEMO_FAULTS))) as server:
         if not quiet:
             console.rule(
@@ -61,7 +67,7 @@ def demo(
                 start=start,
                 end=end,
                 db_path=db,
-                policy=FetchPolicy(base_url=server.base_url, rate=rate, concurrency=4, timeout=10),
+                policy=FetchPolicy(base_url=server.base_url, rate=rate, timeout=DEMO_TIMEOUT),
                 progress=not quiet,
                 listings=listing_rows(),
             )
@@ -75,20 +81,21 @@ def demo(
     con = store.connect(db)
     try:
         refresh_features(con, progress=not quiet)
-        refresh_labels(con, PROFILES["swing"], progress=not quiet)
+        refresh_labels(con, PROFILES[DEFAULT_PROFILE], progress=not quiet)
         balance = store.query_pl(
             con,
             "SELECT s.sector, count(*) AS samples, round(avg((l.label = 1)::INT), 3) AS win, "
             "round(avg((l.label = 0)::INT), 3) AS timeout, round(avg((l.label = -1)::INT), 3) "
-            "AS loss FROM labels l JOIN symbols s USING (symbol) WHERE l.profile = 'swing' "
+            "AS loss FROM labels l JOIN symbols s USING (symbol) WHERE l.profile = ? "
             "AND l.label IS NOT NULL GROUP BY s.sector ORDER BY s.sector",
+            [DEFAULT_PROFILE],
         )
     finally:
         con.close()
     if not quiet:
         from rich.table import Table
 
-        table = Table(title="swing labels per sector (query it: stockml sql --db ...)")
+        table = Table(title=f"{DEFAULT_PROFILE} labels per sector (query it: stockml sql --db ...)")
         for name in balance.columns:
             table.add_column(name)
         for row in balance.iter_rows():
@@ -100,7 +107,7 @@ def demo(
 
         if not quiet:
             console.rule("[bold]3. train[/] eight models on Ray, stacked on the training period")
-        result = run_training(db, "swing", progress=not quiet)
+        result = run_training(db, DEFAULT_PROFILE, progress=not quiet)
         signals = latest_signals(db, result.run_id)
         if not quiet:
             stack = result.metrics["stack"]

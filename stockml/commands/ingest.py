@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 
+from ingest.policy import FetchPolicy
 from stockml.store import DEFAULT_DB
 
-DEFAULT_RATE = 1.0  # requests/s: public clients hold about 1/s without being blocked
-DEFAULT_CONCURRENCY = 4
+# The production defaults, shown in --help; FetchPolicy is their one home.
+DEFAULTS = FetchPolicy()
 
 
 def _parse_date(text: str | None, flag: str) -> date | None:
@@ -49,35 +50,35 @@ def ingest(
         "only stored once the session is final).",
     ),
     base_url: str = typer.Option(
-        "https://query1.finance.yahoo.com",
+        DEFAULTS.base_url,
         "--base-url",
         help="Chart server (Yahoo, or `stockml serve-yahoo`).",
     ),
     rate: float = typer.Option(
-        DEFAULT_RATE,
+        DEFAULTS.rate,
         "--rate",
         min=0.01,
         help="Requests started per second, at most, retries included: any one-second "
         "window holds at most this many (whole number; below 1, one request per 1/rate s).",
     ),
     concurrency: int = typer.Option(
-        DEFAULT_CONCURRENCY, "--concurrency", min=1, max=64, help="Requests in flight, at most."
+        DEFAULTS.concurrency, "--concurrency", min=1, max=64, help="Requests in flight, at most."
     ),
     timeout: float = typer.Option(
-        20.0,
+        DEFAULTS.timeout,
         "--timeout",
         min=0.1,
         help="Hard total seconds per request: connect, headers and body.",
     ),
     retries: int = typer.Option(
-        3,
+        DEFAULTS.retries,
         "--retries",
         min=0,
         max=20,
         help="Retries per request after 429, 5xx, timeouts, resets, bad bodies.",
     ),
     transport: str = typer.Option(
-        "auto",
+        DEFAULTS.transport,
         "--transport",
         help="HTTP client: auto (start with the one that last worked, switch once "
         "if Yahoo blocks it), aiohttp, or curl (browser impersonation).",
@@ -102,7 +103,7 @@ def ingest(
     """
     import os
 
-    from ingest.client import FetchPolicy
+    from ingest.plan import DEFAULT_HISTORY_DAYS
     from ingest.run import IngestRequest, run_ingest
     from ingest.transport import TRANSPORTS
     from ingest.universe import listing_rows, parse_symbols, resolve_universe
@@ -113,7 +114,7 @@ def ingest(
         raise InputError(f"--transport must be auto, aiohttp or curl, not {transport!r}")
     wanted = parse_symbols(symbols) if symbols else resolve_universe(universe)
     end_day = _parse_date(end, "--end") or date.today()
-    start_day = _parse_date(start, "--start") or end_day - timedelta(days=730)
+    start_day = _parse_date(start, "--start") or end_day - timedelta(days=DEFAULT_HISTORY_DAYS)
     if proxy is None:
         scheme_var = "HTTPS_PROXY" if base_url.startswith("https") else "HTTP_PROXY"
         proxy = os.environ.get(scheme_var) or os.environ.get(scheme_var.lower()) or None
