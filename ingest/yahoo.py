@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-NEW_YORK = "America/New_York"
+from stockml.defaults import EXCHANGE_TZ_NAME
 
 
 class ChartError(Exception):
@@ -135,7 +135,7 @@ def daily_utc_offsets(tz: str) -> tuple[int, np.ndarray]:
     return int(first.timestamp()) // 86400, offsets
 
 
-def trading_days(timestamps: np.ndarray, tz: str = NEW_YORK) -> np.ndarray:
+def trading_days(timestamps: np.ndarray, tz: str = EXCHANGE_TZ_NAME) -> np.ndarray:
     """Epoch seconds -> the exchange's calendar date (datetime64[D]), DST-correct.
 
     Uses the zone's offset at noon UTC of the stamp's UTC day: exact for every stamp
@@ -195,7 +195,7 @@ def parse_chart(body: bytes, symbol: str, period2: int) -> Chart:
         raise ChartUnparseable("chart.result is empty")
     result = results[0]
     meta = result.get("meta") or {}
-    tz = meta.get("exchangeTimezoneName") or NEW_YORK
+    tz = meta.get("exchangeTimezoneName") or EXCHANGE_TZ_NAME
     actions = _events(result, symbol, tz, period2)
     timestamps = result.get("timestamp") or []
     if not timestamps:
