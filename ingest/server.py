@@ -1,7 +1,8 @@
 """A Yahoo-compatible chart server for tests, benchmarks and the offline demo.
 
 Speaks `GET /v8/finance/chart/{symbol}` in Yahoo's format (see ../shared/yahoo-chart-api.md),
-backed by the shared real data set or the seeded simulator, and misbehaves on demand:
+backed by the shared real data set or the seeded simulator (`ingest.simulate.MarketData`),
+and misbehaves on demand:
 
 - its own rate limit, answered like Yahoo: 429, `text/html`, body `Edge: Too Many Requests`;
 - `block_plain`: 429 `text/html` for every request without the client hints a real Chrome
@@ -11,7 +12,8 @@ backed by the shared real data set or the seeded simulator, and misbehaves on de
                                                  429ra carries Retry-After: 1)
     nulls dup_last unknown empty                        shape of the data
   `kind` applies to the next request, `kind*N` to the next N, `kind*` to all of them;
-  after the plan is used up the symbol is served normally.
+  after the plan is used up the symbol is served normally. `TRANSIENT` maps each transient
+  fault to the handler that answers its request; shapes are read while building the chart.
 Every request is logged (arrival time, symbol, status, headers) for the tests to inspect.
 """
 
@@ -23,99 +25,134 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
-from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import numpy as np
 import orjson
 from aiohttp import web
 
-from ingest.simulate import Series, simulate_market
-from ingest.yahoo import daily_utc_offsets
+from ingest.simulate import MarketData, session_open_epoch
+from stockml.defaults import EXCHANGE_TZ_NAME
 
-NEW_YORK = ZoneInfo("America/New_York")
-TRANSIENT = ("429", "429ra", "hang", "drip", "500", "chart_null", "reset", "truncated", "html")
-SHAPES = ("nulls", "dup_last", "unknown", "empty")
-FAULT_KINDS = TRANSIENT + SHAPES
 TOO_MANY = b"Edge: Too Many Requests"
 
 
-# ---- data -----------------------------------------------------------------------------
-
-
-def _session_open_epoch(days: np.ndarray) -> np.ndarray:
-    """09:30 New York of each day, in epoch seconds (Yahoo's daily bar stamp)."""
-    base, offsets = daily_utc_offsets("America/New_York")
-    day_number = days.astype("datetime64[D]").astype(np.int64)
-    return day_number * 86400 + 9 * 3600 + 1800 - offsets[day_number - base]
-
-
-class MarketData:
-    """Per-symbol bars as served today, with hooks to change history between runs."""
-
-    def __init__(self, series: dict[str, Series], as_of: date | None = None) -> None:
-        self.series = series
-        self.as_of = as_of
-        self._stamps: dict[str, np.ndarray] = {}
-
-    @classmethod
-    def from_parquet(cls, path: Path, symbols: list[str] | None = None) -> MarketData:
-        import polars as pl
-
-        frame = pl.read_parquet(path)
-        if symbols is not None:
-            frame = frame.filter(pl.col("symbol").is_in(symbols))
-        series: dict[str, Series] = {}
-        for (symbol,), part in frame.sort("symbol", "date").group_by("symbol", maintain_order=True):
-            days = part["date"].to_numpy().astype("datetime64[D]")
-            div = part["dividend"].to_numpy()
-            split = part["split_ratio"].to_numpy()
-            series[symbol] = Series(
-                days,
-                part["open"].to_numpy(),
-                part["high"].to_numpy(),
-                part["low"].to_numpy(),
-                part["close"].to_numpy(),
-                part["adjclose"].to_numpy(),
-                part["volume"].to_numpy().astype(np.int64),
-                {days[i]: float(div[i]) for i in np.flatnonzero(div > 0)},
-                {days[i]: float(split[i]) for i in np.flatnonzero(split != 1.0)},
-            )
-        return cls(series)
-
-    @classmethod
-    def from_simulator(
-        cls, listings: list[tuple[str, str, str]], as_of: date, seed: int = 7
-    ) -> MarketData:
-        return cls(simulate_market(listings, as_of, seed), as_of)
-
-    def stamps(self, symbol: str) -> np.ndarray:
-        if symbol not in self._stamps:
-            self._stamps[symbol] = _session_open_epoch(self.series[symbol].dates)
-        return self._stamps[symbol]
-
-    def inject_split(self, symbol: str, day: date, ratio: float) -> None:
-        """A split on `day`: history before it is re-expressed in new shares."""
-        s = self.series[symbol]
-        before = s.dates < np.datetime64(day, "D")
-        for arr in (s.open, s.high, s.low, s.close, s.adjclose):
-            arr[before] /= ratio
-        s.volume[before] = np.round(s.volume[before] * ratio).astype(np.int64)
-        s.splits[np.datetime64(day, "D")] = ratio
-
-    def inject_dividend(self, symbol: str, day: date, amount: float) -> None:
-        """A dividend with ex-date `day`: adjclose before it scales down, OHLC stay."""
-        s = self.series[symbol]
-        i = int(np.searchsorted(s.dates, np.datetime64(day, "D")))
-        if i == 0:
-            raise ValueError("a dividend needs a previous close")
-        s.adjclose[:i] *= 1.0 - amount / s.close[i - 1]
-        s.dividends[np.datetime64(day, "D")] = amount
-
-
 # ---- faults ---------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One request being answered: what a fault handler needs to know and to log."""
+
+    server: YahooServer
+    request: web.Request
+    symbol: str
+    at: float  # time.monotonic() on arrival
+    fault: str | None
+    shapes: set[str]
+
+    def record(self, status: int) -> None:
+        self.server.record(self.request, self.symbol, status, self.fault, self.at)
+
+
+Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+Spoiler = Callable[[Call, bytes], Awaitable[web.StreamResponse]]
+
+
+async def serve(call: Call, spoil: Spoiler | None = None) -> web.StreamResponse:
+    """The normal answer; a 200 is handed to `spoil` when a fault spoils it."""
+    status, body = call.server.chart_body(call.symbol, call.request.query, call.shapes)
+    call.record(status)
+    if spoil is not None and status == 200:
+        return await spoil(call, body)
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def _refuse(status: int, body: bytes, headers: dict[str, str] | None = None) -> Handler:
+    """A fault answered with an error page instead of the chart."""
+
+    async def handler(call: Call) -> web.StreamResponse:
+        call.record(status)
+        return web.Response(status=status, body=body, content_type="text/html", headers=headers)
+
+    return handler
+
+
+def _spoiling(spoil: Spoiler) -> Handler:
+    """A fault that spoils the normal answer (a 404 or 400 is served as it is)."""
+    return lambda call: serve(call, spoil)
+
+
+async def _hang(call: Call) -> web.StreamResponse:
+    call.record(0)
+    await asyncio.sleep(3600)  # until the client gives up (handler_cancellation)
+    return await serve(call)
+
+
+async def _chart_null(call: Call, body: bytes) -> web.StreamResponse:
+    return web.Response(status=200, body=b'{"chart": null}', content_type="application/json")
+
+
+async def _truncated(call: Call, body: bytes) -> web.StreamResponse:
+    cut = body[: max(len(body) // 2, 1)]
+    return web.Response(status=200, body=cut, content_type="application/json")
+
+
+async def _html(call: Call, body: bytes) -> web.StreamResponse:
+    page = b"<!doctype html><html>Yahoo</html>"
+    return web.Response(status=200, body=page, content_type="text/html")
+
+
+async def _streaming(call: Call, body: bytes) -> web.StreamResponse:
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = len(body)
+    await response.prepare(call.request)
+    return response
+
+
+async def _reset(call: Call, body: bytes) -> web.StreamResponse:
+    # Headers and part of the body, then a TCP reset: the connection dies mid-answer.
+    # (A reset before any byte would be re-sent silently by libcurl and aiohttp on
+    # a reused connection; mid-body, every client must see the failure.)
+    response = await _streaming(call, body)
+    await response.write(body[: len(body) // 3])
+    await asyncio.sleep(0.01)
+    transport = call.request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if transport is not None:
+        transport.close()
+    return response
+
+
+async def _drip(call: Call, body: bytes) -> web.StreamResponse:
+    response = await _streaming(call, body)
+    for i in range(len(body)):
+        await response.write(body[i : i + 1])
+        await asyncio.sleep(call.server.drip_interval)
+    return response
+
+
+TOO_MANY_PLAIN = b"Too Many Requests"
+# Transient faults, one request each: name -> how that request is answered.
+TRANSIENT: dict[str, Handler] = {
+    "429": _refuse(429, TOO_MANY_PLAIN),
+    # a 429 that says when to come back, as Yahoo rarely does
+    "429ra": _refuse(429, TOO_MANY_PLAIN, {"Retry-After": "1"}),
+    "hang": _hang,
+    "drip": _spoiling(_drip),
+    "500": _refuse(500, b"<html><body>Internal error</body></html>"),
+    "chart_null": _spoiling(_chart_null),
+    "reset": _spoiling(_reset),
+    "truncated": _spoiling(_truncated),
+    "html": _spoiling(_html),
+}
+# Shapes of the data, in force while queued: read by YahooServer.chart_body.
+SHAPES = ("nulls", "dup_last", "unknown", "empty")
+FAULT_KINDS = (*TRANSIENT, *SHAPES)
 
 
 @dataclass
@@ -132,10 +169,8 @@ class FaultPlan:
                 raise ValueError(f"fault plan entry {part!r} is not SYMBOL=KIND")
             symbol, kinds = part.split("=", 1)
             for token in kinds.split("+"):
-                kind, _, count = token.partition("*")
-                if kind not in FAULT_KINDS:
-                    raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
-                n = -1 if _ and count == "" else int(count or 1)
+                kind, star, count = token.partition("*")
+                n = -1 if star and count == "" else int(count or 1)
                 plan.add(symbol.strip().upper(), kind, n)
         return plan
 
@@ -150,6 +185,10 @@ class FaultPlan:
         return plan
 
     def add(self, symbol: str, kind: str, count: int = 1) -> None:
+        """Queue `kind` for the next `count` requests (-1: all); an unknown kind is refused
+        here, when the plan is made, not when a request meets it."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
         self.queues.setdefault(symbol, []).append([kind, count])
 
     def take(self, symbol: str) -> tuple[str | None, set[str]]:
@@ -209,7 +248,7 @@ class YahooServer:
         self._recent.append(now)
         return len(self._recent) > self.rate_limit
 
-    def _record(
+    def record(
         self, request: web.Request, symbol: str, status: int, fault: str | None, at: float
     ) -> None:
         hints = "sec-ch-ua" in request.headers and "sec-fetch-mode" in request.headers
@@ -223,73 +262,18 @@ class YahooServer:
         if self.block_plain and not (
             "sec-ch-ua" in request.headers and "sec-fetch-mode" in request.headers
         ):
-            self._record(request, symbol, 429, "blocked", at)
+            self.record(request, symbol, 429, "blocked", at)
             return web.Response(status=429, body=TOO_MANY, content_type="text/html")
         if self._over_limit(at):
-            self._record(request, symbol, 429, "rate_limit", at)
+            self.record(request, symbol, 429, "rate_limit", at)
             return web.Response(status=429, body=TOO_MANY, content_type="text/html")
         fault, shapes = self.faults.take(symbol)
         if self.latency:
             await asyncio.sleep(self.latency)
-        if fault == "429":
-            self._record(request, symbol, 429, fault, at)
-            return web.Response(status=429, body=b"Too Many Requests", content_type="text/html")
-        if fault == "429ra":  # a 429 that says when to come back, as Yahoo rarely does
-            self._record(request, symbol, 429, fault, at)
-            return web.Response(
-                status=429,
-                body=b"Too Many Requests",
-                content_type="text/html",
-                headers={"Retry-After": "1"},
-            )
-        if fault == "hang":
-            self._record(request, symbol, 0, fault, at)
-            await asyncio.sleep(3600)
-        if fault == "500":
-            self._record(request, symbol, 500, fault, at)
-            return web.Response(
-                status=500,
-                body=b"<html><body>Internal error</body></html>",
-                content_type="text/html",
-            )
-        status, body = self._chart_body(symbol, request.query, shapes)
-        if fault == "chart_null" and status == 200:
-            body = b'{"chart": null}'
-        elif fault == "truncated" and status == 200:
-            body = body[: max(len(body) // 2, 1)]
-        elif fault == "html" and status == 200:
-            self._record(request, symbol, 200, fault, at)
-            return web.Response(
-                status=200, body=b"<!doctype html><html>Yahoo</html>", content_type="text/html"
-            )
-        self._record(request, symbol, status, fault, at)
-        if fault == "reset" and status == 200:
-            # Headers and part of the body, then a TCP reset: the connection dies mid-answer.
-            # (A reset before any byte would be re-sent silently by libcurl and aiohttp on
-            # a reused connection; mid-body, every client must see the failure.)
-            response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-            response.content_length = len(body)
-            await response.prepare(request)
-            await response.write(body[: len(body) // 3])
-            await asyncio.sleep(0.01)
-            transport = request.transport
-            sock = transport.get_extra_info("socket") if transport is not None else None
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            if transport is not None:
-                transport.close()
-            return response
-        if fault == "drip" and status == 200:
-            response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-            response.content_length = len(body)
-            await response.prepare(request)
-            for i in range(len(body)):
-                await response.write(body[i : i + 1])
-                await asyncio.sleep(self.drip_interval)
-            return response
-        return web.Response(status=status, body=body, content_type="application/json")
+        call = Call(self, request, symbol, at, fault, shapes)
+        return await (TRANSIENT[fault](call) if fault else serve(call))
 
-    def _chart_body(self, symbol: str, query, shapes: set[str]) -> tuple[int, bytes]:
+    def chart_body(self, symbol: str, query: Any, shapes: set[str]) -> tuple[int, bytes]:
         if "unknown" in shapes or symbol not in self.data.series:
             return 404, _envelope("Not Found", "No data found, symbol may be delisted")
         if query.get("interval", "1d") != "1d":
@@ -375,7 +359,7 @@ class YahooServer:
         i = int(np.searchsorted(series.dates, day))
         if i < len(series.dates) and series.dates[i] == day:
             return int(self.data.stamps(symbol)[i])
-        return int(_session_open_epoch(np.array([day]))[0])
+        return int(session_open_epoch(np.array([day]))[0])
 
 
 def _envelope(code: str, description: str) -> bytes:
@@ -393,7 +377,7 @@ def _meta(symbol: str, first_trade: int) -> dict:
         "firstTradeDate": int(first_trade),
         "gmtoffset": -18000,
         "timezone": "EST",
-        "exchangeTimezoneName": "America/New_York",
+        "exchangeTimezoneName": EXCHANGE_TZ_NAME,
         "dataGranularity": "1d",
         "range": "",
     }

@@ -1,4 +1,8 @@
-"""A seeded market simulator, so the demo and tests have a Yahoo to talk to offline.
+"""The market the fixture server serves: a seeded simulator, or the real data set.
+
+`MarketData` holds each symbol's bars as served today, built by `from_simulator` or
+`from_parquet`, with hooks to split or pay a dividend between two runs; the simulator
+below gives the demo and tests a Yahoo to talk to offline.
 
 Returns follow a market factor, a sector factor and an idiosyncratic part, each with
 GARCH(1,1) volatility clustering and Student-t (fat-tailed) shocks. About two thirds
@@ -16,8 +20,12 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import numpy as np
+
+from ingest.yahoo import daily_utc_offsets
+from stockml.defaults import EXCHANGE_TZ_NAME
 
 SIM_START = date(2016, 1, 4)
 SIM_HORIZON = date(2031, 12, 31)
@@ -162,3 +170,76 @@ def _as_served(raw: Series, served: np.ndarray) -> Series:
         split_adjusted_div,
         splits,
     )
+
+
+# ---- the market as served: simulated or real bars, changed between runs on demand ----
+
+
+def session_open_epoch(days: np.ndarray) -> np.ndarray:
+    """09:30 New York of each day, in epoch seconds (Yahoo's daily bar stamp)."""
+    base, offsets = daily_utc_offsets(EXCHANGE_TZ_NAME)
+    day_number = days.astype("datetime64[D]").astype(np.int64)
+    return day_number * 86400 + 9 * 3600 + 1800 - offsets[day_number - base]
+
+
+class MarketData:
+    """Per-symbol bars as served today, with hooks to change history between runs."""
+
+    def __init__(self, series: dict[str, Series], as_of: date | None = None) -> None:
+        self.series = series
+        self.as_of = as_of
+        self._stamps: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_parquet(cls, path: Path, symbols: list[str] | None = None) -> MarketData:
+        import polars as pl
+
+        frame = pl.read_parquet(path)
+        if symbols is not None:
+            frame = frame.filter(pl.col("symbol").is_in(symbols))
+        series: dict[str, Series] = {}
+        for (symbol,), part in frame.sort("symbol", "date").group_by("symbol", maintain_order=True):
+            days = part["date"].to_numpy().astype("datetime64[D]")
+            div = part["dividend"].to_numpy()
+            split = part["split_ratio"].to_numpy()
+            series[symbol] = Series(
+                days,
+                part["open"].to_numpy(),
+                part["high"].to_numpy(),
+                part["low"].to_numpy(),
+                part["close"].to_numpy(),
+                part["adjclose"].to_numpy(),
+                part["volume"].to_numpy().astype(np.int64),
+                {days[i]: float(div[i]) for i in np.flatnonzero(div > 0)},
+                {days[i]: float(split[i]) for i in np.flatnonzero(split != 1.0)},
+            )
+        return cls(series)
+
+    @classmethod
+    def from_simulator(
+        cls, listings: list[tuple[str, str, str]], as_of: date, seed: int = 7
+    ) -> MarketData:
+        return cls(simulate_market(listings, as_of, seed), as_of)
+
+    def stamps(self, symbol: str) -> np.ndarray:
+        if symbol not in self._stamps:
+            self._stamps[symbol] = session_open_epoch(self.series[symbol].dates)
+        return self._stamps[symbol]
+
+    def inject_split(self, symbol: str, day: date, ratio: float) -> None:
+        """A split on `day`: history before it is re-expressed in new shares."""
+        s = self.series[symbol]
+        before = s.dates < np.datetime64(day, "D")
+        for arr in (s.open, s.high, s.low, s.close, s.adjclose):
+            arr[before] /= ratio
+        s.volume[before] = np.round(s.volume[before] * ratio).astype(np.int64)
+        s.splits[np.datetime64(day, "D")] = ratio
+
+    def inject_dividend(self, symbol: str, day: date, amount: float) -> None:
+        """A dividend with ex-date `day`: adjclose before it scales down, OHLC stay."""
+        s = self.series[symbol]
+        i = int(np.searchsorted(s.dates, np.datetime64(day, "D")))
+        if i == 0:
+            raise ValueError("a dividend needs a previous close")
+        s.adjclose[:i] *= 1.0 - amount / s.close[i - 1]
+        s.dividends[np.datetime64(day, "D")] = amount
