@@ -1,13 +1,17 @@
-"""The training run: samples -> date split -> purged out-of-fold fits -> stack -> report.
+"""The training run: samples -> walk-forward blocks -> base fits on Ray -> one stack per
+test window -> thresholds -> evaluation -> the live signal model.
 
 Honesty rules, in order:
-1. split by trading date: the last 20% of days is the test period; H days before it are
-   purged (split.py);
-2. base models are fitted on purged, time-ordered folds of the training period; the
-   meta-learner learns only from their out-of-fold probabilities;
-3. base models are refitted on the whole training period;
-4. the test period is predicted once, at the end, for the report. Nothing fitted ever sees
-   a test label (a test proves it).
+1. split by trading date into blocks (walkforward.py); the last 20% of days are K test
+   windows; every model that predicts a block was fitted only on days ending H trading days
+   before the block starts (purge);
+2. each window's meta-learner learns from forward out-of-fold probabilities of its own
+   training period; its calibration and decision thresholds are chosen on cross-fitted
+   meta-learner probabilities of that period, never on a test window;
+3. every window is predicted once, by its own stack, and evaluated; nothing fitted or
+   chosen ever sees a test label (a test proves it);
+4. the live signal model (base models, meta-learner, calibration, thresholds) is then
+   refitted on every labelled day, the same way, for `stockml signals`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +27,69 @@ import numpy as np
 import structlog
 
 from stockml import __version__, store
+from stockml.defaults import DEFAULT_PROFILE, LOSS, LOSS_COL, WIN, WIN_COL
 from stockml.errors import NothingToDoError
 from stockml.progress import progress_bar
+from training.calibration import CalibrationChoice, choose_calibration
 from training.models import BASE_MODELS, META
-from training.ray_runner import FitJob, load_predictions, run_fits, run_fits_serial, save_model
-from training.split import purged_kfold, split_by_date
+from training.ray_runner import (
+    FitJob,
+    load_model,
+    load_predictions,
+    run_fits,
+    run_fits_serial,
+    save_model,
+)
+from training.stack import SignalModel, StackedModel
+from training.trades import choose_threshold, decide
+from training.walkforward import Layout, cross_fitted, layout, meta_rows
 
-CLASSES = np.array([-1, 0, 1])
-FOLDS = 5
+INNER_BLOCKS = 5
 SEED = 7
+WINDOWS = 4
+MIN_COVERAGE = 0.02
 
 
 @dataclass
 class Samples:
+    """Labelled stock-days, ordered by (date, symbol): x (n, 179) float64 features,
+    y (n,) labels, and what evaluation in trade terms needs."""
+
     x: np.ndarray
     y: np.ndarray
     dates: np.ndarray
     symbols: np.ndarray
     columns: list[str]
+    exit_return: np.ndarray
+    exit_offset: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        return self.x[:, self.columns.index(name)]
+
+
+@dataclass
+class Decision:
+    """What one stack decided with: thresholds and calibration chosen on its training
+    period (cross-fitted probabilities), and why."""
+
+    t_call: float
+    t_put: float
+    calibration: CalibrationChoice
+    call_reason: str
+    put_reason: str
+
+
+@dataclass
+class Window:
+    """One test window: its rows, every model's probabilities, the stack's decisions."""
+
+    number: int
+    rows: np.ndarray
+    train_days: tuple[Any, Any]
+    n_train: int
+    proba: dict[str, np.ndarray]
+    signals: np.ndarray
+    decision: Decision
 
 
 @dataclass
@@ -49,6 +98,7 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, dict[str, float]]
     report: Path
+    windows: list[Window] = field(default_factory=list)
 
 
 def load_samples(con: Any, profile: str) -> Samples:
@@ -67,13 +117,14 @@ def load_samples(con: Any, profile: str) -> Samples:
             f"no labelled samples for profile {profile!r}: run `stockml ingest` first "
             "(training needs at least a few months of prices)"
         )
-    x = frame.select(COLUMNS).to_numpy().astype(np.float64)
     return Samples(
-        x=x,
+        x=frame.select(COLUMNS).to_numpy().astype(np.float64),
         y=frame["label"].to_numpy().astype(np.int64),
         dates=frame["date"].to_numpy(),
         symbols=frame["symbol"].to_numpy(),
         columns=COLUMNS,
+        exit_return=frame["exit_return"].to_numpy().astype(np.float64),
+        exit_offset=frame["exit_offset"].to_numpy().astype(np.int64),
     )
 
 
@@ -85,94 +136,111 @@ def fingerprint(samples: Samples, params: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def stack_and_evaluate(
-    samples: Samples,
-    horizon: int,
-    run_dir: Path,
-    ray_address: str | None,
-    progress: bool,
-    models,
-    serial: bool = False,
-) -> tuple[dict, dict, dict]:
-    """Out-of-fold fits, meta-learner, refits, one prediction of the test period."""
-    split = split_by_date(samples.dates, horizon)
-    train_rows = np.flatnonzero(np.isin(samples.dates, split.train))
-    test_rows = np.flatnonzero(np.isin(samples.dates, split.test))
-    if len(train_rows) < 50 or len(test_rows) < 10 or len(np.unique(samples.y[train_rows])) < 3:
-        raise NothingToDoError(
-            f"too few samples to train on ({len(train_rows)} training, {len(test_rows)} test rows, "
-            "all three outcomes needed): ingest a longer history or more symbols"
-        )
-    x_train, y_train = samples.x[train_rows], samples.y[train_rows]
-    train_dates = samples.dates[train_rows]
-    folds = purged_kfold(split.train, FOLDS, horizon)
-    jobs: list[FitJob] = []
+def fit_jobs(lay: Layout, day_index: np.ndarray, models: list[str]) -> list[FitJob]:
+    """Per model: one fit per block from 1 on (days before the block, purged; predicts the
+    block) and the live fit on every labelled day (predicts nothing)."""
+    jobs = []
     for name in models:
-        for k, (fit_days, valid_days) in enumerate(folds):
-            jobs.append(
-                FitJob(
-                    name,
-                    str(k),
-                    np.flatnonzero(np.isin(train_dates, fit_days)),
-                    np.flatnonzero(np.isin(train_dates, valid_days)),
+        for block in range(1, lay.n_blocks):
+            start, end = lay.bounds[block], lay.bounds[block + 1]
+            train = np.flatnonzero(day_index < lay.fit_end(block))
+            predict = np.flatnonzero((day_index >= start) & (day_index < end))
+            jobs.append(FitJob(name, f"b{block}", train, predict))
+        jobs.append(FitJob(name, "live", np.arange(len(day_index)), np.arange(0)))
+    return jobs
+
+
+def choose_decision(
+    oof: np.ndarray, y: np.ndarray, day_index: np.ndarray, rows: np.ndarray, horizon: int
+) -> Decision:
+    """Calibration and thresholds from cross-fitted meta-learner probabilities of `rows`."""
+    proba = cross_fitted(lambda: META(1, SEED), oof, y, day_index, rows, horizon)
+    calibration = choose_calibration(proba, y[rows], day_index[rows], horizon)
+    if calibration.calibrator is not None:
+        proba = calibration.calibrator.transform(proba)
+    call = choose_threshold(proba[:, WIN_COL], y[rows] == WIN, MIN_COVERAGE)
+    put = choose_threshold(proba[:, LOSS_COL], y[rows] == LOSS, MIN_COVERAGE)
+    return Decision(call.threshold, put.threshold, calibration, call.reason, put.reason)
+
+
+def fit_stack(
+    oof: np.ndarray, y: np.ndarray, day_index: np.ndarray, lay: Layout, block: int | None
+):
+    """The meta-learner and decision of the window at `block` (None: the live model)."""
+    rows = meta_rows(lay, day_index, block)
+    meta = META(1, SEED).fit(oof[rows], y[rows])
+    return meta, choose_decision(oof, y, day_index, rows, lay.horizon), rows
+
+
+def stack_windows(
+    samples: Samples,
+    lay: Layout,
+    day_index: np.ndarray,
+    run_dir: Path,
+    models: list[str],
+    jobs: list[FitJob],
+    progress: bool,
+) -> tuple[list[Window], SignalModel, np.ndarray]:
+    """Every window's stack, its test probabilities and decisions; then the live signal
+    model. Returns the windows, the live model and the forward out-of-fold matrix."""
+    fits = run_dir / "fits"
+    oof = np.full((len(samples.y), 3 * len(models)), np.nan)
+    for job in jobs:
+        if job.fold != "live":
+            j = models.index(job.model)
+            oof[job.predict_rows, 3 * j : 3 * j + 3] = load_predictions(fits, job)
+    windows = []
+    with progress_bar("stack", len(lay.windows) + 1, progress) as bar:
+        for block in lay.windows:
+            meta, decision, train_rows = fit_stack(oof, samples.y, day_index, lay, block)
+            save_model(run_dir, f"meta__b{block}", meta)
+            rows = np.flatnonzero(lay.block_of(day_index) == block)
+            proba = meta.predict_proba(oof[rows])
+            if decision.calibration.calibrator is not None:
+                proba = decision.calibration.calibrator.transform(proba)
+            base = {m: oof[rows, 3 * j : 3 * j + 3] for j, m in enumerate(models)}
+            days = lay.days[: lay.fit_end(block)]
+            windows.append(
+                Window(
+                    lay.window_number(block),
+                    rows,
+                    (days[0], days[-1]),
+                    len(train_rows),
+                    {**base, "stack": proba},
+                    decide(proba, decision.t_call, decision.t_put),
+                    decision,
                 )
             )
-        jobs.append(FitJob(name, "full", np.arange(len(train_rows)), np.arange(len(test_rows))))
-    fits_dir = run_dir / "fits"
-    fits_dir.mkdir(parents=True, exist_ok=True)
-    with progress_bar("train", len(jobs), progress) as bar:
-
-        def done(name: str, skipped: bool) -> None:
-            bar.advance(1, status=f"{name}{' (checkpoint)' if skipped else ''}")
-
-        targets = {"train": x_train, "full": samples.x[test_rows]}
-        if serial:
-            run_fits_serial(jobs, x_train, y_train, targets, fits_dir, SEED, done)
-        else:
-            run_fits(jobs, x_train, y_train, targets, fits_dir, ray_address, SEED, done)
-    oof = np.full((len(train_rows), 3 * len(models)), np.nan)
-    test_base = np.empty((len(test_rows), 3 * len(models)))
-    for j, name in enumerate(models):
-        for job in (jb for jb in jobs if jb.model == name):
-            proba = load_predictions(fits_dir, job)
-            if job.fold == "full":
-                test_base[:, 3 * j : 3 * j + 3] = proba
-            else:
-                oof[job.predict_rows, 3 * j : 3 * j + 3] = proba
-    meta = META(1, SEED).fit(oof, y_train)  # out-of-fold probabilities of the training period only
-    save_model(run_dir, "meta", meta)
-    predictions = {name: test_base[:, 3 * j : 3 * j + 3] for j, name in enumerate(models)}
-    predictions["stack"] = meta.predict_proba(test_base)
-    info = {
-        "train_start": split.train[0],
-        "train_end": split.train[-1],
-        "test_start": split.test[0],
-        "test_end": split.test[-1],
-        "n_train": len(train_rows),
-        "n_test": len(test_rows),
-        "meta": meta,
-    }
-    return predictions, {"y_test": samples.y[test_rows], "y_train": y_train}, info
+            bar.advance(1, status=f"window {lay.window_number(block)}")
+        meta, decision, _ = fit_stack(oof, samples.y, day_index, lay, None)
+        stack = StackedModel.from_fitted(
+            [(m, load_model(fits, f"{m}__live")) for m in models], meta
+        )
+        live = SignalModel(stack, decision.t_call, decision.t_put, decision.calibration.calibrator)
+        bar.advance(1, status="live model")
+    return windows, live, oof
 
 
 def run_training(
     db_path: Path,
-    profile: str = "swing",
+    profile: Any = DEFAULT_PROFILE,
     ray_address: str | None = None,
     fresh: bool = False,
     progress: bool = True,
     models: list[str] | None = None,
     serial: bool = False,
+    windows: int = WINDOWS,
 ) -> RunResult:
-    """Refresh the sample store if stale, then train, stack, evaluate and record a run.
-    `serial` runs the same fits in this process without Ray (the benchmark's baseline)."""
+    """Refresh the sample store if stale, then fit, stack and evaluate every walk-forward
+    window, refit the live signal model, and record the run. `profile` is a profile name or
+    a resolved `backtest.labels.Profile`; `serial` runs the same fits in this process
+    without Ray (the benchmark's baseline)."""
     from backtest.labels import refresh_labels, resolve_profile
     from features.compute import refresh_features
-    from training.plots import write_plots
-    from training.report import evaluate, random_split_audit, write_report
+    from training.evaluation import evaluate_run
 
     log = structlog.get_logger("training")
-    chosen = resolve_profile(profile)
+    chosen = resolve_profile(profile) if isinstance(profile, str) else profile
     models = list(models or BASE_MODELS)
     con = store.connect(db_path)
     try:
@@ -181,28 +249,57 @@ def run_training(
         refresh_features(con, progress=progress)
         refresh_labels(con, chosen, progress=progress)
         samples = load_samples(con, chosen.name)
-        params = {"profile": chosen.params(), "models": models, "folds": FOLDS, "seed": SEED}
+        params = {
+            "profile": chosen.params(),
+            "models": models,
+            "inner_blocks": INNER_BLOCKS,
+            "windows": windows,
+            "min_coverage": MIN_COVERAGE,
+            "seed": SEED,
+        }
+        try:
+            lay = layout(samples.dates, chosen.hold_days, windows, INNER_BLOCKS)
+        except ValueError as exc:
+            raise NothingToDoError(f"too few samples to train on: {exc}") from exc
+        day_index = np.searchsorted(lay.days, samples.dates)
+        if len(np.unique(samples.y[day_index < lay.fit_end(lay.first_window)])) < 3:
+            raise NothingToDoError(
+                "too few samples to train on: all three outcomes are needed in the training "
+                "period: ingest a longer history or more symbols"
+            )
         run_id = fingerprint(samples, params)
         run_dir = db_path.parent / "runs" / run_id
         if fresh and run_dir.exists():
             import shutil
 
             shutil.rmtree(run_dir)
+        (run_dir / "fits").mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        predictions, truth, info = stack_and_evaluate(
-            samples, chosen.hold_days, run_dir, ray_address, progress, models, serial
+        jobs = fit_jobs(lay, day_index, models)
+        with progress_bar("train", len(jobs), progress) as bar:
+
+            def done(name: str, skipped: bool) -> None:
+                bar.advance(1, status=f"{name}{' (checkpoint)' if skipped else ''}")
+
+            if serial:
+                run_fits_serial(jobs, samples.x, samples.y, run_dir / "fits", SEED, done)
+            else:
+                run_fits(jobs, samples.x, samples.y, run_dir / "fits", ray_address, SEED, done)
+        wins, live, oof = stack_windows(samples, lay, day_index, run_dir, models, jobs, progress)
+        evaluation = evaluate_run(
+            con, samples, lay, wins, live, oof, chosen, run_id, run_dir, models
         )
-        np.save(run_dir / "test_probabilities.npy", predictions["stack"])
-        metrics = {
-            name: evaluate(truth["y_test"], proba, truth["y_train"])
-            for name, proba in predictions.items()
-        }
-        audit = random_split_audit(
-            samples, models[0] if "lightgbm" not in models else "lightgbm", SEED
-        )
-        plots = write_plots(run_dir, metrics, audit, truth["y_test"], predictions["stack"])
-        report = write_report(run_dir, run_id, chosen, info, metrics, audit, plots)
+        save_model(run_dir, "signal_model", live)
+        np.save(run_dir / "test_probabilities.npy", np.vstack([w.proba["stack"] for w in wins]))
         elapsed = time.perf_counter() - started
+        info = {
+            "train_start": lay.days[0],
+            "train_end": lay.days[lay.fit_end(lay.first_window) - 1],
+            "test_start": lay.days[lay.bounds[lay.first_window]],
+            "test_end": lay.days[-1],
+            "n_train": int(np.sum(day_index < lay.fit_end(lay.first_window))),
+            "n_test": int(sum(len(w.rows) for w in wins)),
+        }
         store.record_training_run(
             con,
             run_id,
@@ -212,14 +309,16 @@ def run_training(
             code_version=__version__,
             params=json.dumps(params),
             run_dir=str(run_dir),
-            metrics={**metrics, "audit_random_split": audit},
+            metrics=evaluation.metrics,
+            trades=evaluation.trades,
         )
         log.info(
             "training_done",
             run_id=run_id,
             seconds=round(elapsed, 1),
-            **{f"{k}_accuracy": round(v["accuracy"], 4) for k, v in metrics.items()},
+            windows=windows,
+            stack_accuracy=round(evaluation.pooled["stack"]["accuracy"], 4),
         )
     finally:
         con.close()
-    return RunResult(run_id, run_dir, metrics, report)
+    return RunResult(run_id, run_dir, evaluation.pooled, evaluation.report, wins)

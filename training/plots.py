@@ -9,38 +9,41 @@ import numpy as np
 NAMES = ("loss", "timeout", "win")
 
 
-def write_plots(
-    run_dir: Path, metrics: dict, audit: dict, y_test: np.ndarray, stack_proba: np.ndarray
-) -> list[Path]:
-    """models.png (scores vs baseline and audit), confusion.png (the stack),
-    win_precision.png (precision of the most confident win calls by coverage)."""
+def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, horizon):
+    """models.png (pooled accuracy vs baselines and the leaky audit), confusion.png (the
+    stack), win_precision.png (precision of the most confident win calls by coverage, beside
+    the natr_14 ranking), reliability.png (calibration per class), equity.png (signals as
+    trades against every day's trade and holding the universe). Returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no screen
     import matplotlib.pyplot as plt
 
+    from training.calibration import reliability
+    from training.trades import equity_curve
+
+    y = samples.y[rows]
+    metrics = by_window["pooled"]
+    stack = metrics["stack"]
     paths = []
-    names = list(metrics)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.5))
+    names = [n for n in metrics if "accuracy" in metrics[n]]
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(names) + 1.5))
     pos = np.arange(len(names))
     ax.barh(pos - 0.2, [metrics[n]["accuracy"] for n in names], 0.4, label="accuracy")
     ax.barh(
         pos + 0.2, [metrics[n]["balanced_accuracy"] for n in names], 0.4, label="balanced accuracy"
     )
-    ax.axvline(
-        metrics["stack"]["majority_baseline"], color="black", ls="--", label="majority class"
-    )
+    ax.axvline(stack["majority_baseline"], color="black", ls="--", label="majority class")
     ax.axvline(audit["accuracy"], color="red", ls=":", label="random-split audit (leaky)")
     ax.set_yticks(pos, names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("test period")
+    ax.set_xlabel("pooled walk-forward test windows")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Honest date split: every model against the baselines")
+    ax.set_title("Honest walk-forward: every model against the baselines")
     fig.tight_layout()
     paths.append(_save(fig, run_dir / "models.png"))
 
-    stack = metrics["stack"]
     matrix = np.array([[stack[f"confusion_{a}_as_{g}"] for g in NAMES] for a in NAMES])
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(matrix, cmap="Blues")
@@ -49,31 +52,67 @@ def write_plots(
             ax.text(j, i, f"{matrix[i, j]:.0f}", ha="center", va="center", color="tab:red")
     ax.set_xticks(range(3), NAMES)
     ax.set_yticks(range(3), NAMES)
-    ax.set_xlabel("predicted")
+    ax.set_xlabel("predicted (most likely)")
     ax.set_ylabel("actual")
-    ax.set_title("Stack, test period")
+    ax.set_title("Stack, pooled test windows")
     fig.tight_layout()
     paths.append(_save(fig, run_dir / "confusion.png"))
 
-    order = np.argsort(-stack_proba[:, 2])
-    hits = np.cumsum(y_test[order] == 1)
-    coverage = np.arange(1, len(order) + 1) / len(order)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(coverage * 100, hits / np.arange(1, len(order) + 1), label="stack's win calls")
-    ax.axhline(np.mean(y_test == 1), color="black", ls="--", label="base rate of wins")
-    ax.set_xlabel("share of test samples called, most confident first (%)")
+    for name, label in (("stack", "stack's p_win"), ("baseline_volatility", "natr_14 alone")):
+        order = np.argsort(-np.nan_to_num(pooled[name]["score"], nan=-np.inf), kind="stable")
+        hits = np.cumsum(y[order] == 1) / np.arange(1, len(order) + 1)
+        ax.plot(np.arange(1, len(order) + 1) / len(order) * 100, hits, label=label)
+    ax.axhline(np.mean(y == 1), color="black", ls="--", label="base rate of wins")
+    ax.set_xlabel("share of test stock-days called, highest score first (%)")
     ax.set_ylabel("precision of win")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title("Would the confident calls have paid?")
     fig.tight_layout()
     paths.append(_save(fig, run_dir / "win_precision.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    table = reliability(pooled["stack"]["proba"], y)
+    for c, name in zip((-1, 0, 1), NAMES, strict=True):
+        pts = [r for r in table if r["class"] == c]
+        ax.plot([r["predicted"] for r in pts], [r["observed"] for r in pts], "o-", label=name)
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfect calibration")
+    ax.set_xlabel("predicted probability (bin mean)")
+    ax.set_ylabel("observed frequency")
+    ax.legend(fontsize=8)
+    ax.set_title("Reliability of the stack, pooled test windows")
+    fig.tight_layout()
+    paths.append(_save(fig, run_dir / "reliability.png"))
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, height_ratios=[3, 1])
+    fraction = 1.0 / horizon  # holds overlap ~H days: stake 1/H of equity each day
+    dates = samples.dates[rows]
+    curves = {
+        "every day's stock trade": equity_curve(dates, samples.exit_return[rows], fraction),
+        "hold the universe": equity_curve(dates, samples.column("ret_1")[rows], 1.0),
+    }
+    for side in ("BUY CALL", "BUY PUT"):
+        chosen = trades.filter(trades["signal"] == side)
+        if chosen.height:
+            curves[f"{side} options"] = equity_curve(
+                chosen["date"].to_numpy(), chosen["option_return"].to_numpy(), fraction
+            )
+    for label, curve in curves.items():
+        top.plot(curve.dates, curve.equity, label=f"{label} (max DD {curve.max_drawdown:.0%})")
+        bottom.plot(curve.dates, curve.drawdown)
+    top.set_ylabel("equity (start 1)")
+    top.legend(fontsize=7)
+    top.set_title(f"Signals as trades, 1/{horizon} of equity staked per entry day")
+    bottom.set_ylabel("drawdown")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    paths.append(_save(fig, run_dir / "equity.png"))
     plt.close("all")
     return paths
 
 
 def _save(fig, path: Path) -> Path:
-    temp = path.with_suffix(".tmp.png")
-    fig.savefig(temp, dpi=110)
-    temp.replace(path)
-    return path
+    from stockml.files import atomic_write
+
+    return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110))

@@ -10,7 +10,6 @@ before any model is loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -22,23 +21,17 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from stockml.files import atomic_write, atomic_write_text, sha256
+
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
 class FitJob:
     model: str
-    fold: str  # "0".."k-1" for out-of-fold fits, "full" for the refit on all training days
-    train_rows: np.ndarray
-    predict_rows: np.ndarray  # rows of the matrix passed as `predict_on`
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    fold: str  # "b<j>": fitted on the days before block j, predicts it; "live": every day
+    train_rows: np.ndarray  # rows of the sample matrix to fit on
+    predict_rows: np.ndarray  # rows of the same matrix to predict (may be empty)
 
 
 def checkpoint_name(job: FitJob) -> str:
@@ -80,23 +73,30 @@ def load_model(folder: Path, name: str) -> Any:
         return pickle.load(handle)
 
 
+def write_checkpoint(folder: Path, name: str, payload: dict[str, Any]) -> None:
+    """Write `<name><suffix>` for each (suffix, object) in `payload` (.pkl pickled, .npy
+    as an array), each atomically, then the manifest of their SHA-256, last: a checkpoint
+    without its manifest is not finished."""
+    files = {}
+    for suffix, obj in payload.items():
+        final = folder / f"{name}{suffix}"
+        if suffix == ".npy":
+            atomic_write(final, lambda handle, obj=obj: np.save(handle, obj))
+        else:
+            atomic_write(final, lambda handle, obj=obj: pickle.dump(obj, handle))
+        files[final.name] = sha256(final)
+    atomic_write_text(folder / f"{name}.json", json.dumps(files))
+
+
 def save_model(folder: Path, name: str, model: Any) -> None:
-    """Pickle a model with its manifest (written last, atomically), as fits are saved."""
-    final = folder / f"{name}.pkl"
-    temp = final.with_suffix(".pkl.tmp")
-    with temp.open("wb") as handle:
-        pickle.dump(model, handle)
-    temp.replace(final)
-    manifest = folder / f"{name}.json"
-    manifest.with_suffix(".json.tmp").write_text(json.dumps({final.name: sha256(final)}))
-    manifest.with_suffix(".json.tmp").replace(manifest)
+    """Pickle a model with its manifest, as fits are saved (hash-checked on load)."""
+    write_checkpoint(folder, name, {".pkl": model})
 
 
 def fit_one(
     job: FitJob,
     x: np.ndarray,
     y: np.ndarray,
-    predict_on: np.ndarray,
     folder: str,
     threads: int,
     seed: int,
@@ -108,29 +108,18 @@ def fit_one(
 
     from training.models import BASE_MODELS
 
-    out = Path(folder)
     name = checkpoint_name(job)
     with threadpool_limits(threads), warnings.catch_warnings():
         # The MLP's iteration cap is a time budget, not a failure.
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = BASE_MODELS[job.model](threads, seed)
         model.fit(x[job.train_rows], y[job.train_rows])
-        proba = model.predict_proba(predict_on[job.predict_rows])
-    files = {}
-    for suffix, write in (
-        (".pkl", lambda h: pickle.dump(model, h)),
-        (".npy", lambda h: np.save(h, proba)),
-    ):
-        final = out / f"{name}{suffix}"
-        temp = final.with_suffix(suffix + ".tmp")
-        with temp.open("wb") as handle:
-            write(handle)
-        temp.replace(final)
-        files[final.name] = sha256(final)
-    manifest = out / f"{name}.json"
-    temp = manifest.with_suffix(".json.tmp")
-    temp.write_text(json.dumps(files))
-    temp.replace(manifest)  # the manifest last: a fit without one is not finished
+        proba = (
+            model.predict_proba(x[job.predict_rows])
+            if len(job.predict_rows)
+            else np.empty((0, 3))
+        )
+    write_checkpoint(Path(folder), name, {".pkl": model, ".npy": proba})
     return name
 
 
@@ -153,11 +142,6 @@ def init_ray(address: str | None) -> Any:
     return ray
 
 
-def target_of(job: FitJob) -> str:
-    """Which matrix a job predicts on: the test period for the refit, else the training one."""
-    return "full" if job.fold == "full" else "train"
-
-
 def unfinished(jobs: list[FitJob], folder: Path, on_done=None) -> list[FitJob]:
     """Jobs without a valid checkpoint, costliest first (longest-processing-time order keeps
     both cores busy to the end); finished ones are reported as skipped."""
@@ -175,7 +159,6 @@ def run_fits_serial(
     jobs: list[FitJob],
     x: np.ndarray,
     y: np.ndarray,
-    predict_on: dict[str, np.ndarray],
     folder: Path,
     seed: int,
     on_done=None,
@@ -183,7 +166,7 @@ def run_fits_serial(
     """The same fits one after another in this process, one thread each: the baseline
     `benchmarks/bench_train.py` compares the Ray run with."""
     for job in unfinished(jobs, folder, on_done):
-        name = fit_one(job, x, y, predict_on[target_of(job)], str(folder), 1, seed)
+        name = fit_one(job, x, y, str(folder), 1, seed)
         if on_done is not None:
             on_done(name, skipped=False)
 
@@ -192,24 +175,20 @@ def run_fits(
     jobs: list[FitJob],
     x: np.ndarray,
     y: np.ndarray,
-    predict_on: dict[str, np.ndarray],
     folder: Path,
     ray_address: str | None,
     seed: int,
     on_done=None,
 ) -> None:
     """Run every unfinished job as a Ray task (one CPU each); call on_done(name) as each
-    completes. `predict_on[target_of(job)]` is the matrix the job predicts on."""
+    completes. Every job fits and predicts rows of the one matrix `x`."""
     todo = unfinished(jobs, folder, on_done)
     if not todo:
         return
     ray = init_ray(ray_address)
     remote = ray.remote(num_cpus=1)(fit_one)
     x_ref, y_ref = ray.put(x), ray.put(y)
-    targets = {key: ray.put(m) for key, m in predict_on.items()}
-    pending = [
-        remote.remote(j, x_ref, y_ref, targets[target_of(j)], str(folder), 1, seed) for j in todo
-    ]
+    pending = [remote.remote(j, x_ref, y_ref, str(folder), 1, seed) for j in todo]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         name = ray.get(ready[0])

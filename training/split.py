@@ -46,3 +46,21 @@ def purged_kfold(days: np.ndarray, k: int, horizon: int) -> list[tuple[np.ndarra
         keep[max(0, a - horizon) : min(len(days), b + horizon)] = False
         folds.append((days[keep], days[a:b]))
     return folds
+
+
+def forward_blocks(
+    dates: np.ndarray, n_blocks: int, horizon: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Forward-chained folds over the distinct dates of `dates` (one per row): block j
+    (j >= 1) is predicted by a model fitted on the days before it, less the `horizon` days
+    whose labels reach into it. Returns [(fit_rows, predict_rows)] as row indices, for
+    blocks 1..n_blocks-1 (block 0 only trains). Block bounds: equal shares of the days."""
+    days, inverse = np.unique(dates, return_inverse=True)
+    bounds = np.linspace(0, len(days), n_blocks + 1).astype(int)
+    out = []
+    for a, b in pairwise(bounds[1:]):
+        fit = np.flatnonzero(inverse < a - horizon)
+        predict = np.flatnonzero((inverse >= a) & (inverse < b))
+        if len(fit) and len(predict):
+            out.append((fit, predict))
+    return out

@@ -102,22 +102,21 @@ def demo(
             table.add_row(*(str(v) for v in row))
         console.print(table)
     if train:
+        from stockml.commands.train import print_summary
         from training.pipeline import run_training
         from training.signals import latest_signals
 
         if not quiet:
-            console.rule("[bold]3. train[/] eight models on Ray, stacked on the training period")
+            console.rule("[bold]3. train[/] eight models on Ray, walk-forward over 4 test windows")
         result = run_training(db, DEFAULT_PROFILE, progress=not quiet)
         signals = latest_signals(db, result.run_id)
         if not quiet:
-            stack = result.metrics["stack"]
-            console.print(
-                f"stack on the test period: accuracy {stack['accuracy']:.3f} vs majority-class "
-                f"baseline {stack['majority_baseline']:.3f}; report: {result.report}"
-            )
+            print_summary(console, result)
             console.rule("[bold]4. signals[/] for the newest day")
-            counts = signals.group_by("signal").len().sort("signal")
+            counts = signals.frame.group_by("signal").len().sort("signal")
             console.print(", ".join(f"{s}: {n}" for s, n in counts.iter_rows()))
+            for line in signals.summary():
+                console.print(line)
     if not quiet:
         console.print(f"[green]demo store ready:[/] {db} (log: {log_path_for(db)})")
 

@@ -1,4 +1,4 @@
-"""`stockml train`: eight base models on Ray, stacked on the training period only."""
+"""`stockml train`: walk-forward training of the stack, evaluated in trade terms."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from stockml.defaults import DEFAULT_PROFILE
 from stockml.store import DEFAULT_DB
 
 
@@ -14,7 +15,25 @@ def train(
         DEFAULT_DB, "--db", help="DuckDB store with prices (features and labels are refreshed)."
     ),
     profile: str = typer.Option(
-        "swing", "--profile", help="Label profile to learn: swing or options."
+        DEFAULT_PROFILE,
+        "--profile",
+        help="Label profile to learn: swing (14 days, +10% / -5%) or options (5 days, ±3%).",
+    ),
+    hold_days: int = typer.Option(
+        None, "--hold-days", help="Override the profile's holding period (trading days)."
+    ),
+    take_profit: float = typer.Option(
+        None, "--take-profit", help="Override the target, a fraction (0.10 = +10%)."
+    ),
+    stop_loss: float = typer.Option(
+        None, "--stop-loss", help="Override the stop, a negative fraction (-0.05 = -5%)."
+    ),
+    windows: int = typer.Option(
+        4,
+        "--windows",
+        min=1,
+        max=12,
+        help="Walk-forward test windows over the last 20% of days (1: one date split).",
     ),
     ray_address: str = typer.Option(
         None,
@@ -32,43 +51,53 @@ def train(
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
-    """Split by date (last 20% of days = test, H days purged), fit every (model, fold) as a
-    Ray task with checkpoints, stack on out-of-fold predictions of the training period,
-    predict the test period once, and write report.md beside the store."""
+    """Walk-forward: K test windows over the last 20% of days, each with its own training
+    period ending H days before it (purge), base models fitted per date block as Ray tasks
+    with checkpoints, a meta-learner on their forward out-of-fold predictions, thresholds
+    chosen on the training period. Then the live signal model on every labelled day, and
+    report.md beside the store, with every baseline and 95% intervals."""
+    from backtest.labels import resolve_profile
     from stockml.logs import configure_logging, log_path_for
     from stockml.progress import console
     from training.pipeline import run_training
 
+    chosen = resolve_profile(profile, hold_days, take_profit, stop_loss)
     configure_logging(log_path_for(db))
-    chosen = parse_models(models)
-    result = run_training(db, profile, ray_address, fresh, progress=not quiet, models=chosen)
+    names = parse_models(models)
+    result = run_training(
+        db, chosen, ray_address, fresh, progress=not quiet, models=names, windows=windows
+    )
     if not quiet:
-        from rich.table import Table
+        print_summary(console, result)
 
-        table = Table(title=f"test period, run {result.run_id}")
-        for col in (
-            "model",
-            "accuracy",
-            "balanced acc.",
-            "macro F1",
-            "log loss",
-            "top-10% win prec.",
-        ):
-            table.add_column(col)
-        for name, m in result.metrics.items():
-            table.add_row(
-                name,
-                f"{m['accuracy']:.3f}",
-                f"{m['balanced_accuracy']:.3f}",
-                f"{m['macro_f1']:.3f}",
-                f"{m['log_loss']:.3f}",
-                f"{m['top10_win_precision']:.3f}",
-            )
-        console.print(table)
-        console.print(
-            f"majority-class baseline {result.metrics['stack']['majority_baseline']:.3f}; "
-            f"report: {result.report}"
+
+def print_summary(console, result) -> None:
+    """The pooled walk-forward table: the stack, the baselines and every base model."""
+    from rich.table import Table
+
+    def fmt(value, spec=".3f"):
+        return "–" if value is None or value != value else format(value, spec)
+
+    table = Table(title=f"pooled walk-forward test windows, run {result.run_id}")
+    columns = {
+        "accuracy": "acc.",
+        "log_loss": "log loss",
+        "top10_win_precision": "top10% win",
+        "call_precision": "call prec.",
+        "call_coverage": "call cov.",
+        "put_precision": "put prec.",
+        "put_coverage": "put cov.",
+    }
+    table.add_column("model", no_wrap=True)
+    for header in columns.values():
+        table.add_column(header)
+    for name, m in result.metrics.items():
+        table.add_row(
+            name,
+            *(fmt(m.get(c), ".1%" if c.endswith("coverage") else ".3f") for c in columns),
         )
+    console.print(table)
+    console.print(f"report (verdict, intervals, trades, plots): {result.report}")
 
 
 def parse_models(text: str | None) -> list[str] | None:

@@ -1,8 +1,9 @@
 """Opening the store, transactions, queries as DataFrames, and the `settings` table.
 
 `connect` is the only place that opens the DuckDB file; it maps file problems to one-line
-`StoreError`s and creates the core tables (`schema.CORE_DDL`) on a writable connect. The
-helpers here are shared by the modules that write each stage's tables.
+`StoreError`s and creates (or migrates) the core tables (`schema.initialise`) on a
+writable connect. The helpers here are shared by the modules that write each stage's
+tables.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import duckdb
 import polars as pl
 
 from stockml.errors import StoreError
-from stockml.store.schema import CORE_DDL
+from stockml.store.schema import initialise
 
 DEFAULT_DB = Path("data/stockml.duckdb")
 
@@ -58,7 +59,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
     if not read_only:
         try:
-            con.execute(CORE_DDL)
+            initialise(con)
         except duckdb.Error as exc:
             con.close()
             raise StoreError(f"cannot initialise {path}: {str(exc).splitlines()[0]}") from exc

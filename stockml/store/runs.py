@@ -1,4 +1,4 @@
-"""What training writes: `training_runs`, `model_metrics` and `signals`.
+"""What training writes: `training_runs`, `model_metrics`, `signals` and `signal_trades`.
 
 A run's row and all its metrics are written together, and a run's signals replace any
 earlier ones of the same run, so a reader never sees half a run.
@@ -23,9 +23,11 @@ def record_training_run(
     code_version: str,
     params: str,
     run_dir: str,
-    metrics: dict[str, dict[str, float]],
+    metrics: list[tuple[str, str, str, float]],
+    trades: pl.DataFrame | None = None,
 ) -> None:
-    """One row in training_runs and every metric in model_metrics, together."""
+    """One row in training_runs, every (window, model, metric, value) in model_metrics and
+    the run's signal trades, together."""
     with transaction(con):
         con.execute(
             "INSERT OR REPLACE INTO training_runs "
@@ -47,16 +49,17 @@ def record_training_run(
             ],
         )
         con.execute("DELETE FROM model_metrics WHERE run_id = ?", [run_id])
-        rows = [
-            (run_id, model, metric, float(value))
-            for model, values in metrics.items()
-            for metric, value in values.items()
-        ]
+        rows = [(run_id, w, model, metric, float(value)) for w, model, metric, value in metrics]
         insert_frame(
             con,
-            pl.DataFrame(rows, schema=["run_id", "model", "metric", "value"], orient="row"),
+            pl.DataFrame(
+                rows, schema=["run_id", "window", "model", "metric", "value"], orient="row"
+            ),
             "INSERT INTO model_metrics SELECT * FROM _new",
         )
+        con.execute("DELETE FROM signal_trades WHERE run_id = ?", [run_id])
+        if trades is not None and trades.height:
+            insert_frame(con, trades, "INSERT INTO signal_trades SELECT * FROM _new")
 
 
 def replace_signals(con: duckdb.DuckDBPyConnection, run_id: str, frame: pl.DataFrame) -> None:

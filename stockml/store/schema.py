@@ -16,7 +16,9 @@ Tables:
     labels             triple-barrier outcomes per symbol, date and profile
     labels_status      which prices fingerprint and parameters each profile's labels used
     samples (view)     features joined with labels: the table users query
-    training_runs, model_metrics, signals   written by training/
+    training_runs, model_metrics, signals, signal_trades   written by training/
+
+`window` is an SQL keyword: quote it in queries (`SELECT "window", ...`).
 """
 
 from __future__ import annotations
@@ -110,11 +112,12 @@ CREATE TABLE IF NOT EXISTS training_runs (
     run_dir           VARCHAR
 );
 CREATE TABLE IF NOT EXISTS model_metrics (
-    run_id  VARCHAR NOT NULL,
-    model   VARCHAR NOT NULL,
-    metric  VARCHAR NOT NULL,
-    value   DOUBLE,
-    PRIMARY KEY (run_id, model, metric)
+    run_id    VARCHAR NOT NULL,
+    "window"  VARCHAR NOT NULL,     -- walk-forward test window '1'..'K', or 'pooled'
+    model     VARCHAR NOT NULL,     -- a base model, 'stack', 'baseline_*', 'audit_random_split'
+    metric    VARCHAR NOT NULL,
+    value     DOUBLE,
+    PRIMARY KEY (run_id, "window", model, metric)
 );
 CREATE TABLE IF NOT EXISTS signals (
     run_id     VARCHAR NOT NULL,
@@ -124,6 +127,21 @@ CREATE TABLE IF NOT EXISTS signals (
     p_win      DOUBLE,
     p_timeout  DOUBLE,
     p_loss     DOUBLE,
+    threshold  DOUBLE,             -- the threshold the signal's probability reached (NULL: HOLD)
+    profile    VARCHAR,            -- the label profile the run learned
+    PRIMARY KEY (run_id, symbol, date)
+);
+CREATE TABLE IF NOT EXISTS signal_trades (
+    run_id         VARCHAR NOT NULL,
+    "window"       VARCHAR NOT NULL,  -- the walk-forward test window of the signal
+    symbol         VARCHAR NOT NULL,
+    date           DATE    NOT NULL,  -- entry: the signal day's close
+    signal         VARCHAR NOT NULL,  -- 'BUY CALL' or 'BUY PUT'
+    exit_date      DATE,              -- the label's exit day (target, stop or timeout)
+    days_held      INTEGER,           -- trading days
+    outcome        TINYINT,           -- the label: +1 target, -1 stop, 0 timeout
+    stock_return   DOUBLE,            -- the stock's own return entry -> exit
+    option_return  DOUBLE,            -- at-the-money option, Black-Scholes at realized vol
     PRIMARY KEY (run_id, symbol, date)
 );
 """
@@ -157,3 +175,37 @@ def features_ddl(columns: Sequence[str]) -> str:
         "l.exit_return, l.mfe, l.mae FROM features f "
         "JOIN labels l USING (symbol, date);"
     )
+
+
+def initialise(con) -> None:
+    """Create the core tables (idempotent), first bringing a store made by an earlier version
+    to this schema, in one transaction. Only training outputs changed shape: `model_metrics`
+    gained the "window" column (older rows were single-split figures, kept as 'pooled') and
+    `signals` gained `threshold` and `profile`."""
+
+    def columns(table: str) -> set[str]:
+        rows = con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    con.begin()
+    try:
+        old_metrics = bool(columns("model_metrics")) and "window" not in columns("model_metrics")
+        if old_metrics:
+            con.execute("ALTER TABLE model_metrics RENAME TO model_metrics_v1")
+        con.execute(CORE_DDL)
+        if old_metrics:
+            con.execute(
+                "INSERT INTO model_metrics SELECT run_id, 'pooled', model, metric, value "
+                "FROM model_metrics_v1; DROP TABLE model_metrics_v1;"
+            )
+        if "threshold" not in columns("signals"):
+            con.execute(
+                "ALTER TABLE signals ADD COLUMN threshold DOUBLE; "
+                "ALTER TABLE signals ADD COLUMN profile VARCHAR;"
+            )
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()

@@ -1,0 +1,119 @@
+"""Walk-forward layout and the stacking done inside each test window.
+
+The labelled trading days are cut into consecutive date blocks:
+
+    | block 0 | block 1 | ... | block F-1 | window 1 | window 2 | ... | window K |
+    '------------ training period of window 1 ------'    (the last 20% of days: K windows)
+
+For every block j >= 1 each base model is fitted once, on the days before block j less the
+`horizon` days whose labels reach into it (purge), and predicts block j. That one fit is
+shared honestly by everything after it:
+- for test window k it is the window's base model (trained only on days before the window);
+- its predictions of block j are forward out-of-fold predictions, which the meta-learner of
+  every later window (and of the live model) may learn from, because they were made by a
+  model that had seen nothing of block j or later.
+So each window has its own training period, meta-learner, calibration and thresholds, all
+from days that end `horizon` trading days before it starts, at the cost of one base fit per
+block instead of a full K-fold procedure per window (which would be K times the fits).
+
+Inside a window, the meta-learner's own probabilities for choosing thresholds are
+cross-fitted: purged K-fold over the meta-learner's training days, so the thresholds and
+the calibrator are chosen on probabilities the meta-learner made for days it did not see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.split import purged_kfold
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Date blocks over the sorted distinct labelled days.
+
+    `bounds[j]:bounds[j + 1]` indexes the days of block j; blocks `first_window` .. end are
+    the test windows. `fit_end(j)` is the first day index a model predicting block j must
+    not train on (its block start less the purge)."""
+
+    days: np.ndarray
+    bounds: np.ndarray
+    first_window: int
+    horizon: int
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def windows(self) -> list[int]:
+        return list(range(self.first_window, self.n_blocks))
+
+    def fit_end(self, block: int) -> int:
+        return max(0, int(self.bounds[block]) - self.horizon)
+
+    def block_of(self, day_index: np.ndarray) -> np.ndarray:
+        """Block number of each day index (0 .. n_blocks-1)."""
+        return np.searchsorted(self.bounds, day_index, side="right") - 1
+
+    def window_number(self, block: int) -> int:
+        """1-based test window number of a block."""
+        return block - self.first_window + 1
+
+
+def layout(
+    dates: np.ndarray,
+    horizon: int,
+    windows: int = 4,
+    inner_blocks: int = 5,
+    test_fraction: float = 0.2,
+) -> Layout:
+    """Blocks for `windows` consecutive test windows covering the last `test_fraction` of the
+    distinct days (ending at the last labelled day), after `inner_blocks` equal blocks of the
+    days before them. `windows=1` tests exactly the period `split_by_date` does.
+
+    Raises ValueError when there are too few days for the blocks asked."""
+    days = np.unique(dates)
+    n_test = max(windows, round(len(days) * test_fraction))
+    first_test = len(days) - n_test
+    # The first block's model must have days to learn from before its purge.
+    if windows < 1 or inner_blocks < 2 or first_test // inner_blocks <= horizon:
+        raise ValueError(
+            f"{len(days)} labelled days are too few for {inner_blocks} training blocks, a "
+            f"{horizon}-day purge and {windows} test windows"
+        )
+    inner = np.linspace(0, first_test, inner_blocks + 1).astype(int)
+    tests = np.linspace(first_test, len(days), windows + 1).astype(int)
+    return Layout(days, np.concatenate([inner, tests[1:]]), inner_blocks, horizon)
+
+
+def meta_rows(lay: Layout, day_index: np.ndarray, block: int | None) -> np.ndarray:
+    """Rows whose forward out-of-fold predictions may train the meta-learner of `block`
+    (None: the live model, which may use every block from 1 on): rows of blocks 1 ..
+    block-1 whose labels end before the block starts."""
+    end = len(lay.days) if block is None else lay.fit_end(block)
+    return np.flatnonzero((day_index >= lay.bounds[1]) & (day_index < end))
+
+
+def cross_fitted(
+    make_meta,
+    oof: np.ndarray,
+    y: np.ndarray,
+    day_index: np.ndarray,
+    rows: np.ndarray,
+    horizon: int,
+    k: int = 5,
+) -> np.ndarray:
+    """Out-of-sample meta-learner probabilities for `rows`: purged K-fold over their days,
+    each fold predicted by a meta-learner fitted on the other folds (less `horizon` days on
+    either side). `make_meta()` returns an unfitted meta-learner. Returns (len(rows), 3)."""
+    out = np.empty((len(rows), 3))
+    days = day_index[rows]
+    for fit_days, valid_days in purged_kfold(np.unique(days), k, horizon):
+        fit = np.isin(days, fit_days)
+        valid = np.isin(days, valid_days)
+        meta = make_meta().fit(oof[rows[fit]], y[rows[fit]])
+        out[valid] = meta.predict_proba(oof[rows[valid]])
+    return out
