@@ -45,30 +45,81 @@ def fit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
     return {p.name: np.load(p) for p in sorted(fits.glob("*.npy"))}
 
 
-def test_changing_test_labels_changes_no_fitted_model(small_store):
-    """Every out-of-fold prediction, every refit's test prediction and the stack's test
-    probabilities are identical after the test period's labels are scrambled."""
-    first = run_training(small_store, "swing", progress=False, models=MODELS)
-    before = fit_outputs(first.run_dir)
-    stack_before = np.load(first.run_dir / "test_probabilities.npy")
-    con = store.connect(small_store)
-    test_start = con.execute(
-        "SELECT test_start FROM training_runs WHERE run_id = ?", [first.run_id]
-    ).fetchone()[0]
+def window_state(result) -> dict:
+    """What each window fitted and chose: thresholds, calibration, test probabilities."""
+    return {
+        w.number: (
+            w.decision.t_call,
+            w.decision.t_put,
+            w.decision.calibration.calibrator is None,
+            w.decision.calibration.brier_raw,
+            w.proba["stack"],
+        )
+        for w in result.windows
+    }
+
+
+@pytest.mark.parametrize("from_window", [1, 4])
+def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from_window):
+    """Scramble every label from the start of test window k on: every base fit that
+    predicts a block up to k, and every window up to k (its meta-learner's test
+    probabilities, its calibration and thresholds) is identical; only scores change."""
+    import shutil
+
+    from training.pipeline import load_samples
+
+    db = small_store.parent / f"scramble{from_window}" / "s.duckdb"
+    db.parent.mkdir(exist_ok=True)
+    shutil.copy(small_store, db)
+    first = run_training(db, "swing", progress=False, models=MODELS)
+    before, state_before = fit_outputs(first.run_dir), window_state(first)
+    con = store.connect(db)
+    start = load_samples(con, "swing").dates[first.windows[from_window - 1].rows.min()]
     con.execute(
         "UPDATE labels SET label = CASE WHEN label = 1 THEN -1 ELSE 1 END "
         "WHERE profile = 'swing' AND label IS NOT NULL AND date >= ?",
-        [test_start],
+        [start],
     )
     con.close()
-    second = run_training(small_store, "swing", progress=False, models=MODELS)
+    second = run_training(db, "swing", progress=False, models=MODELS)
     assert second.run_id != first.run_id  # a new run: nothing reused from the first
-    after = fit_outputs(second.run_dir)
-    assert before.keys() == after.keys() and len(before) == len(MODELS) * 6
-    for name in before:
+    after, state_after = fit_outputs(second.run_dir), window_state(second)
+    last_block = 4 + from_window  # blocks 0..4 before the windows; block 0 only trains
+    kept = [n for n in before if "live" not in n and int(n[:-4].split("__b")[1]) <= last_block]
+    assert len(kept) == len(MODELS) * last_block
+    for name in kept:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
-    np.testing.assert_array_equal(stack_before, np.load(second.run_dir / "test_probabilities.npy"))
+    for number in range(1, from_window + 1):
+        for a, b in zip(state_before[number], state_after[number], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"window {number}")
     assert first.metrics["stack"]["accuracy"] != second.metrics["stack"]["accuracy"]
+
+
+def test_saved_stack_predicts_what_the_pipeline_evaluated(small_store):
+    """The last window's stack rebuilt from its saved fits and meta-learner gives exactly
+    the test probabilities the pipeline evaluated; the live signal model is one artifact
+    whose base models are in the run's model order."""
+    from training.pipeline import load_samples
+    from training.stack import SignalModel, StackedModel
+
+    result = run_training(small_store, "swing", progress=False, models=MODELS)
+    window = result.windows[-1]
+    block = 4 + window.number
+    fits = result.run_dir / "fits"
+    stack = StackedModel.from_fitted(
+        [(m, load_model(fits, f"{m}__b{block}")) for m in MODELS],
+        load_model(result.run_dir, f"meta__b{block}"),
+    )
+    decision = window.decision
+    model = SignalModel(stack, decision.t_call, decision.t_put, decision.calibration.calibrator)
+    con = store.connect(small_store, read_only=True)
+    samples = load_samples(con, "swing")
+    con.close()
+    proba = model.predict_proba(samples.x[window.rows])
+    np.testing.assert_allclose(proba, window.proba["stack"], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(model.decide(proba), window.signals)
+    live = load_model(result.run_dir, "signal_model")
+    assert live.stack.names_ == MODELS and {"call_trades", "put_trades"} <= set(live.track_record)
 
 
 def test_rerun_skips_finished_fits_and_refuses_tampered_checkpoints(small_store):
@@ -77,30 +128,64 @@ def test_rerun_skips_finished_fits_and_refuses_tampered_checkpoints(small_store)
     result = run_training(small_store, "swing", progress=False, models=MODELS)
     fits = result.run_dir / "fits"
     stamps = {p.name: p.stat().st_mtime_ns for p in fits.glob("*.pkl")}
-    (fits / "logistic__2.json").unlink()
+    (fits / "logistic__b2.json").unlink()
     run_training(small_store, "swing", progress=False, models=MODELS)
     changed = {p.name for p in fits.glob("*.pkl") if p.stat().st_mtime_ns != stamps[p.name]}
-    assert changed == {"logistic__2.pkl"}
-    with (fits / "lightgbm__0.pkl").open("ab") as handle:
+    assert changed == {"logistic__b2.pkl"}
+    with (fits / "lightgbm__b1.pkl").open("ab") as handle:
         handle.write(b"tampered")
     with pytest.raises(StoreError, match="does not match its recorded hash"):
-        load_model(fits, "lightgbm__0")
+        load_model(fits, "lightgbm__b1")
+    (fits / "lightgbm__b1.json").unlink()  # the module's other tests refit it
 
 
-def test_run_is_recorded_with_metrics_and_report(small_store):
-    """training_runs and model_metrics hold the run; report.md shows baseline and audit."""
+def test_run_is_recorded_with_metrics_trades_and_report(small_store):
+    """model_metrics holds every window and the pooled figures for the stack, each base
+    model and each baseline (with intervals); signal_trades holds one row per stack
+    signal of the test windows; report.md gives the verdict and the leakage audit."""
     result = run_training(small_store, "swing", progress=False, models=MODELS)
     con = store.connect(small_store, read_only=True)
-    models = {
+    rows = con.execute(
+        'SELECT DISTINCT "window", model FROM model_metrics WHERE run_id = ?', [result.run_id]
+    ).fetchall()
+    names = {
         r[0]
         for r in con.execute(
-            "SELECT DISTINCT model FROM model_metrics WHERE run_id = ?", [result.run_id]
+            "SELECT metric FROM model_metrics WHERE run_id = ? AND model = 'stack' "
+            "AND \"window\" = 'pooled'",
+            [result.run_id],
         ).fetchall()
     }
+    trades = con.execute(
+        "SELECT signal, count(*) FROM signal_trades WHERE run_id = ? GROUP BY signal",
+        [result.run_id],
+    ).fetchall()
     con.close()
-    assert models == {*MODELS, "stack", "audit_random_split"}
+    assert {w for w, _ in rows} == {"1", "2", "3", "4", "pooled"}
+    baselines = {"majority", "prior", "every_day", "volatility", "momentum", "best_base"}
+    assert {m for _, m in rows} == {
+        *MODELS,
+        "stack",
+        "audit_random_split",
+        *(f"baseline_{b}" for b in baselines),
+    }
+    assert {
+        "call_precision",
+        "call_coverage",
+        "put_precision",
+        "put_coverage",
+        "log_loss",
+        "call_mean_exit_return",
+        "put_mean_exit_return",
+        "top10_win_precision",
+        "call_precision_ci_low",
+        "call_precision_ci_high",
+    } <= names
+    signalled = sum(int(np.sum(w.signals != 0)) for w in result.windows)
+    assert sum(n for _, n in trades) == signalled > 0
     report = result.report.read_text()
-    assert "Majority-class baseline" in report and "random 80/20 row split" in report
+    assert "## Verdict" in report and "random 80/20 row split" in report
+    assert "implied volatility is taken equal to realized" in report
 
 
 def test_nothing_to_train_is_one_line(tmp_path):
@@ -126,7 +211,11 @@ def test_signals_score_the_newest_day_of_every_stock(small_store, tmp_path):
     from training.signals import latest_signals
 
     result = run_training(small_store, "swing", progress=False, models=MODELS)
-    frame = latest_signals(small_store, result.run_id)
+    frame = latest_signals(small_store, result.run_id).frame
+    assert set(frame["profile"]) == {"swing"}
+    called = frame.filter(pl.col("signal") != "HOLD")
+    assert called["threshold"].null_count() == 0
+    assert (frame.filter(pl.col("signal") == "HOLD")["threshold"].is_nan()).all()
     assert frame.height == 12 and frame["symbol"].n_unique() == 12
     assert set(frame["signal"]) <= {"BUY CALL", "BUY PUT", "HOLD"}
     total = frame["p_win"] + frame["p_timeout"] + frame["p_loss"]
@@ -191,11 +280,11 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
         p.with_suffix(".pkl"): p.with_suffix(".pkl").stat().st_mtime_ns
         for p in db.parent.glob("runs/*/fits/*.json")
     }
-    assert 2 <= len(finished) < 12
+    assert 2 <= len(finished) < 18
     result = run_training(db, "swing", progress=False, models=models.split(","))
     for path, stamp in finished.items():
         assert path.stat().st_mtime_ns == stamp, f"{path.name} was refitted"
-    assert len(list((result.run_dir / "fits").glob("*.json"))) == 12
+    assert len(list((result.run_dir / "fits").glob("*.json"))) == 18
     assert result.report.exists() and "stack" in result.metrics
 
 
@@ -215,7 +304,64 @@ def test_serial_baseline_fits_exactly_what_ray_fits(small_store):
     assert serial.run_id == parallel.run_id
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())  # refitted, not reused
     in_process = fit_outputs(serial.run_dir)
-    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * 6
+    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * 9
     for name in by_ray:
         np.testing.assert_array_equal(by_ray[name], in_process[name], err_msg=name)
     np.testing.assert_array_equal(stack_by_ray, np.load(serial.run_dir / "test_probabilities.npy"))
+
+
+def test_options_profile_trains_and_signals_beside_swing(small_store):
+    """`stockml train --profile options` and `stockml signals --profile options` work end to
+    end; both profiles' runs sit side by side in training_runs and signals."""
+    db = small_store.parent / "profiles" / "s.duckdb"
+    db.parent.mkdir(exist_ok=True)
+    import shutil
+
+    shutil.copy(small_store, db)
+    run_training(db, "swing", progress=False, models=MODELS, windows=2)
+    for command in (
+        ["train", "--profile", "options", "--models", ",".join(MODELS), "--windows", "2"],
+        ["signals", "--profile", "options"],
+        ["signals", "--profile", "swing"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "stockml.cli", *command, "--db", str(db)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+    shown = proc.stdout + proc.stderr  # tables go to the console (stderr)
+    assert "BUY CALL" in shown and "walk-forward" in shown
+    con = store.connect(db, read_only=True)
+    runs = con.execute("SELECT profile, params FROM training_runs ORDER BY profile").fetchall()
+    profiles = con.execute("SELECT DISTINCT profile FROM signals ORDER BY 1").fetchall()
+    con.close()
+    assert [r[0] for r in runs] == ["options", "swing"] and '"windows": 2' in runs[0][1]
+    assert [p[0] for p in profiles] == ["options", "swing"]
+
+
+def test_a_store_of_the_previous_schema_is_migrated(tmp_path):
+    """model_metrics without "window" and signals without threshold/profile (the previous
+    release's shapes) are brought to the new schema on connect, old rows kept as pooled."""
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE model_metrics (run_id VARCHAR NOT NULL, model VARCHAR NOT NULL, "
+        "metric VARCHAR NOT NULL, value DOUBLE, PRIMARY KEY (run_id, model, metric)); "
+        "INSERT INTO model_metrics VALUES ('r', 'stack', 'accuracy', 0.53); "
+        "CREATE TABLE signals (run_id VARCHAR NOT NULL, symbol VARCHAR NOT NULL, "
+        "date DATE NOT NULL, signal VARCHAR NOT NULL, p_win DOUBLE, p_timeout DOUBLE, "
+        "p_loss DOUBLE, PRIMARY KEY (run_id, symbol, date)); "
+        "INSERT INTO signals VALUES ('r', 'AAPL', '2021-04-20', 'HOLD', 0.2, 0.5, 0.3)"
+    )
+    con.close()
+    con = store.connect(db)
+    metrics = con.execute('SELECT "window", model, metric, value FROM model_metrics').fetchall()
+    signals = con.execute("SELECT symbol, threshold, profile FROM signals").fetchall()
+    con.close()
+    assert metrics == [("pooled", "stack", "accuracy", 0.53)]
+    assert signals == [("AAPL", None, None)]

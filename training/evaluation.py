@@ -35,7 +35,7 @@ from training.baselines import (
 from training.bootstrap import block_bootstrap_ci, difference_ci
 from training.options import annualised_vol_from_feature, option_trade_returns
 from training.report import evaluate
-from training.trades import CALL, PUT, choose_threshold, decide, signal_stats
+from training.trades import CALL, PUT, choose_thresholds, decide, signal_stats
 
 OPTION_EXPIRY_DAYS = 30
 RISK_FREE_RATE = 0.04
@@ -110,10 +110,11 @@ def window_scores(samples, window, oof, meta_rows_, models, y_train) -> dict[str
     best = min(losses, key=losses.get)
     j = models.index(best)
     train_proba = oof[meta_rows_, 3 * j : 3 * j + 3]
-    t_call = choose_threshold(train_proba[:, WIN_COL], samples.y[meta_rows_] == WIN).threshold
-    t_put = choose_threshold(train_proba[:, 0], samples.y[meta_rows_] == LOSS).threshold
+    call, put = choose_thresholds(train_proba, samples.y[meta_rows_])
     proba = window.proba[best]
-    add("baseline_best_base", proba, decide(proba, t_call, t_put), proba[:, WIN_COL])
+    add(
+        "baseline_best_base", proba, decide(proba, call.threshold, put.threshold), proba[:, WIN_COL]
+    )
     out["baseline_best_base"]["metrics"]["model_index"] = float(j)
     return out
 

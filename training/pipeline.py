@@ -27,7 +27,7 @@ import numpy as np
 import structlog
 
 from stockml import __version__, store
-from stockml.defaults import DEFAULT_PROFILE, LOSS, LOSS_COL, WIN, WIN_COL
+from stockml.defaults import DEFAULT_PROFILE
 from stockml.errors import NothingToDoError
 from stockml.progress import progress_bar
 from training.calibration import CalibrationChoice, choose_calibration
@@ -41,13 +41,12 @@ from training.ray_runner import (
     save_model,
 )
 from training.stack import SignalModel, StackedModel
-from training.trades import choose_threshold, decide
+from training.trades import MAX_COVERAGE, MIN_COVERAGE, choose_thresholds, decide
 from training.walkforward import Layout, cross_fitted, layout, meta_rows
 
 INNER_BLOCKS = 5
 SEED = 7
 WINDOWS = 4
-MIN_COVERAGE = 0.02
 
 
 @dataclass
@@ -158,8 +157,7 @@ def choose_decision(
     calibration = choose_calibration(proba, y[rows], day_index[rows], horizon)
     if calibration.calibrator is not None:
         proba = calibration.calibrator.transform(proba)
-    call = choose_threshold(proba[:, WIN_COL], y[rows] == WIN, MIN_COVERAGE)
-    put = choose_threshold(proba[:, LOSS_COL], y[rows] == LOSS, MIN_COVERAGE)
+    call, put = choose_thresholds(proba, y[rows], MIN_COVERAGE, MAX_COVERAGE)
     return Decision(call.threshold, put.threshold, calibration, call.reason, put.reason)
 
 
@@ -255,6 +253,7 @@ def run_training(
             "inner_blocks": INNER_BLOCKS,
             "windows": windows,
             "min_coverage": MIN_COVERAGE,
+            "max_coverage": MAX_COVERAGE,
             "seed": SEED,
         }
         try:

@@ -115,9 +115,7 @@ def fit_one(
         model = BASE_MODELS[job.model](threads, seed)
         model.fit(x[job.train_rows], y[job.train_rows])
         proba = (
-            model.predict_proba(x[job.predict_rows])
-            if len(job.predict_rows)
-            else np.empty((0, 3))
+            model.predict_proba(x[job.predict_rows]) if len(job.predict_rows) else np.empty((0, 3))
         )
     write_checkpoint(Path(folder), name, {".pkl": model, ".npy": proba})
     return name

@@ -15,6 +15,8 @@ import numpy as np
 from stockml.defaults import LOSS_COL, WIN_COL
 
 CALL, PUT, HOLD = 1, -1, 0
+# A signal type must fire on this share of the training stock-days at least, and at most.
+MIN_COVERAGE, MAX_COVERAGE = 0.02, 0.20
 SIDES = {"call": CALL, "put": PUT}
 
 
@@ -106,6 +108,34 @@ def choose_threshold(
     return ThresholdChoice(
         float(candidates[pick]), float(precision[pick]), float(coverage[pick]), reason
     )
+
+
+def coverage_grid(p: np.ndarray, min_coverage: float, max_coverage: float) -> np.ndarray:
+    """Thresholds at which `p >= t` signals min_coverage, min_coverage + 1 %, ...,
+    max_coverage of the rows (quantiles of p)."""
+    shares = np.arange(round(min_coverage * 100), round(max_coverage * 100) + 1) / 100
+    return np.quantile(p[np.isfinite(p)], 1 - shares, method="higher")
+
+
+def choose_thresholds(
+    proba: np.ndarray,
+    y: np.ndarray,
+    min_coverage: float = MIN_COVERAGE,
+    max_coverage: float = MAX_COVERAGE,
+) -> tuple[ThresholdChoice, ThresholdChoice]:
+    """The call threshold on p_win and the put threshold on p_loss, each the most precise
+    of the grid that signals min_coverage .. max_coverage of the rows, in steps of one
+    percentage point. proba: (n, 3) out-of-sample probabilities of the training period; y:
+    (n,) its labels. A grid, not every distinct probability: the best precision over
+    ~30 k candidates is mostly noise (on the demo it picked a put rule firing on 59 % of
+    days), and a rule firing on more than a fifth of all stock-days is no longer a
+    selective signal."""
+    out = []
+    for col, side in ((WIN_COL, CALL), (LOSS_COL, PUT)):
+        p = np.asarray(proba, dtype=float)[:, col]
+        grid = coverage_grid(p, min_coverage, max_coverage)
+        out.append(choose_threshold(p, np.asarray(y) == side, min_coverage, grid))
+    return out[0], out[1]
 
 
 def signal_stats(
