@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ingest.client import ChartClient, FetchPolicy  # noqa: E402
-from ingest.run import WARMUP_CALENDAR_DAYS, IngestRequest, ny_midnight, run_ingest  # noqa: E402
+from ingest.plan import WARMUP_CALENDAR_DAYS, ny_midnight  # noqa: E402
+from ingest.run import IngestRequest, run_ingest  # noqa: E402
 from stockml.errors import IngestIncomplete  # noqa: E402
 
 SERVE = [sys.executable, "-m", "stockml.cli", "serve-yahoo"]
@@ -131,7 +132,7 @@ async def fetch_only(url: str, transport: str, syms: list[str]) -> tuple[float, 
 
     async def one(symbol: str) -> None:
         nonlocal rows
-        chart = await client.fetch(symbol, p1, p2, [0])
+        chart = await client.fetch(symbol, p1, p2)
         rows += chart.bars.height
 
     cpu0, wall0 = time.process_time(), time.perf_counter()

@@ -1,9 +1,10 @@
-"""Training wall time: the Ray-parallel run against the same fits run serially in one process.
+"""Walk-forward training wall time: the Ray-parallel run against the same fits run serially.
 
 The store is the default universe (82 stocks, 2 years plus warm-up) from the built-in
 simulated market, ingested through the fixture server exactly as `stockml demo` does (Yahoo
 is not reachable here). Then, side by side in this run:
-- parallel: `stockml train --fresh` as the user runs it (new process, local Ray, 2 CPUs);
+- parallel: `stockml train --fresh` as the user runs it (4 walk-forward windows, one base
+  fit per date block, the live model; new process, local Ray, 2 CPUs);
 - serial: the same fits, one after another, one thread each, in this process;
 their wall times, the ratio, the peak memory of each (summed RSS over the process tree,
 Ray's workers included), and a check that both produced the same test predictions.
@@ -123,9 +124,13 @@ def main() -> None:
     )
     stack = result.metrics["stack"]
     print(
-        f"test period: stack accuracy {stack['accuracy']:.3f}, "
-        f"majority baseline {stack['majority_baseline']:.3f}"
+        f"pooled walk-forward test windows: stack accuracy {stack['accuracy']:.3f}, "
+        f"majority baseline {stack['majority_baseline']:.3f}, log loss {stack['log_loss']:.3f} "
+        f"vs prior {result.metrics['baseline_prior']['log_loss']:.3f}, call precision "
+        f"{stack['call_precision']:.3f} at {stack['call_coverage']:.1%} coverage"
     )
+    fits = len(list((result.run_dir / "fits").glob("*.json")))
+    print(f"fits: {fits} (8 models x (8 date blocks + the live refit))")
     print(
         f"parallel (stockml train, Ray, {os.cpu_count()} CPUs): {parallel:6.1f} s, "
         f"peak RSS {parallel_mem.peak / 2**30:.2f} GiB"

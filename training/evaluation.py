@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stockml.defaults import LOSS, WIN, WIN_COL
+from stockml.defaults import CLASSES, LOSS, WIN, WIN_COL
 from training.baselines import (
     BASELINE_FEATURES,
     majority_proba,
@@ -221,7 +221,7 @@ def _statistic(metric: str):
 
     def stat(y, proba, signals, score):
         if metric == "accuracy":
-            return float(np.mean(np.array([-1, 0, 1])[proba.argmax(axis=1)] == y))
+            return float(np.mean(CLASSES[proba.argmax(axis=1)] == y))
         if metric == "log_loss":
             return log_loss3(y, proba)
         if metric == "top10_win_precision":

@@ -98,6 +98,7 @@ class RunResult:
     metrics: dict[str, dict[str, float]]
     report: Path
     windows: list[Window] = field(default_factory=list)
+    profile: str = ""  # the label profile in words
 
 
 def load_samples(con: Any, profile: str) -> Samples:
@@ -320,4 +321,4 @@ def run_training(
         )
     finally:
         con.close()
-    return RunResult(run_id, run_dir, evaluation.pooled, evaluation.report, wins)
+    return RunResult(run_id, run_dir, evaluation.pooled, evaluation.report, wins, chosen.describe())

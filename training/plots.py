@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-NAMES = ("loss", "timeout", "win")
+from stockml.defaults import CLASS_NAMES, CLASSES
+
+NAMES = tuple(CLASS_NAMES[c] for c in CLASSES)
 
 
 def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, horizon):
@@ -74,7 +76,7 @@ def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, 
 
     fig, ax = plt.subplots(figsize=(5, 4.5))
     table = reliability(pooled["stack"]["proba"], y)
-    for c, name in zip((-1, 0, 1), NAMES, strict=True):
+    for c, name in zip(CLASSES, NAMES, strict=True):
         pts = [r for r in table if r["class"] == c]
         ax.plot([r["predicted"] for r in pts], [r["observed"] for r in pts], "o-", label=name)
     ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfect calibration")

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import typer
 
-from stockml.defaults import DEFAULT_PROFILE
+from stockml.commands.profile_options import (
+    hold_days_option,
+    profile_option,
+    stop_loss_option,
+    take_profit_option,
+)
 from stockml.store import DEFAULT_DB
 
 
@@ -14,20 +19,10 @@ def backtest(
     db: Path = typer.Option(
         DEFAULT_DB, "--db", help="DuckDB store (prices in; features, labels out)."
     ),
-    profile: str = typer.Option(
-        DEFAULT_PROFILE,
-        "--profile",
-        help="Label profile: swing or options (their barriers are printed with the summary).",
-    ),
-    hold_days: int = typer.Option(
-        None, "--hold-days", help="Override the profile's holding period (trading days)."
-    ),
-    take_profit: float = typer.Option(
-        None, "--take-profit", help="Override the target, a fraction (0.08 = +8%)."
-    ),
-    stop_loss: float = typer.Option(
-        None, "--stop-loss", help="Override the stop, a negative fraction (-0.04 = -4%)."
-    ),
+    profile: str = profile_option(),
+    hold_days: int = hold_days_option(),
+    take_profit: float = take_profit_option(),
+    stop_loss: float = stop_loss_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or summary."),
 ) -> None:
     """Refresh the sample store: features (see `stockml features`) and the profile's labels,

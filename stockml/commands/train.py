@@ -6,7 +6,12 @@ from pathlib import Path
 
 import typer
 
-from stockml.defaults import DEFAULT_PROFILE
+from stockml.commands.profile_options import (
+    hold_days_option,
+    profile_option,
+    stop_loss_option,
+    take_profit_option,
+)
 from stockml.store import DEFAULT_DB
 
 
@@ -14,20 +19,10 @@ def train(
     db: Path = typer.Option(
         DEFAULT_DB, "--db", help="DuckDB store with prices (features and labels are refreshed)."
     ),
-    profile: str = typer.Option(
-        DEFAULT_PROFILE,
-        "--profile",
-        help="Label profile to learn: swing (14 days, +10% / -5%) or options (5 days, ±3%).",
-    ),
-    hold_days: int = typer.Option(
-        None, "--hold-days", help="Override the profile's holding period (trading days)."
-    ),
-    take_profit: float = typer.Option(
-        None, "--take-profit", help="Override the target, a fraction (0.10 = +10%)."
-    ),
-    stop_loss: float = typer.Option(
-        None, "--stop-loss", help="Override the stop, a negative fraction (-0.05 = -5%)."
-    ),
+    profile: str = profile_option(),
+    hold_days: int = hold_days_option(),
+    take_profit: float = take_profit_option(),
+    stop_loss: float = stop_loss_option(),
     windows: int = typer.Option(
         4,
         "--windows",
@@ -78,6 +73,7 @@ def print_summary(console, result) -> None:
     def fmt(value, spec=".3f"):
         return "–" if value is None or value != value else format(value, spec)
 
+    console.print(f"labels: {result.profile}")
     table = Table(title=f"pooled walk-forward test windows, run {result.run_id}")
     columns = {
         "accuracy": "acc.",
