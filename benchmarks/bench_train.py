@@ -118,6 +118,7 @@ def main() -> None:
             result = run_training(db, "swing", fresh=True, progress=True, serial=True)
         serial = time.perf_counter() - started
         serial_proba = np.load(result.run_dir / "test_probabilities.npy")
+        fits = len(list((result.run_dir / "fits").glob("*.json")))
 
     same = parallel_proba.shape == serial_proba.shape and np.allclose(
         parallel_proba, serial_proba, rtol=0, atol=1e-9
@@ -129,7 +130,6 @@ def main() -> None:
         f"vs prior {result.metrics['baseline_prior']['log_loss']:.3f}, call precision "
         f"{stack['call_precision']:.3f} at {stack['call_coverage']:.1%} coverage"
     )
-    fits = len(list((result.run_dir / "fits").glob("*.json")))
     print(f"fits: {fits} (8 models x (8 date blocks + the live refit))")
     print(
         f"parallel (stockml train, Ray, {os.cpu_count()} CPUs): {parallel:6.1f} s, "

@@ -293,7 +293,7 @@ def evaluate_run(con, samples, lay, windows, live, oof, profile, run_id, run_dir
     """Score every window and the pooled test rows, bootstrap the intervals, price every
     signal as a trade, give the live model its track record, write report.md and plots."""
     from training.plots import write_plots
-    from training.report import random_split_audit, write_report
+    from training.report import ReportData, random_split_audit, write_report
 
     day_index = np.searchsorted(lay.days, samples.dates)
     per_window = []
@@ -328,20 +328,10 @@ def evaluate_run(con, samples, lay, windows, live, oof, profile, run_id, run_dir
     audit_model = "lightgbm" if "lightgbm" in models else models[0]
     audit = random_split_audit(samples, audit_model, 7)
     plots = write_plots(run_dir, by_window, pooled, samples, rows, trades, audit, lay.horizon)
-    report = write_report(
-        run_dir,
-        run_id,
-        profile,
-        lay,
-        windows,
-        by_window,
-        cis,
-        record,
-        audit,
-        audit_model,
-        models,
-        plots,
+    data = ReportData(
+        run_id, profile, lay, windows, by_window, cis, record, audit, audit_model, models
     )
+    report = write_report(run_dir, data, plots)
     metrics = [
         (window, model, metric, float(value))
         for window, table in by_window.items()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,23 +101,29 @@ def verdict(low: float, high: float) -> str:
     return "not distinguishable (interval spans 0)"
 
 
-def write_report(
-    run_dir,
-    run_id,
-    profile,
-    lay,
-    windows,
-    by_window,
-    cis,
-    record,
-    audit,
-    audit_model,
-    models,
-    plots=(),
-) -> Path:
+@dataclass
+class ReportData:
+    """Everything report.md states about a run (see `training.evaluation.evaluate_run`)."""
+
+    run_id: str
+    profile: Any  # backtest.labels.Profile
+    lay: Any  # training.walkforward.Layout
+    windows: list  # training.pipeline.Window, in order
+    by_window: dict  # "1".."K", "pooled" -> model -> metric -> value
+    cis: dict  # "stack <metric>" / "lift over <baseline> <metric>" -> (point, low, high)
+    record: dict  # the stack's pooled signal statistics (training.trades.signal_stats)
+    audit: dict
+    audit_model: str
+    models: list[str]
+
+
+def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
     """report.md: the verdict in plain words, signals in trade terms, every window and the
     pooled test rows beside every baseline with intervals, thresholds and calibration, the
     leakage audit."""
+    run_id, profile, lay, windows = data.run_id, data.profile, data.lay, data.windows
+    by_window, cis, record, audit = data.by_window, data.cis, data.record, data.audit
+    audit_model, models = data.audit_model, data.models
     pooled = by_window["pooled"]
     stack = pooled["stack"]
     test_days = lay.days[lay.bounds[lay.first_window] :]
