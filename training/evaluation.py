@@ -67,11 +67,13 @@ def trade_metrics(signals: np.ndarray, y: np.ndarray, exit_return: np.ndarray) -
 
 
 def ranked_signals(score_call: np.ndarray, score_put: np.ndarray, n_call: int, n_put: int):
-    """Calls on the `n_call` highest `score_call`, puts on the `n_put` highest `score_put`
-    (a row picked by both stays a call)."""
+    """Calls on the `n_call` highest `score_call`, then puts on the `n_put` highest
+    `score_put` among the rows not called (one score may rank both sides, as volatility
+    does: then the puts are the next most volatile rows)."""
     signals = np.zeros(len(score_call), dtype=np.int8)
-    signals[np.argsort(-ranking_scores(score_put), kind="stable")[:n_put]] = PUT
     signals[np.argsort(-ranking_scores(score_call), kind="stable")[:n_call]] = CALL
+    put_score = np.where(signals == CALL, -np.inf, ranking_scores(score_put))
+    signals[np.argsort(-put_score, kind="stable")[:n_put]] = PUT
     return signals
 
 

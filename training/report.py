@@ -141,6 +141,16 @@ def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
         "## Verdict",
         "",
     ]
+    verdicts = [verdict(lo, hi) for k, (_, lo, hi) in cis.items() if k.startswith("lift over")]
+    better = sum("better" in v for v in verdicts)
+    worse = sum("worse" in v for v in verdicts)
+    lines += [
+        f"In short: of {len(verdicts)} comparisons with a model-free or single-model baseline, "
+        f"the stack is significantly better on {better}, significantly worse on {worse}, and "
+        f"indistinguishable on {len(verdicts) - better - worse}. Where it is not better, "
+        "the simpler rule would have served as well.",
+        "",
+    ]
     for key, (point, low, high) in cis.items():
         if key.startswith("lift over"):
             _, _, baseline, metric = key.split()
