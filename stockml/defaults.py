@@ -7,7 +7,7 @@
 - `CLASS_NAMES`: their names in reports and metric keys;
 - `DEFAULT_PROFILE`: the label profile a command uses when none is named.
 
-Fetch defaults live on `ingest.client.FetchPolicy` and profile parameters on
+Fetch defaults live on `ingest.policy.FetchPolicy` and profile parameters on
 `backtest.labels.PROFILES`; this module holds what is not owned by one stage.
 """
 
