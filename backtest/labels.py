@@ -3,6 +3,11 @@
 Profiles are stored by name, so several live side by side; a run with overridden
 barriers gets a name of its own (e.g. `swing-h10-tp0.08-sl-0.04`). Labels are refreshed
 per symbol when its prices fingerprint or the profile's parameters change.
+
+A move that ingest quarantined (`price_flags`, see ingest/quality.py) is not believed, so
+no sample may rest on it: rows whose label horizon holds it (the H days before it) and rows
+whose feature windows hold it (the day itself and the MAX_LOOKBACK - 1 after) get no label,
+which keeps them out of `samples ... WHERE label IS NOT NULL` and so out of training.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 import polars as pl
 import structlog
 
+from features.catalog import MAX_LOOKBACK
 from features.compute import adjust_bars, offsets_of
 from stockml import store
 from stockml.errors import InputError
@@ -69,8 +75,33 @@ def resolve_profile(
     return Profile(f"{name}-h{h}-tp{tp:g}-sl{sl:g}", h, tp, sl)
 
 
-def compute_labels(prices: pl.DataFrame, profile: Profile) -> pl.DataFrame:
-    """symbol, date, profile, label, exit_offset, exit_return, mfe, mae; pure."""
+def quarantine_mask(
+    prices: pl.DataFrame, offsets: np.ndarray, quarantined: pl.DataFrame, hold_days: int
+) -> np.ndarray:
+    """True for rows of `prices` (sorted by symbol, date; `offsets` its symbol blocks) that a
+    quarantined move (`quarantined`: symbol, date) touches: the `hold_days` rows before the
+    move's day, the day itself and the MAX_LOOKBACK - 1 rows after it."""
+    mask = np.zeros(prices.height, dtype=bool)
+    if quarantined.is_empty() or prices.is_empty():
+        return mask
+    symbols = prices["symbol"].to_numpy()[offsets[:-1]]
+    block = dict(zip(symbols.tolist(), range(len(symbols)), strict=True))
+    days = prices["date"].to_numpy()
+    for symbol, day in quarantined.select("symbol", "date").iter_rows():
+        k = block.get(symbol)
+        if k is None:
+            continue
+        a, b = int(offsets[k]), int(offsets[k + 1])
+        at = a + int(np.searchsorted(days[a:b], np.datetime64(day, "D")))
+        mask[max(a, at - hold_days) : min(b, at + MAX_LOOKBACK)] = True
+    return mask
+
+
+def compute_labels(
+    prices: pl.DataFrame, profile: Profile, quarantined: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """symbol, date, profile, label, exit_offset, exit_return, mfe, mae; pure. Rows touched by
+    a `quarantined` move (symbol, date; see `quarantine_mask`) have no label."""
     from backtest.nb import label_triple_barrier_nb
 
     prices = prices.sort("symbol", "date")
@@ -78,13 +109,18 @@ def compute_labels(prices: pl.DataFrame, profile: Profile) -> pl.DataFrame:
     arrays = [
         np.ascontiguousarray(adjusted[k].to_numpy()) for k in ("open", "high", "low", "close")
     ]
+    offsets = offsets_of(adjusted["symbol"])
     label, offset, ret, mfe, mae = label_triple_barrier_nb(
         *arrays,
-        offsets_of(adjusted["symbol"]),
+        offsets,
         profile.hold_days,
         profile.take_profit,
         profile.stop_loss,
     )
+    if quarantined is not None:
+        untrusted = quarantine_mask(prices, offsets, quarantined, profile.hold_days)
+        for out in (label, offset, ret, mfe, mae):
+            out[untrusted] = np.nan
     return pl.DataFrame(
         {
             "symbol": prices["symbol"],
@@ -103,11 +139,12 @@ def refresh_labels(con: Any, profile: Profile, progress: bool = True) -> dict[st
     """Bring the profile's labels up to date with `prices`; returns a summary."""
     params = profile.params()
     plan = plan_refresh(con, store.labels_state(con, profile.name), params, BATCH_ROWS)
+    quarantined = store.quarantined_days(con)
     summary = refresh_derived(
         con,
         plan,
         title=f"labels {profile.name}",
-        compute=lambda prices: compute_labels(prices, profile),
+        compute=lambda prices: compute_labels(prices, profile, quarantined),
         replace=lambda batch, frame: store.replace_labels(
             con, profile.name, batch, frame, plan.fingerprints, params
         ),

@@ -9,6 +9,7 @@ who owns what:
     connection  connect, transaction, query_pl, the `settings` table
     prices      prices, corporate actions, ingest_status, symbols: what ingest writes and reads
     derived     features, labels, their status tables, the samples view, symbol batches
+    quality     price_flags: what ingest's price checks repaired or quarantined
     runs        training_runs, model_metrics, signals
 """
 
@@ -44,6 +45,7 @@ from stockml.store.prices import (
     upsert_symbols,
     write_batch,
 )
+from stockml.store.quality import quarantined_days, replace_price_flags
 from stockml.store.runs import record_training_run, replace_signals
 from stockml.store.schema import FEATURE_SQL_TYPE
 
@@ -64,11 +66,13 @@ __all__ = [
     "labels_state",
     "overlap_prices",
     "prices_fingerprints",
+    "quarantined_days",
     "query_pl",
     "read_prices",
     "record_training_run",
     "replace_features",
     "replace_labels",
+    "replace_price_flags",
     "replace_signals",
     "row_counts",
     "set_setting",

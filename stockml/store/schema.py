@@ -9,6 +9,8 @@ Tables:
     prices             one row per symbol and New York trading day, Yahoo's values as served
     corporate_actions  dividends and splits, as Yahoo reports them
     ingest_status      one row per symbol: ok/failed, reason, what range was fetched
+    price_flags        days whose prices contradicted themselves at ingest: repaired or
+                       quarantined (labels leave out what a quarantined day touches)
     symbols            name and GICS sector of the built-in universes' symbols
     settings           small key/value memory (e.g. the transport that last worked)
     features           symbol, date, then the catalog's columns (created by features/)
@@ -60,6 +62,14 @@ CREATE TABLE IF NOT EXISTS ingest_status (
     dropped_invalid INTEGER,            -- rows with impossible values kept out of prices
     transport       VARCHAR             -- 'aiohttp' or 'curl': which client fetched it
 );
+CREATE TABLE IF NOT EXISTS price_flags (
+    symbol  VARCHAR NOT NULL,
+    date    DATE    NOT NULL,   -- the day of the move: its close against the previous close
+    kind    VARCHAR NOT NULL,   -- unit_change, unadjusted_split, split_mismatch, extreme_move
+    detail  VARCHAR NOT NULL,   -- the moves seen and what was done, in words
+    action  VARCHAR NOT NULL,   -- 'repaired' (earlier bars rescaled) or 'quarantined'
+    PRIMARY KEY (symbol, date)
+);
 CREATE TABLE IF NOT EXISTS symbols (
     symbol  VARCHAR PRIMARY KEY,
     name    VARCHAR,
@@ -81,6 +91,7 @@ CREATE TABLE IF NOT EXISTS labels (
     date         DATE     NOT NULL,
     profile      VARCHAR  NOT NULL,
     label        TINYINT,            -- +1 win, 0 timeout, -1 loss; NULL in the last H days
+                                     -- and near a quarantined price_flags day
     exit_offset  SMALLINT,           -- trading days from entry to exit (H on timeout)
     exit_return  DOUBLE,
     mfe          DOUBLE,             -- maximum favourable excursion (high vs entry)

@@ -1,0 +1,46 @@
+"""`price_flags`: what ingest's price checks found (ingest.quality), per symbol and day.
+
+Ingest writes a symbol's flags right after its bars, over the same date range (the whole
+history, or the days from an incremental fetch's overlap on); labels read the quarantined
+days to leave out what they touch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import duckdb
+
+from stockml.store.connection import query_pl, transaction
+
+# (date, kind, detail, action): one finding, as ingest.quality.Finding lists its fields.
+FlagRow = tuple[date, str, str, str]
+
+
+def replace_price_flags(
+    con: duckdb.DuckDBPyConnection,
+    symbol: str,
+    flags: Sequence[FlagRow],
+    since: date | None = None,
+) -> None:
+    """Swap the symbol's flags from `since` on (None: all of them) for `flags`, atomically."""
+    with transaction(con):
+        if since is None:
+            con.execute("DELETE FROM price_flags WHERE symbol = ?", [symbol])
+        else:
+            con.execute("DELETE FROM price_flags WHERE symbol = ? AND date >= ?", [symbol, since])
+        if flags:
+            con.executemany(
+                "INSERT OR REPLACE INTO price_flags VALUES (?, ?, ?, ?, ?)",
+                [(symbol, *row) for row in flags],
+            )
+
+
+def quarantined_days(con: duckdb.DuckDBPyConnection) -> Any:
+    """symbol, date of every quarantined move, as a polars DataFrame sorted by both."""
+    return query_pl(
+        con,
+        "SELECT symbol, date FROM price_flags WHERE action = 'quarantined' ORDER BY symbol, date",
+    )
