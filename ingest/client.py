@@ -208,7 +208,7 @@ class ChartClient:
                 continue
             if resp.status == 200:
                 try:
-                    chart = parse_chart(resp.body, symbol, period2)
+                    chart = parse_chart(resp.body, symbol, period2, period1)
                 except ChartError as exc:
                     last_error = f"HTTP 200 but {exc}"
                     self._log.warning("unparseable", symbol=symbol, attempt=attempt, error=str(exc))

@@ -6,16 +6,19 @@ Per symbol the plan is one of:
                  value moved or a new dividend/split appears (`history_moved`), Yahoo has
                  re-adjusted the history, so the whole history is fetched again and replaced;
     full         nothing usable stored (or earlier history wanted): fetch everything.
-Days are New York trading days; request windows are epoch seconds of New York midnights.
+Days are trading days in the exchange's own time zone (New York for US listings, Tokyo for
+7203.T, ...): request windows are epoch seconds of that zone's midnights, and whether
+today's bar is final is decided by that zone's clock (`last_closed_day`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from ingest.yahoo import Chart
-from stockml.defaults import EXCHANGE_TZ
+from stockml.defaults import EXCHANGE_TZ_NAME
 from stockml.store import IngestState
 
 # Without --start, a run wants the last two years before --end.
@@ -24,9 +27,53 @@ DEFAULT_HISTORY_DAYS = 730
 # run-in on top: 450 calendar days give >= 300 trading days before --start.
 WARMUP_CALENDAR_DAYS = 450
 OVERLAP_CALENDAR_DAYS = 10
-# Yahoo's daily bar is final some time after the 16:00 close; before this hour (New York)
-# today's bar is treated as unfinished and not requested.
-BAR_FINAL_HOUR = 20
+# Yahoo's daily bar is final some time after the regular close (closing auctions, late
+# prints): until the local close plus this margin, today's bar is treated as unfinished.
+FINAL_MARGIN = timedelta(hours=4)
+# Regular-session close, local time, per exchange time zone (where several exchanges
+# share a zone, the latest close). A zone missing here uses DEFAULT_SESSION_CLOSE.
+SESSION_CLOSE: dict[str, time] = {
+    "America/New_York": time(16, 0),
+    "America/Toronto": time(16, 0),
+    "America/Mexico_City": time(15, 0),
+    "America/Sao_Paulo": time(17, 0),
+    "America/Santiago": time(16, 0),
+    "America/Argentina/Buenos_Aires": time(17, 0),
+    "Europe/London": time(16, 35),
+    "Europe/Dublin": time(16, 30),
+    "Europe/Lisbon": time(16, 35),
+    "Europe/Berlin": time(22, 0),  # Frankfurt floor trades until 22:00; Xetra until 17:35
+    "Europe/Paris": time(17, 35),
+    "Europe/Amsterdam": time(17, 35),
+    "Europe/Brussels": time(17, 35),
+    "Europe/Zurich": time(17, 30),
+    "Europe/Rome": time(17, 35),
+    "Europe/Madrid": time(17, 35),
+    "Europe/Vienna": time(17, 35),
+    "Europe/Stockholm": time(17, 30),
+    "Europe/Oslo": time(16, 25),
+    "Europe/Copenhagen": time(17, 0),
+    "Europe/Helsinki": time(18, 30),
+    "Europe/Warsaw": time(17, 5),
+    "Europe/Istanbul": time(18, 10),
+    "Africa/Johannesburg": time(17, 0),
+    "Asia/Jerusalem": time(17, 25),
+    "Asia/Riyadh": time(15, 10),
+    "Asia/Kolkata": time(15, 30),
+    "Asia/Bangkok": time(16, 40),
+    "Asia/Jakarta": time(16, 0),
+    "Asia/Kuala_Lumpur": time(17, 0),
+    "Asia/Singapore": time(17, 16),
+    "Asia/Hong_Kong": time(16, 10),
+    "Asia/Shanghai": time(15, 0),
+    "Asia/Taipei": time(14, 30),
+    "Asia/Seoul": time(15, 30),
+    "Asia/Tokyo": time(15, 30),
+    "Australia/Sydney": time(16, 12),
+    "Pacific/Auckland": time(16, 45),
+}
+# An unknown zone: assume an evening close, so an unfinished bar is never taken as final.
+DEFAULT_SESSION_CLOSE = time(18, 0)
 VALUE_TOLERANCE = 1e-9
 
 
@@ -36,16 +83,25 @@ class Plan:
     since: date | None = None  # incremental: the overlap's first day
 
 
+def local_midnight(day: date, tz: str = EXCHANGE_TZ_NAME) -> int:
+    """Epoch seconds of 00:00 on `day` in zone `tz` (period1/period2 boundaries)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).timestamp())
+
+
 def ny_midnight(day: date) -> int:
-    """Epoch seconds of 00:00 New York on `day` (period1/period2 boundaries)."""
-    return int(datetime(day.year, day.month, day.day, tzinfo=EXCHANGE_TZ).timestamp())
+    """Epoch seconds of 00:00 New York on `day`."""
+    return local_midnight(day, EXCHANGE_TZ_NAME)
 
 
-def last_closed_day(end: date, now: datetime | None = None) -> date:
-    """`end`, capped so today's unfinished bar is never asked for."""
-    now_ny = (now or datetime.now(EXCHANGE_TZ)).astimezone(EXCHANGE_TZ)
-    today = now_ny.date()
-    cap = today if now_ny.hour >= BAR_FINAL_HOUR else today - timedelta(days=1)
+def last_closed_day(end: date, now: datetime | None = None, tz: str = EXCHANGE_TZ_NAME) -> date:
+    """`end`, capped so an unfinished session of the exchange in zone `tz` is never taken
+    as final: today (local) counts only from its close plus FINAL_MARGIN (local clock)."""
+    zone = ZoneInfo(tz)
+    local = (now or datetime.now(zone)).astimezone(zone)
+    today = local.date()
+    close = SESSION_CLOSE.get(tz, DEFAULT_SESSION_CLOSE)
+    final_at = datetime.combine(today, close, tzinfo=zone) + FINAL_MARGIN
+    cap = today if local >= final_at else today - timedelta(days=1)
     return min(end, cap)
 
 

@@ -1,7 +1,13 @@
 """The ingest run: workers, progress, status, summary (the resume plan is `ingest.plan`).
 
 Each symbol's rows and status are written in one transaction by a single writer thread,
-so Ctrl-C or kill -9 loses at most the symbols in flight.
+so Ctrl-C or kill -9 loses at most the symbols in flight. Outcomes waiting together share
+one transaction; if it fails, its symbols are written again one by one, so only the symbol
+whose write is at fault fails, with the store's real reason.
+
+Each symbol's window is decided in its exchange's calendar: the request asks for that
+zone's midnights, the stored rows are clipped to the asked days as dated by Yahoo's
+`exchangeTimezoneName`, and today's bar counts only once that exchange's session is final.
 """
 
 from __future__ import annotations
@@ -10,26 +16,32 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import structlog
 
 from ingest.client import BreakerOpen, ChartClient, FetchPolicy, SymbolFailed
 from ingest.plan import (
+    FINAL_MARGIN,
     Plan,
     fetch_start_for,
     history_moved,
     last_closed_day,
-    ny_midnight,
+    local_midnight,
     plan_symbol,
 )
-from ingest.yahoo import ACTION_SCHEMA, BAR_SCHEMA, Chart
+from ingest.quality import check_history, needs_full_history
+from ingest.universe import exchange_timezone
+from ingest.yahoo import ACTION_SCHEMA, BAR_SCHEMA, Chart, clip_to_days, trading_days
 from stockml import store
+from stockml.defaults import EXCHANGE_TZ_NAME
 from stockml.errors import BlockedError, IngestIncomplete, InputError, StockmlError
 from stockml.progress import console, make_progress
+from stockml.store.prices import WriteFailed
 
 # Outcomes waiting when the writer frees up are committed together (at most this many).
 MAX_BATCH = 64
@@ -48,6 +60,11 @@ class IngestRequest:
     policy: FetchPolicy
     progress: bool = True
     listings: list[tuple[str, str, str]] = field(default_factory=list)
+    now: datetime | None = None  # the clock deciding which sessions are final (tests set it)
+
+    def last_day(self, tz: str) -> date:
+        """`end`, capped at the last final session of an exchange in zone `tz`."""
+        return last_closed_day(self.end, self.now, tz)
 
 
 @dataclass
@@ -58,6 +75,7 @@ class SymbolResult:
     attempts: int = 0
     error: str | None = None
     refetched: bool = False
+    flags: str = ""  # what the price checks did, e.g. '1 repaired' (see price_flags)
 
 
 @dataclass
@@ -81,7 +99,7 @@ class IngestRun:
         self.request = request
         self.con = con
         self.policy = request.policy
-        self.end = last_closed_day(request.end)
+        self.ends = {s: request.last_day(exchange_timezone(s)) for s in request.symbols}
         self.fetch_start = fetch_start_for(request.start)
         self.results: dict[str, SymbolResult] = {}
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
@@ -112,13 +130,23 @@ class IngestRun:
             try:
                 rows = await loop.run_in_executor(self.writer, store.write_batch, self.con, writes)
             except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                if len(batch) == 1:
+                    _settle(batch[0][1], exception=exc)
+                    continue
+                # One symbol's bad write must not fail its neighbours: write each alone.
+                self.log.warning("batch_write_failed", symbols=len(batch), error=str(exc))
+                for write, future in batch:
+                    try:
+                        alone = await loop.run_in_executor(
+                            self.writer, store.write_batch, self.con, [write]
+                        )
+                    except Exception as single:
+                        _settle(future, exception=single)
+                    else:
+                        _settle(future, result=alone[write.symbol])
                 continue
             for write, future in batch:
-                if not future.done():
-                    future.set_result(rows[write.symbol])
+                _settle(future, result=rows[write.symbol])
 
     def _first_transport(self) -> str:
         if self.policy.transport != "auto":
@@ -138,7 +166,8 @@ class IngestRun:
         started = time.perf_counter()
         state = store.ingest_state(self.con)
         plans = {
-            s: plan_symbol(state.get(s), self.fetch_start, self.end) for s in self.request.symbols
+            s: plan_symbol(state.get(s), self.fetch_start, self.ends[s])
+            for s in self.request.symbols
         }
         for symbol, plan in plans.items():
             if plan.kind == "skip":
@@ -150,7 +179,7 @@ class IngestRun:
             symbols=len(self.request.symbols),
             to_fetch=len(todo),
             start=str(self.request.start),
-            end=str(self.end),
+            end=str(max(self.ends.values(), default=self.request.end)),
             fetch_from=str(self.fetch_start),
             rate=self.policy.rate,
             concurrency=self.policy.concurrency,
@@ -243,6 +272,8 @@ class IngestRun:
             raise
         except SymbolFailed as exc:
             result = await self._fail(symbol, str(exc))
+        except WriteFailed as exc:
+            result = await self._fail(symbol, f"store write failed: {exc}")
         except Exception as exc:  # every symbol ends ok or failed-with-reason, even on a bug
             self.log.exception("symbol_crashed", symbol=symbol)
             result = await self._fail(symbol, f"internal error: {type(exc).__name__}: {exc}")
@@ -263,27 +294,50 @@ class IngestRun:
     async def _fetch_and_store(
         self, symbol: str, plan: Plan, state: store.IngestState | None
     ) -> SymbolResult:
-        period2 = ny_midnight(self.end + timedelta(days=1))
+        zone = exchange_timezone(symbol)
+        end = self.ends[symbol]
+        period2 = local_midnight(end + timedelta(days=1), zone)
         refetched = False
         if plan.kind == "incremental":
-            chart = await self.client.fetch(symbol, ny_midnight(plan.since), period2)
+            fetched = await self.client.fetch(symbol, local_midnight(plan.since, zone), period2)
             stored = await self._read(store.overlap_prices, self.con, symbol, plan.since)
             actions = await self._read(store.stored_actions, self.con, symbol)
-            if chart is not None and not history_moved(chart, stored, actions, plan.since):
-                return await self._store(symbol, chart, plan.since, state.fetched_from, state)
+            if fetched is not None:
+                chart, end = self._clip(fetched, plan.since, end)
+                if not history_moved(chart, stored, actions, plan.since) and not needs_full_history(
+                    chart.bars, chart.actions
+                ):
+                    return await self._store(
+                        symbol, chart, plan.since, state.fetched_from, end, state
+                    )
             refetched = True
             self.log.info("history_moved", symbol=symbol, since=str(plan.since))
         fetch_from = self.fetch_start
         if state is not None and state.fetched_from is not None:
             fetch_from = min(fetch_from, state.fetched_from)
-        chart = await self.client.fetch(symbol, ny_midnight(fetch_from), period2)
-        if chart is None:
+        fetched = await self.client.fetch(symbol, local_midnight(fetch_from, zone), period2)
+        if fetched is None:
             chart = Chart(
                 symbol, pl.DataFrame(schema=BAR_SCHEMA), pl.DataFrame(schema=ACTION_SCHEMA)
             )
-        result = await self._store(symbol, chart, None, fetch_from, state)
+        else:
+            chart, end = self._clip(fetched, fetch_from, end)
+        result = await self._store(symbol, chart, None, fetch_from, end, state)
         result.refetched = refetched
         return result
+
+    def _clip(self, chart: Chart, first: date, end: date) -> tuple[Chart, date]:
+        """The chart cut to the asked days in its exchange's calendar, and the last day
+        that is final there (Yahoo's zone may differ from the one the suffix suggested;
+        its current session, when announced, is final only once it has ended)."""
+        end = min(end, self.request.last_day(chart.timezone))
+        if chart.session_end is not None:
+            now = self.request.now or datetime.now().astimezone()
+            if now.timestamp() < chart.session_end + FINAL_MARGIN.total_seconds():
+                stamp = [chart.session_end]
+                session_day = trading_days(np.array(stamp), chart.timezone)[0].item()
+                end = min(end, session_day - timedelta(days=1))
+        return clip_to_days(chart, first, end), end
 
     async def _store(
         self,
@@ -291,19 +345,21 @@ class IngestRun:
         chart: Chart,
         replace_from: date | None,
         fetched_from: date,
+        fetched_through: date,
         state: store.IngestState | None,
     ) -> SymbolResult:
         attempts = self.client.stats.attempts[symbol]
+        bars, findings = check_history(chart.bars, chart.actions)
         rows = await self._submit(
             store.SymbolWrite(
                 symbol,
                 attempts,
                 self.client.worked or self.client.transport_name,
-                bars=chart.bars,
+                bars=bars,
                 actions=chart.actions,
                 replace_from=replace_from,
                 fetched_from=fetched_from,
-                fetched_through=self.end,
+                fetched_through=fetched_through,
                 dropped_null=chart.dropped_null,
                 dropped_invalid=chart.dropped_invalid,
                 first_write=state is None or not state.rows,
@@ -317,9 +373,31 @@ class IngestRun:
             dropped_null=chart.dropped_null,
             dropped_invalid=chart.dropped_invalid,
             dropped_unfinished=chart.dropped_unfinished,
+            dropped_outside=chart.dropped_outside,
+            dropped_duplicate=chart.dropped_duplicate,
             mode="incremental" if replace_from is not None else "full",
         )
-        return SymbolResult(symbol, "ok", rows=rows, attempts=attempts)
+        flags = [(f.date, f.kind, f.detail, f.action) for f in findings]
+        await self._read(store.replace_price_flags, self.con, symbol, flags, replace_from)
+        if findings:
+            self.log.warning(
+                "prices_flagged", symbol=symbol, flags=[f"{d} {k} {a}" for d, k, _, a in flags]
+            )
+        counts = {a: sum(f.action == a for f in findings) for a in ("repaired", "quarantined")}
+        summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
+        return SymbolResult(symbol, "ok", rows=rows, attempts=attempts, flags=summary)
+
+
+def _settle(
+    future: asyncio.Future, result: int = 0, exception: BaseException | None = None
+) -> None:
+    """Resolve a writer future once (a cancelled symbol's future may already be done)."""
+    if future.done():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)
 
 
 def validate_dates(start: date, end: date) -> None:
@@ -330,7 +408,8 @@ def validate_dates(start: date, end: date) -> None:
 def run_ingest(request: IngestRequest) -> IngestResult:
     """Run one ingest, print the summary, and raise the documented error when incomplete."""
     validate_dates(request.start, request.end)
-    if last_closed_day(request.end) < request.start:
+    zones = {exchange_timezone(s) for s in request.symbols} or {EXCHANGE_TZ_NAME}
+    if max(request.last_day(z) for z in zones) < request.start:
         raise InputError(
             f"no closed trading day between --start {request.start} and --end {request.end} yet"
         )
@@ -382,6 +461,12 @@ def print_summary(result: IngestResult, enabled: bool = True) -> None:
         for r in failed:
             fails.add_row(r.symbol, str(r.attempts), r.error or "")
         console.print(fails)
+    flagged = [f"{r.symbol} ({r.flags})" for r in result.results.values() if r.flags]
+    if flagged:
+        console.print(
+            f"price checks flagged {len(flagged)} symbols: {', '.join(flagged)}; "
+            "the reasons are in price_flags"
+        )
 
 
 def _raise_if_incomplete(result: IngestResult) -> None:

@@ -4,9 +4,20 @@
 them (every sector still present). Both live in `universes.csv` beside this module,
 with names and sectors, so the store can answer per-sector questions.
 
-Symbols are normalised to Yahoo's spelling before any request: upper case, class
-shares with a dash (BRK.B -> BRK-B). Anything else that is not a plausible ticker is
-rejected up front, so a typo costs no request and gets a one-line error.
+Symbols are normalised to Yahoo's spelling before any request: upper case, and a dotted
+suffix read as either an exchange or a US share class:
+- a suffix in `EXCHANGE_SUFFIXES` (Yahoo's exchange codes: BARC.L, SAP.DE, 7203.T, ABX.V)
+  is an exchange and is kept as typed;
+- any other single letter after a US-style ticker is a share class and takes Yahoo's dash
+  (BRK.B -> BRK-B, BF.B -> BF-B).
+Four exchange codes are single letters (.F Frankfurt, .L London, .T Tokyo, .V TSX Venture),
+so a US class share with one of those letters (rare) must be typed with the dash: XYZ-V.
+Anything else that is not a plausible ticker is rejected up front, so a typo costs no
+request and gets a one-line error.
+
+The exchange suffix also gives the listing's time zone (`exchange_timezone`), which the
+resume plan uses to ask for the right window before the first answer arrives; Yahoo's
+`meta.exchangeTimezoneName` in that answer stays the authority for dating the bars.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from stockml.defaults import EXCHANGE_TZ_NAME
 from stockml.errors import InputError
 
 _UNIVERSES_CSV = Path(__file__).with_name("universes.csv")
@@ -23,6 +35,70 @@ _UNIVERSES_CSV = Path(__file__).with_name("universes.csv")
 # '=' for currencies/futures, a dot-suffix for foreign exchanges (e.g. SAP.DE).
 _TICKER = re.compile(r"^\^?[A-Z0-9][A-Z0-9\-=]{0,11}(\.[A-Z]{1,3})?$")
 _CLASS_SHARE = re.compile(r"^([A-Z]{1,5})\.([A-Z])$")
+
+# Yahoo's exchange suffixes -> (exchange, IANA time zone of its trading day). Kept as typed.
+EXCHANGE_SUFFIXES: dict[str, tuple[str, str]] = {
+    "AS": ("Euronext Amsterdam", "Europe/Amsterdam"),
+    "AT": ("Athens", "Europe/Athens"),
+    "AX": ("ASX Australia", "Australia/Sydney"),
+    "BA": ("Buenos Aires", "America/Argentina/Buenos_Aires"),
+    "BD": ("Budapest", "Europe/Budapest"),
+    "BE": ("Berlin", "Europe/Berlin"),
+    "BK": ("Thailand", "Asia/Bangkok"),
+    "BO": ("BSE India", "Asia/Kolkata"),
+    "BR": ("Euronext Brussels", "Europe/Brussels"),
+    "CN": ("Canadian Securities Exchange", "America/Toronto"),
+    "CO": ("Nasdaq Copenhagen", "Europe/Copenhagen"),
+    "DE": ("XETRA", "Europe/Berlin"),
+    "DU": ("Dusseldorf", "Europe/Berlin"),
+    "F": ("Frankfurt", "Europe/Berlin"),
+    "HA": ("Hanover", "Europe/Berlin"),
+    "HE": ("Nasdaq Helsinki", "Europe/Helsinki"),
+    "HK": ("Hong Kong", "Asia/Hong_Kong"),
+    "HM": ("Hamburg", "Europe/Berlin"),
+    "IC": ("Nasdaq Iceland", "Atlantic/Reykjavik"),
+    "IL": ("London IOB", "Europe/London"),
+    "IR": ("Euronext Dublin", "Europe/Dublin"),
+    "IS": ("Borsa Istanbul", "Europe/Istanbul"),
+    "JK": ("Indonesia", "Asia/Jakarta"),
+    "JO": ("Johannesburg", "Africa/Johannesburg"),
+    "KL": ("Bursa Malaysia", "Asia/Kuala_Lumpur"),
+    "KQ": ("KOSDAQ", "Asia/Seoul"),
+    "KS": ("Korea Exchange", "Asia/Seoul"),
+    "L": ("London", "Europe/London"),
+    "LS": ("Euronext Lisbon", "Europe/Lisbon"),
+    "MC": ("Madrid", "Europe/Madrid"),
+    "MI": ("Borsa Italiana", "Europe/Rome"),
+    "MU": ("Munich", "Europe/Berlin"),
+    "MX": ("Mexico", "America/Mexico_City"),
+    "NE": ("Cboe Canada", "America/Toronto"),
+    "NS": ("NSE India", "Asia/Kolkata"),
+    "NZ": ("NZX", "Pacific/Auckland"),
+    "OL": ("Oslo", "Europe/Oslo"),
+    "PA": ("Euronext Paris", "Europe/Paris"),
+    "PR": ("Prague", "Europe/Prague"),
+    "QA": ("Qatar", "Asia/Qatar"),
+    "RG": ("Nasdaq Riga", "Europe/Riga"),
+    "SA": ("B3 Sao Paulo", "America/Sao_Paulo"),
+    "SG": ("Stuttgart", "Europe/Berlin"),
+    "SI": ("Singapore", "Asia/Singapore"),
+    "SN": ("Santiago", "America/Santiago"),
+    "SR": ("Saudi Exchange", "Asia/Riyadh"),
+    "SS": ("Shanghai", "Asia/Shanghai"),
+    "ST": ("Nasdaq Stockholm", "Europe/Stockholm"),
+    "SW": ("SIX Swiss", "Europe/Zurich"),
+    "SZ": ("Shenzhen", "Asia/Shanghai"),
+    "T": ("Tokyo", "Asia/Tokyo"),
+    "TA": ("Tel Aviv", "Asia/Jerusalem"),
+    "TL": ("Nasdaq Tallinn", "Europe/Tallinn"),
+    "TO": ("Toronto", "America/Toronto"),
+    "TW": ("Taiwan", "Asia/Taipei"),
+    "TWO": ("Taipei Exchange", "Asia/Taipei"),
+    "V": ("TSX Venture", "America/Toronto"),
+    "VI": ("Vienna", "Europe/Vienna"),
+    "VS": ("Nasdaq Vilnius", "Europe/Vilnius"),
+    "WA": ("Warsaw", "Europe/Warsaw"),
+}
 
 
 @dataclass(frozen=True)
@@ -48,11 +124,19 @@ def normalize_symbol(raw: str) -> str:
     """Yahoo's spelling of a ticker; raises InputError for anything malformed."""
     text = raw.strip().upper()
     match = _CLASS_SHARE.match(text)
-    if match:
+    if match and match.group(2) not in EXCHANGE_SUFFIXES:
         text = f"{match.group(1)}-{match.group(2)}"
     if not _TICKER.match(text):
         raise InputError(f"malformed symbol {raw!r}: expected a ticker such as AAPL or BRK-B")
     return text
+
+
+def exchange_timezone(symbol: str) -> str:
+    """The time zone of a normalised symbol's trading day, from its exchange suffix
+    (New York for a symbol without one, or with a suffix missing from the table)."""
+    _, dot, suffix = symbol.rpartition(".")
+    listed = EXCHANGE_SUFFIXES.get(suffix) if dot else None
+    return listed[1] if listed else EXCHANGE_TZ_NAME
 
 
 def parse_symbols(text: str) -> list[str]:

@@ -1,9 +1,13 @@
 """Yahoo's chart JSON -> validated columns. Knows Yahoo's quirks, nothing about HTTP.
 
 What the caller may rely on (see ../shared/yahoo-chart-api.md for why each rule exists):
-- a bar's date is the New York trading day of its timestamp (never the UTC date);
-- nothing stamped on or after period2 is returned (today's unfinished bar, late rows);
-- a date served twice keeps its first row (the regular-session stamp), not the live duplicate;
+- a bar's date is the trading day of its timestamp in the exchange's own zone
+  (`meta.exchangeTimezoneName`, New York when absent; never the UTC date), kept in `timezone`;
+- nothing stamped before period1 (a stray bar before the asked window) is returned
+  (`dropped_outside`), nor on or after period2 (today's unfinished bar, late rows);
+- bars come out in timestamp order, one per date: a timestamp served twice keeps its last
+  copy (`dropped_duplicate`); a date served at two stamps keeps the earlier, regular-session
+  one, not the live duplicate (counted in `dropped_unfinished`);
 - rows with a null price are dropped and counted (`dropped_null`), never filled;
 - rows with impossible values (price <= 0, low > high, close outside [low, high]) are
   dropped and counted (`dropped_invalid`);
@@ -13,7 +17,7 @@ What the caller may rely on (see ../shared/yahoo-chart-api.md for why each rule 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -55,6 +59,11 @@ class Chart:
     dropped_null: int = 0
     dropped_invalid: int = 0
     dropped_unfinished: int = 0
+    dropped_outside: int = 0
+    dropped_duplicate: int = 0
+    timezone: str = EXCHANGE_TZ_NAME
+    # meta.currentTradingPeriod.regular.end (epoch seconds), when Yahoo sends it.
+    session_end: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -118,7 +127,7 @@ def _column(quote: dict, key: str, n: int) -> np.ndarray:
         raise ChartUnparseable(f"'{key}' holds non-numeric values") from exc
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def daily_utc_offsets(tz: str) -> tuple[int, np.ndarray]:
     """The zone's UTC offset (seconds) at 12:00 UTC of every day from 1960 to 2100."""
     zone = ZoneInfo(tz)
@@ -148,7 +157,7 @@ def trading_days(timestamps: np.ndarray, tz: str = EXCHANGE_TZ_NAME) -> np.ndarr
     return (local // 86400).astype("datetime64[D]")
 
 
-def _events(result: dict, symbol: str, tz: str, period2: int) -> pl.DataFrame:
+def _events(result: dict, symbol: str, tz: str, period1: int, period2: int) -> pl.DataFrame:
     events = result.get("events") or {}
     stamps: list[int] = []
     kinds: list[str] = []
@@ -171,14 +180,22 @@ def _events(result: dict, symbol: str, tz: str, period2: int) -> pl.DataFrame:
     seen: set[tuple] = set()
     rows = []
     for stamp, day, kind, value in zip(stamps, days, kinds, values, strict=True):
-        if stamp < period2 and (day, kind) not in seen:
+        if period1 <= stamp < period2 and (day, kind) not in seen:
             seen.add((day, kind))
             rows.append((symbol, day, kind, value))
     return pl.DataFrame(rows, schema=ACTION_SCHEMA, orient="row")
 
 
-def parse_chart(body: bytes, symbol: str, period2: int) -> Chart:
-    """A 200 response body -> a validated Chart; raises ChartUnparseable for junk."""
+def _session_end(meta: dict) -> int | None:
+    period = meta.get("currentTradingPeriod")
+    regular = period.get("regular") if isinstance(period, dict) else None
+    end = regular.get("end") if isinstance(regular, dict) else None
+    return int(end) if isinstance(end, int | float) else None
+
+
+def parse_chart(body: bytes, symbol: str, period2: int, period1: int = 0) -> Chart:
+    """A 200 response body for [period1, period2) -> a validated Chart; raises
+    ChartUnparseable for junk."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -195,11 +212,18 @@ def parse_chart(body: bytes, symbol: str, period2: int) -> Chart:
         raise ChartUnparseable("chart.result is empty")
     result = results[0]
     meta = result.get("meta") or {}
-    tz = meta.get("exchangeTimezoneName") or EXCHANGE_TZ_NAME
-    actions = _events(result, symbol, tz, period2)
+    tz = _zone_name(meta.get("exchangeTimezoneName"))
+    session_end = _session_end(meta)
+    actions = _events(result, symbol, tz, period1, period2)
     timestamps = result.get("timestamp") or []
     if not timestamps:
-        return Chart(symbol, pl.DataFrame(schema=BAR_SCHEMA), actions)
+        return Chart(
+            symbol,
+            pl.DataFrame(schema=BAR_SCHEMA),
+            actions,
+            timezone=tz,
+            session_end=session_end,
+        )
 
     n = len(timestamps)
     indicators = result.get("indicators") or {}
@@ -218,27 +242,31 @@ def parse_chart(body: bytes, symbol: str, period2: int) -> Chart:
     v = _column(quote, "volume", n)
     adj = _column(adj_block, "adjclose", n) if adj_block.get("adjclose") is not None else c.copy()
 
-    in_window = ts < period2
-    dropped_unfinished = int(n - in_window.sum())
+    dropped_outside = int((ts < period1).sum())
+    dropped_unfinished = int((ts >= period2).sum())
+    in_window = (ts >= period1) & (ts < period2)
     prices = np.stack([o, h, lo, c, adj])
     has_prices = ~np.isnan(prices).any(axis=0)
     dropped_null = int((in_window & ~has_prices).sum())
-    keep = in_window & has_prices
 
+    candidates = np.flatnonzero(in_window & has_prices)
+    order = candidates[np.argsort(ts[candidates], kind="stable")]
+    # A timestamp served twice: the later copy is Yahoo's newer version of the same bar.
+    last_of_stamp = np.ones(len(order), dtype=bool)
+    last_of_stamp[:-1] = ts[order][1:] != ts[order][:-1]
+    dropped_duplicate = int(len(order) - last_of_stamp.sum())
+    order = order[last_of_stamp]
+    # A date served at two stamps: the earlier is the regular-session bar, a later the live one.
     days = trading_days(ts, tz)
-    # A date served twice: the first is the regular-session bar, a later one the live bar.
-    candidates = np.flatnonzero(keep)
-    _, first = np.unique(days[candidates], return_index=True)
-    dropped_unfinished += len(candidates) - len(first)
-    keep = np.zeros(n, dtype=bool)
-    keep[candidates[first]] = True
+    first_of_day = np.ones(len(order), dtype=bool)
+    first_of_day[1:] = days[order][1:] != days[order][:-1]
+    dropped_unfinished += int(len(order) - first_of_day.sum())
+    order = order[first_of_day]
 
     with np.errstate(invalid="ignore"):
         valid = (prices > 0).all(axis=0) & (lo <= h) & (c >= lo) & (c <= h)
-    dropped_invalid = int((keep & ~valid).sum())
-    keep &= valid
-
-    idx = np.flatnonzero(keep)
+    dropped_invalid = int((~valid[order]).sum())
+    idx = order[valid[order]]
     vol = v[idx]
     volume_missing = np.isnan(vol)
     bars = pl.DataFrame(
@@ -266,6 +294,34 @@ def parse_chart(body: bytes, symbol: str, period2: int) -> Chart:
         dropped_null=dropped_null,
         dropped_invalid=dropped_invalid,
         dropped_unfinished=dropped_unfinished,
+        dropped_outside=dropped_outside,
+        dropped_duplicate=dropped_duplicate,
+        timezone=tz,
+        session_end=session_end,
+    )
+
+
+def _zone_name(name: object) -> str:
+    """Yahoo's zone name if the zone database knows it, else New York (never a crash)."""
+    if not isinstance(name, str) or not name:
+        return EXCHANGE_TZ_NAME
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        return EXCHANGE_TZ_NAME
+    return name
+
+
+def clip_to_days(chart: Chart, first: date, last: date) -> Chart:
+    """The chart with only bars and events dated first..last (dates in its exchange's
+    calendar); what falls outside is counted in `dropped_outside`."""
+    inside = pl.col("date").is_between(first, last)
+    bars = chart.bars.filter(inside)
+    return replace(
+        chart,
+        bars=bars,
+        actions=chart.actions.filter(inside),
+        dropped_outside=chart.dropped_outside + chart.bars.height - bars.height,
     )
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
+import orjson
 import polars as pl
+from aiohttp import web
 
 from ingest.client import FetchPolicy
 from ingest.run import IngestRequest, IngestResult, run_ingest
@@ -85,3 +89,91 @@ def served_bars(market: MarketData, symbol: str, first: date, last: date) -> pl.
         }
     ).with_columns(pl.col("date").cast(pl.Date))
     return frame.filter(pl.col("date").is_between(first, last))
+
+
+@dataclass
+class CraftedListing:
+    """Hand-made daily bars of one symbol, stamped at `open_at` local time in zone `tz`."""
+
+    tz: str
+    days: list[date]
+    open_at: time = time(9, 30)
+    # meta.currentTradingPeriod.regular.end to announce (epoch seconds), if any.
+    session_end: int | None = None
+
+    def stamp(self, day: date) -> int:
+        return int(datetime.combine(day, self.open_at, tzinfo=ZoneInfo(self.tz)).timestamp())
+
+    def close(self, day: date) -> float:
+        """A price that says which day it belongs to: 100 + days since 2000-01-01, / 100."""
+        return 100.0 + (day - date(2000, 1, 1)).days / 100
+
+
+def weekdays(first: date, last: date) -> list[date]:
+    count = (last - first).days + 1
+    return [d for d in (first + timedelta(days=i) for i in range(count)) if d.weekday() < 5]
+
+
+def chart_body(meta: dict, stamps: list[int], closes: list[float]) -> bytes:
+    """A 200 chart body in Yahoo's shape: open = close, high/low one either side."""
+    result = {
+        "meta": meta,
+        "timestamp": stamps,
+        "indicators": {
+            "quote": [
+                {
+                    "open": closes,
+                    "high": [c + 1 for c in closes],
+                    "low": [c - 1 for c in closes],
+                    "close": closes,
+                    "volume": [1000] * len(closes),
+                }
+            ],
+            "adjclose": [{"adjclose": closes}],
+        },
+    }
+    return orjson.dumps({"chart": {"result": [result], "error": None}})
+
+
+@dataclass
+class CraftedServer:
+    """A chart endpoint serving `CraftedListing`s in Yahoo's shape (any exchange zone), for
+    quirks the fixture server does not have. Symbols in `stray_before` also get the one bar
+    just before period1, as Yahoo sometimes sends. `requests` records (raw path, period1,
+    period2) of every request."""
+
+    listings: dict[str, CraftedListing]
+    stray_before: set[str] = field(default_factory=set)
+    requests: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.app = web.Application()
+        self.app.router.add_get("/v8/finance/chart/{symbol}", self._chart)
+
+    async def _chart(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"]
+        period1, period2 = int(request.query["period1"]), int(request.query["period2"])
+        self.requests.append((request.raw_path.split("?")[0], period1, period2))
+        listing = self.listings.get(symbol)
+        if listing is None:
+            envelope = {"code": "Not Found", "description": "No data found, symbol may be delisted"}
+            body = {"chart": {"result": None, "error": envelope}}
+            return web.Response(
+                status=404, body=orjson.dumps(body), content_type="application/json"
+            )
+        days = [d for d in listing.days if period1 <= listing.stamp(d) < period2]
+        before = [d for d in listing.days if listing.stamp(d) < period1]
+        if symbol in self.stray_before and before:
+            days.insert(0, before[-1])
+        meta: dict = {"symbol": symbol, "exchangeTimezoneName": listing.tz}
+        if listing.session_end is not None:
+            meta["currentTradingPeriod"] = {"regular": {"end": listing.session_end}}
+        stamps = [listing.stamp(d) for d in days]
+        body = chart_body(meta, stamps, [listing.close(d) for d in days])
+        return web.Response(body=body, content_type="application/json")
+
+
+@contextlib.contextmanager
+def serving_crafted(server: CraftedServer) -> Iterator[ServerThread]:
+    with ServerThread(server) as thread:  # type: ignore[arg-type]
+        yield thread

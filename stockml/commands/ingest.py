@@ -29,7 +29,10 @@ def ingest(
     symbols: str = typer.Option(
         None,
         "--symbols",
-        help="Comma-separated tickers (BRK.B is read as BRK-B). Overrides --universe.",
+        help="Comma-separated tickers, Yahoo's spelling: exchange suffixes stay as typed "
+        "(BARC.L, SAP.DE, 7203.T, ABX.V); a US class share letter takes a dash (BRK.B is "
+        "read as BRK-B; type XYZ-V for a class whose letter is an exchange code: F, L, T, V). "
+        "Overrides --universe.",
     ),
     universe: str = typer.Option(
         "full",
@@ -46,8 +49,8 @@ def ingest(
     end: str = typer.Option(
         None,
         "--end",
-        help="Last trading day wanted, inclusive (default: today; today's bar is "
-        "only stored once the session is final).",
+        help="Last trading day wanted, inclusive, in each exchange's own calendar "
+        "(default: today; today's bar is only stored once that exchange's session is final).",
     ),
     base_url: str = typer.Option(
         DEFAULTS.base_url,

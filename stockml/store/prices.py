@@ -10,7 +10,7 @@ downstream stages read `prices` through `read_prices`, `row_counts` and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -18,6 +18,25 @@ import duckdb
 import polars as pl
 
 from stockml.store.connection import insert_frame, query_pl, transaction, utcnow
+
+
+class WriteFailed(Exception):
+    """A batch could not be stored; the message is DuckDB's real cause (e.g. a duplicate
+    key), not the 'transaction is aborted' that a later statement in the batch reports."""
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The first DuckDB error in the chain: once a statement fails, every later one in the
+    transaction fails with TransactionException, which hides the cause."""
+    cause: BaseException = exc
+    seen = {id(exc)}
+    while True:
+        nxt = cause.__cause__ or cause.__context__
+        if not isinstance(nxt, duckdb.Error) or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        cause = nxt
+    return str(cause).splitlines()[0]
 
 
 @dataclass(frozen=True)
@@ -121,13 +140,35 @@ def stored_actions(con: duckdb.DuckDBPyConnection, symbol: str) -> set[tuple[dat
     return {(r[0], r[1]) for r in rows}
 
 
+def _clean_bars(w: SymbolWrite) -> SymbolWrite:
+    """At most one bar per date, none before `replace_from`: whatever the fetch handed
+    over, a write cannot collide with the rows it keeps (the `prices` primary key)."""
+    bars = w.bars
+    if bars is None or bars.height == 0:
+        return w
+    if w.replace_from is not None and bars["date"].min() < w.replace_from:
+        bars = bars.filter(pl.col("date") >= w.replace_from)
+    if bars["date"].n_unique() < bars.height:
+        bars = bars.unique(subset=["date"], keep="last", maintain_order=True)
+    return w if bars is w.bars else replace(w, bars=bars)
+
+
 def write_batch(con: duckdb.DuckDBPyConnection, writes: Sequence[SymbolWrite]) -> dict[str, int]:
     """Store several symbols' outcomes in one transaction; rows stored per symbol.
 
     Each symbol is wholly in or wholly out, so a crash never leaves half a symbol;
     batching only shares the commit (and its fsync), which dominates at high rates.
     A failure leaves the symbol's stored rows as they were and records the reason.
+    Raises WriteFailed (nothing of the batch stored) with DuckDB's real cause.
     """
+    writes = [_clean_bars(w) if w.error is None else w for w in writes]
+    try:
+        return _write_batch(con, writes)
+    except duckdb.Error as exc:
+        raise WriteFailed(_root_cause(exc)) from exc
+
+
+def _write_batch(con: duckdb.DuckDBPyConnection, writes: Sequence[SymbolWrite]) -> dict[str, int]:
     ok = [w for w in writes if w.error is None]
     symbols = [w.symbol for w in writes]
     with transaction(con):
