@@ -6,10 +6,14 @@ Each day's move is the ratio of its close to the previous bar's close, measured 
 `close` (drives open/high/low/close) and on `adjclose` (what features and labels use). A
 day is looked at when a split is reported on it or when either move is beyond MOVE_LIMIT:
 
-    unadjusted_split  a split r reported that day, and a series jumps by 1/r (or r) within
+    unadjusted_split  a split r reported that day, and a series jumps by 1/r within
                       MATCH_TOLERANCE: Yahoo reported the split but did not apply it to the
-                      earlier bars. Repaired: that series' earlier bars are scaled by the
-                      jump's factor (and, for close, volume inversely: shares scale too).
+                      earlier bars. Repaired: that series' earlier bars are scaled by 1/r
+                      (and, for close, volume by r: the share count scales too). Only 1/r:
+                      an r:1 split divides the price by r (a reverse split, r < 1, too), so
+                      a jump *by r* on a split day is no unapplied split; it is believed
+                      unless beyond MOVE_LIMIT (the test market's `inject_split` and one
+                      sp500_daily day, ANTM 2002-03-18, look like that).
     split_mismatch    a split day whose move is nearer the unapplied ratio than no jump at
                       all, but not within tolerance: neither reading is exact. Quarantined.
     unit_change       no split, and a series jumps by 1/100 or 100 within tolerance: a London
@@ -98,7 +102,7 @@ def check_history(bars: pl.DataFrame, actions: pl.DataFrame) -> tuple[pl.DataFra
         moves = f"close x{math.exp(lc):.4g}, adjclose x{math.exp(la):.4g} on the previous bar"
         ratio = splits.get(dates[i])
         if ratio is not None:
-            kind, factors = "unadjusted_split", (1.0 / ratio, ratio)
+            kind, factors = "unadjusted_split", (1.0 / ratio,)
         else:
             kind, factors = "unit_change", (1.0 / UNIT_FACTOR, UNIT_FACTOR)
         on_close = _matching(lc, factors, tol)

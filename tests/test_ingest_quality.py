@@ -14,16 +14,17 @@ from features.catalog import MAX_LOOKBACK
 from ingest.quality import check_history, needs_full_history
 from ingest.yahoo import ACTION_SCHEMA, BAR_SCHEMA
 from stockml import store
+from tests.ingest_support import fresh_market, ingest, load_market, served_bars, serving, table
 
 SWING = PROFILES["swing"]
-START = date(2024, 1, 1)
+FIRST_DAY = date(2024, 1, 1)
 
 
 def make_bars(closes, adjclose=None, symbol: str = "TEST.L") -> pl.DataFrame:
     """Weekday bars around the given closes: open 0.2% below the close, 1% wicks."""
     closes = np.asarray(closes, dtype=np.float64)
     adj = closes.copy() if adjclose is None else np.asarray(adjclose, dtype=np.float64)
-    days = [START + timedelta(days=i) for i in range(len(closes) * 2)]
+    days = [FIRST_DAY + timedelta(days=i) for i in range(len(closes) * 2)]
     days = [d for d in days if d.weekday() < 5][: len(closes)]
     opens = closes * 0.998
     return pl.DataFrame(
@@ -115,6 +116,7 @@ def test_unit_change_needs_no_exact_day_and_composes():
         (0.4, None, None),  # a genuine -60% crash: believed, untouched
         (2.05, None, None),  # a genuine +105% day (the largest in sp500_daily)
         (1.01, 2.0, None),  # a split Yahoo applied: the day shows no jump
+        (2.0, 2.0, None),  # a jump by r, not 1/r: no unapplied split, and within the limit
         (0.05, None, "extreme_move"),  # -95% with no split: beyond the x10 limit
         (12.0, None, "extreme_move"),  # +1100%
         (0.6, 2.0, "split_mismatch"),  # nearer the unapplied 0.5 than 1, but not exact
@@ -183,7 +185,7 @@ def test_quarantined_move_leaves_its_horizon_and_feature_windows_unlabelled(tmp_
 
 
 def test_flags_are_replaced_from_the_incremental_window_on(tmp_path):
-    """An incremental write replaces flags from its first day only; a full write all of them."""
+    """An incremental write replaces flags after its first day only; a full write all of them."""
     d = [date(2024, 1, day) for day in (2, 3, 4)]
     con = store.connect(tmp_path / "f.duckdb")
     try:
@@ -192,7 +194,7 @@ def test_flags_are_replaced_from_the_incremental_window_on(tmp_path):
             "X",
             [(d[0], "extreme_move", "a", "quarantined"), (d[2], "unit_change", "b", "repaired")],
         )
-        store.replace_price_flags(con, "X", [(d[1], "extreme_move", "c", "quarantined")], d[1])
+        store.replace_price_flags(con, "X", [(d[1], "extreme_move", "c", "quarantined")], d[0])
         after_incremental = con.execute("SELECT date FROM price_flags ORDER BY date").fetchall()
         assert store.quarantined_days(con)["date"].to_list() == [d[0], d[1]]
         store.replace_price_flags(con, "X", [])
@@ -201,3 +203,75 @@ def test_flags_are_replaced_from_the_incremental_window_on(tmp_path):
         con.close()
     assert [r[0] for r in after_incremental] == [d[0], d[1]]
     assert after_full == 0
+
+
+def corrupt(market, symbol: str, day: date, factor: float, split: float | None = None) -> None:
+    """Bars before `day` served `factor` times too high (volume 1/factor for a split that
+    Yahoo reports on `day` but did not apply)."""
+    s = market.series[symbol]
+    before = s.dates < np.datetime64(day, "D")
+    for arr in (s.open, s.high, s.low, s.close, s.adjclose):
+        arr[before] *= factor
+    if split is not None:
+        s.volume[before] = np.round(s.volume[before] / factor).astype(np.int64)
+        s.splits[np.datetime64(day, "D")] = split
+
+
+def test_ingest_repairs_and_quarantines_through_the_fixture_server(sp500_parquet, db_path):
+    """A real ingest: pence history and an unapplied 2:1 split are stored as the clean data,
+    a 20x drop is stored as served and flagged, and no label rests on it."""
+    symbols = ["ADBE", "AMZN", "GOOGL"]
+    clean = load_market(sp500_parquet, symbols)
+    market = fresh_market(clean)
+    day = date(2020, 9, 1)
+    corrupt(market, "ADBE", day, 100.0)  # pence before, pounds from `day`
+    corrupt(market, "AMZN", day, 2.0, split=2.0)  # split reported, earlier bars unadjusted
+    corrupt(market, "GOOGL", day, 20.0)  # -95% with no event
+
+    with serving(market) as server:
+        result = ingest(db_path, server.base_url, symbols)
+    assert {s: r.flags for s, r in result.results.items()} == {
+        "ADBE": "1 repaired",
+        "AMZN": "1 repaired",
+        "GOOGL": "1 quarantined",
+    }
+    flags = table(db_path, "SELECT symbol, date, kind, action FROM price_flags ORDER BY symbol")
+    assert flags.rows() == [
+        ("ADBE", day, "unit_change", "repaired"),
+        ("AMZN", day, "unadjusted_split", "repaired"),
+        ("GOOGL", day, "extreme_move", "quarantined"),
+    ]
+    stored = table(db_path, "SELECT * FROM prices ORDER BY symbol, date")
+    for symbol in ("ADBE", "AMZN"):
+        got = stored.filter(pl.col("symbol") == symbol)
+        want = served_bars(clean, symbol, got["date"][0], got["date"][-1])
+        for column in ("open", "close", "adjclose"):
+            assert got[column].to_list() == pytest.approx(want[column].to_list(), rel=1e-6)
+        # An odd volume halved by the corruption is rounded: back within one share.
+        assert got["volume"].to_list() == pytest.approx(want["volume"].to_list(), abs=1)
+
+    con = store.connect(db_path)
+    try:
+        refresh_labels(con, SWING, progress=False)
+        worst = con.execute("SELECT min(exit_return) FROM labels").fetchone()[0]
+    finally:
+        con.close()
+    assert worst > -0.5
+
+
+def test_a_unit_change_in_new_bars_turns_an_incremental_fetch_into_a_full_one(
+    sp500_parquet, db_path
+):
+    """Stored in pence, new bars in pounds: the rerun refetches the whole history, so every
+    stored bar, not just the fetched window, ends in pounds."""
+    clean = load_market(sp500_parquet, ["ADBE"])
+    market = fresh_market(clean)
+    corrupt(market, "ADBE", date(2021, 2, 10), 100.0)
+    with serving(market) as server:
+        first = ingest(db_path, server.base_url, ["ADBE"], end=date(2021, 1, 29))
+        second = ingest(db_path, server.base_url, ["ADBE"])
+    assert first.results["ADBE"].flags == ""
+    assert second.results["ADBE"].refetched and second.results["ADBE"].flags == "1 repaired"
+    got = table(db_path, "SELECT date, close FROM prices ORDER BY date")
+    want = served_bars(clean, "ADBE", got["date"][0], got["date"][-1])
+    assert got["close"].to_list() == pytest.approx(want["close"].to_list(), rel=1e-6)

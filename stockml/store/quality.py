@@ -25,12 +25,14 @@ def replace_price_flags(
     flags: Sequence[FlagRow],
     since: date | None = None,
 ) -> None:
-    """Swap the symbol's flags from `since` on (None: all of them) for `flags`, atomically."""
+    """Swap the symbol's flags after `since` (None: all of them) for `flags`, atomically.
+    `since` is an incremental fetch's first day: its move (from the day before, not in the
+    fetch) was not checked again, so a flag on it is kept."""
     with transaction(con):
         if since is None:
             con.execute("DELETE FROM price_flags WHERE symbol = ?", [symbol])
         else:
-            con.execute("DELETE FROM price_flags WHERE symbol = ? AND date >= ?", [symbol, since])
+            con.execute("DELETE FROM price_flags WHERE symbol = ? AND date > ?", [symbol, since])
         if flags:
             con.executemany(
                 "INSERT OR REPLACE INTO price_flags VALUES (?, ?, ?, ?, ?)",
