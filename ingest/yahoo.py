@@ -315,6 +315,8 @@ def _zone_name(name: object) -> str:
 def clip_to_days(chart: Chart, first: date, last: date) -> Chart:
     """The chart with only bars and events dated first..last (dates in its exchange's
     calendar); what falls outside is counted in `dropped_outside`."""
+    if _within(chart.bars, first, last) and _within(chart.actions, first, last):
+        return chart  # the usual case: no frame is copied
     inside = pl.col("date").is_between(first, last)
     bars = chart.bars.filter(inside)
     return replace(
@@ -327,3 +329,8 @@ def clip_to_days(chart: Chart, first: date, last: date) -> Chart:
 
 def first_date(chart: Chart) -> date | None:
     return None if chart.bars.is_empty() else chart.bars["date"][0]
+
+
+def _within(frame: pl.DataFrame, first: date, last: date) -> bool:
+    dates = frame["date"]
+    return frame.height == 0 or (dates.min() >= first and dates.max() <= last)
