@@ -201,7 +201,12 @@ def load_catalog(path: Path = _CSV) -> list[Feature]:
 
 FEATURES = load_catalog()
 COLUMNS = [f.name for f in FEATURES]
-CATALOG_VERSION = hashlib.sha256(_CSV.read_bytes()).hexdigest()[:16]
+# Raise when a kernel's output changes for some input, so that every stored symbol is
+# recomputed (2: a zero denominator gives NaN, never +-inf; see features.nb_common).
+KERNELS_REVISION = 2
+CATALOG_VERSION = hashlib.sha256(
+    _CSV.read_bytes() + f"\nkernels revision {KERNELS_REVISION}".encode()
+).hexdigest()[:16]
 MAX_LOOKBACK = max(f.lookback for f in FEATURES)
 
 

@@ -28,8 +28,36 @@ from features.nb_cycle import ht_dcperiod_nb, ht_trendmode_nb
 
 
 @njit(cache=True, error_model="numpy")
-def _ratio_minus_one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a / b - 1.0
+def _ratio_minus_one(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """a / b - 1 for a price-valued b (DEMA, TEMA and T3 can cross zero), NaN where b is
+    zero relative to the close."""
+    return cm.divide_nb(a, b, cm.RELATIVE_ZERO * c, np.nan) - 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _by_price_nb(num: np.ndarray, den: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """num / den for a price-valued den (a range, an ATR, a deviation): NaN where den is
+    zero relative to the close (a halt's flat bars)."""
+    return cm.divide_nb(num, den, cm.RELATIVE_ZERO * c, np.nan)
+
+
+@njit(cache=True, error_model="numpy")
+def _by_deviation_nb(num: np.ndarray, dev: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """num / dev for a standard deviation from sums of squares: NaN where dev is zero
+    but for rounding (DEVIATION_ZERO of `level`: the close, or dev's own running peak)."""
+    return cm.divide_nb(num, dev, cm.DEVIATION_ZERO * level, np.nan)
+
+
+@njit(cache=True, error_model="numpy")
+def _log_of_volume_nb(x: np.ndarray) -> np.ndarray:
+    """log(x) of a volume-valued x, NaN where x is zero next to its own running peak (no
+    trades: the log of no dollar volume is undefined, not -inf)."""
+    peak = cm.running_peak_nb(x)
+    out = cm.nan_like_nb(x)
+    for i in range(x.shape[0]):
+        if x[i] > cm.RELATIVE_ZERO * peak[i]:
+            out[i] = np.log(x[i])
+    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -44,11 +72,9 @@ def _rocr_minus_one(c: np.ndarray, n: int) -> np.ndarray:
 
 @njit(cache=True, error_model="numpy")
 def _where_range(h, lo, num, flat_value):
-    out = np.empty(h.shape[0])
-    for i in range(h.shape[0]):
-        rng = h[i] - lo[i]
-        out[i] = num[i] / rng if rng > 0.0 else flat_value
-    return out
+    """num over the day's range; `flat_value` (TA-Lib's) on a flat bar, judged against
+    the high."""
+    return cm.divide_nb(num, h - lo, cm.RELATIVE_ZERO * h, flat_value)
 
 
 @njit(cache=True, error_model="numpy")
@@ -61,25 +87,25 @@ def feature_nb(kind, p, o, h, lo, c, v, lr):
     if kind == K.VOL:
         return cm.stddev_nb(lr, n)
     if kind == K.SMA_RATIO:
-        return c / cm.sma_nb(c, n) - 1.0
+        return _ratio_minus_one(c, cm.sma_nb(c, n), c)
     if kind == K.EMA_RATIO:
-        return c / cm.ema_nb(c, n) - 1.0
+        return _ratio_minus_one(c, cm.ema_nb(c, n), c)
     if kind == K.WMA_RATIO:
-        return c / cm.wma_nb(c, n) - 1.0
+        return _ratio_minus_one(c, cm.wma_nb(c, n), c)
     if kind == K.DEMA_RATIO:
-        return c / sm.dema_nb(c, n) - 1.0
+        return _ratio_minus_one(c, sm.dema_nb(c, n), c)
     if kind == K.TEMA_RATIO:
-        return c / sm.tema_nb(c, n) - 1.0
+        return _ratio_minus_one(c, sm.tema_nb(c, n), c)
     if kind == K.KAMA_RATIO:
-        return c / sm.kama_nb(c, n) - 1.0
+        return _ratio_minus_one(c, sm.kama_nb(c, n), c)
     if kind == K.TRIMA_RATIO:
-        return c / sm.trima_nb(c, n) - 1.0
+        return _ratio_minus_one(c, sm.trima_nb(c, n), c)
     if kind == K.T3_RATIO:
-        return c / sm.t3_nb(c, n, p[1]) - 1.0
+        return _ratio_minus_one(c, sm.t3_nb(c, n, p[1]), c)
     if kind == K.SMA_CROSS:
-        return cm.sma_nb(c, n) / cm.sma_nb(c, m) - 1.0
+        return _ratio_minus_one(cm.sma_nb(c, n), cm.sma_nb(c, m), c)
     if kind == K.EMA_CROSS:
-        return cm.ema_nb(c, n) / cm.ema_nb(c, m) - 1.0
+        return _ratio_minus_one(cm.ema_nb(c, n), cm.ema_nb(c, m), c)
     if kind == K.MACD_LINE or kind == K.MACD_SIGNAL or kind == K.MACD_HIST:
         line, sig, hist = osc.macd_nb(c, n, m, q)
         if kind == K.MACD_LINE:
@@ -151,15 +177,15 @@ def feature_nb(kind, p, o, h, lo, c, v, lr):
         upper = mid + dev
         lower = mid - dev
         if kind == K.BB_PCTB:
-            return (c - lower) / (upper - lower)
+            return _by_deviation_nb(c - lower, upper - lower, c)
         return (upper - lower) / mid
     if kind == K.KELTNER_POS:
-        return (c - cm.ema_nb(c, n)) / (2.0 * cm.atr_nb(h, lo, c, n))
+        return _by_price_nb(c - cm.ema_nb(c, n), 2.0 * cm.atr_nb(h, lo, c, n), c)
     if kind == K.KELTNER_WIDTH:
         return 4.0 * cm.atr_nb(h, lo, c, n) / cm.ema_nb(c, n)
     if kind == K.DONCHIAN_POS:
         ll = cm.min_nb(lo, n)
-        return (c - ll) / (cm.max_nb(h, n) - ll)
+        return _by_price_nb(c - ll, cm.max_nb(h, n) - ll, c)
     if kind == K.DONCHIAN_WIDTH:
         return (cm.max_nb(h, n) - cm.min_nb(lo, n)) / c
     if kind == K.PARKINSON:
@@ -174,27 +200,29 @@ def feature_nb(kind, p, o, h, lo, c, v, lr):
     if kind == K.YANG_ZHANG:
         return st.yang_zhang_nb(o, h, lo, c, n)
     if kind == K.OBV_SLOPE:
-        return cm.linreg_slope_nb(vo.obv_nb(c, v), n) / cm.sma_nb(v, n)
+        return cm.divide_by_peak_nb(cm.linreg_slope_nb(vo.obv_nb(c, v), n), cm.sma_nb(v, n))
     if kind == K.VOLUME_RATIO:
-        return v / cm.sma_nb(v, n)
+        return cm.divide_by_peak_nb(v, cm.sma_nb(v, n))
     if kind == K.MFI:
         return osc.mfi_nb(h, lo, c, v, n)
     if kind == K.ADOSC:
-        return vo.adosc_nb(h, lo, c, v, n, m) / cm.sma_nb(v, m)
+        return cm.divide_by_peak_nb(vo.adosc_nb(h, lo, c, v, n, m), cm.sma_nb(v, m))
     if kind == K.AD_SLOPE:
-        return cm.linreg_slope_nb(vo.ad_nb(h, lo, c, v), n) / cm.sma_nb(v, n)
+        return cm.divide_by_peak_nb(cm.linreg_slope_nb(vo.ad_nb(h, lo, c, v), n), cm.sma_nb(v, n))
     if kind == K.CMF:
         mfm = _where_range(h, lo, (c - lo) - (h - c), 0.0)
-        return cm.sum_nb(mfm * v, n) / cm.sum_nb(v, n)
+        return cm.divide_by_peak_nb(cm.sum_nb(mfm * v, n), cm.sum_nb(v, n))
     if kind == K.VWAP_DIST:
         tp = (h + lo + c) / 3.0
-        return c / (cm.sum_nb(tp * v, n) / cm.sum_nb(v, n)) - 1.0
+        vwap = cm.divide_by_peak_nb(cm.sum_nb(tp * v, n), cm.sum_nb(v, n))
+        return _ratio_minus_one(c, vwap, c)
     if kind == K.FORCE:
-        return cm.ema_nb(cm.diff_nb(c, 1) * v, n) / (cm.sma_nb(v, n) * c)
+        return cm.divide_by_peak_nb(cm.ema_nb(cm.diff_nb(c, 1) * v, n), cm.sma_nb(v, n) * c)
     if kind == K.VOLUME_Z:
-        return (v - cm.sma_nb(v, n)) / cm.stddev_nb(v, n)
+        dev = cm.stddev_nb(v, n)
+        return _by_deviation_nb(v - cm.sma_nb(v, n), dev, cm.running_peak_nb(dev))
     if kind == K.LOG_DOLLAR_VOLUME:
-        return np.log(cm.sma_nb(c * v, n))
+        return _log_of_volume_nb(cm.sma_nb(c * v, n))
     if kind == K.BODY_RATIO:
         return _where_range(h, lo, c - o, 0.0)
     if kind == K.UPPER_SHADOW:
@@ -234,7 +262,7 @@ def feature_nb(kind, p, o, h, lo, c, v, lr):
     if kind == K.DIST_LOW:
         return c / cm.min_nb(lo, n) - 1.0
     if kind == K.ZSCORE:
-        return (c - cm.sma_nb(c, n)) / cm.stddev_nb(c, n)
+        return _by_deviation_nb(c - cm.sma_nb(c, n), cm.stddev_nb(c, n), c)
     if kind == K.PCT_RANK:
         return st.pct_rank_nb(c, n)
     if kind == K.UP_DAYS:
@@ -247,19 +275,19 @@ def feature_nb(kind, p, o, h, lo, c, v, lr):
     if kind == K.EMA_SLOPE:
         return _rocr_minus_one(cm.ema_nb(c, n), m)
     if kind == K.ATR_RATIO:
-        return cm.atr_nb(h, lo, c, n) / cm.atr_nb(h, lo, c, m)
+        return _by_price_nb(cm.atr_nb(h, lo, c, n), cm.atr_nb(h, lo, c, m), c)
     if kind == K.VOL_RATIO:
-        return cm.stddev_nb(lr, n) / cm.stddev_nb(lr, m)
+        return cm.divide_by_peak_nb(cm.stddev_nb(lr, n), cm.stddev_nb(lr, m))
     if kind == K.PLUS_DM_RATIO:
-        return tr.dm_nb(h, lo, c, n, True) / cm.atr_nb(h, lo, c, n)
+        return _by_price_nb(tr.dm_nb(h, lo, c, n, True), cm.atr_nb(h, lo, c, n), c)
     if kind == K.MINUS_DM_RATIO:
-        return tr.dm_nb(h, lo, c, n, False) / cm.atr_nb(h, lo, c, n)
+        return _by_price_nb(tr.dm_nb(h, lo, c, n, False), cm.atr_nb(h, lo, c, n), c)
     if kind == K.MIDPOINT_RATIO:
         return c / ((cm.max_nb(c, n) + cm.min_nb(c, n)) / 2.0) - 1.0
     if kind == K.MIDPRICE_RATIO:
         return c / ((cm.max_nb(h, n) + cm.min_nb(lo, n)) / 2.0) - 1.0
     if kind == K.RET_VOL_ADJ:
-        return _rocr_minus_one(c, n) / (cm.stddev_nb(lr, m) * np.sqrt(float(n)))
+        return cm.divide_by_peak_nb(_rocr_minus_one(c, n), cm.stddev_nb(lr, m) * np.sqrt(float(n)))
     if kind == K.RET_SKIP:
         return cm.shift_nb(_rocr_minus_one(c, n - m), m)
     # Not reached: features.catalog refuses a kind that is not a Kind, and

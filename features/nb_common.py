@@ -8,6 +8,23 @@ then subtract the oldest), so results agree with TA-Lib to the last few bits.
 No value ever depends on a later element (no look-ahead).
 Kernels use NumPy's error model (x/0 gives inf or NaN, no exception), which lets loops
 vectorise; the warm-up NaNs and zero guards are explicit where TA-Lib has them.
+
+No feature is ever +-inf, for any valid input (positive prices, low <= open, close <= high,
+volume >= 0): a denominator that is zero, or zero but for rounding, gives NaN (stored NULL),
+or TA-Lib's value where TA-Lib defines one (RSI 0 on a flat window, CCI 0, candle ratios 0).
+"Zero but for rounding" is decided relative to the series' own scale, never in absolute
+units, so a penny stock and a $1,000 stock are treated alike:
+    |den| <= RELATIVE_ZERO * scale    (RELATIVE_ZERO = 1e-12),
+where scale is the close for price-valued denominators (ranges, ATR, moving averages),
+or the running peak of |den| up to that day for volume-valued ones (running sums leave a
+residue proportional to the largest total they have held; causal, so no look-ahead).
+A standard deviation computed from sums of squares keeps rounding of order sqrt(1e-16)
+times its level, so its zero is DEVIATION_ZERO = sqrt(RELATIVE_ZERO) times the close (or
+its own running peak, for volume): a flat window is NaN, not the noise of that rounding.
+`divide_nb` applies a threshold; a denominator above it leaves the ratio within ~1e12 of
+its numerator's scale, finite also as the store's float32.
+TA-Lib's own absolute guards (EPSILON below) are kept where they decide TA-Lib's output,
+for parity on normal data.
 """
 
 from __future__ import annotations
@@ -17,6 +34,11 @@ from numba import njit
 
 # TA-Lib treats |v| < 1e-14 as zero (TA_EPSILON) before a square root or a division.
 EPSILON = 1e-14
+# A denominator within this fraction of its scale is zero that rounding left behind.
+RELATIVE_ZERO = 1e-12
+# The same for a standard deviation from running sums of squares: the variance keeps
+# rounding of order 1e-16 x level^2, so the deviation's zero is sqrt(RELATIVE_ZERO) x level.
+DEVIATION_ZERO = 1e-6
 
 
 @njit(cache=True, error_model="numpy")
@@ -315,3 +337,39 @@ def atr_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
         prev = (prev * (n - 1) + tr[i]) / n
         out[i] = prev
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def divide_nb(num: np.ndarray, den: np.ndarray, zero: np.ndarray, fill: float) -> np.ndarray:
+    """num / den, or `fill` where |den| <= zero (per-day thresholds, e.g. RELATIVE_ZERO *
+    close); NaN where den or zero is NaN."""
+    out = np.empty(den.shape[0])
+    for i in range(den.shape[0]):
+        d = den[i]
+        if abs(d) > zero[i]:
+            out[i] = num[i] / d
+        elif np.isnan(d) or np.isnan(zero[i]):
+            out[i] = np.nan
+        else:
+            out[i] = fill
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def running_peak_nb(x: np.ndarray) -> np.ndarray:
+    """The largest |x| up to each day (NaN ignored): the scale of a volume-valued series."""
+    out = np.empty(x.shape[0])
+    peak = 0.0
+    for i in range(x.shape[0]):
+        a = abs(x[i])
+        if a > peak:
+            peak = a
+        out[i] = peak
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def divide_by_peak_nb(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where |den| <= RELATIVE_ZERO * (largest |den| so far): a volume sum
+    back to zero after a halt, or zero volume throughout."""
+    return divide_nb(num, den, RELATIVE_ZERO * running_peak_nb(den), np.nan)

@@ -8,6 +8,7 @@ from numba import njit
 
 from features.nb_common import (
     EPSILON,
+    RELATIVE_ZERO,
     ema_nb,
     first_valid_nb,
     max_nb,
@@ -108,7 +109,9 @@ def cci_nb(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
         for j in range(i - n + 1, i + 1):
             dev += abs(tp[j] - avg)
         num = tp[i] - avg
-        out[i] = num / (0.015 * (dev / n)) if num != 0.0 and dev != 0.0 else 0.0
+        # TA-Lib's 0 when the window is flat, flat also when only rounding is left.
+        flat = dev <= RELATIVE_ZERO * n * abs(avg)
+        out[i] = num / (0.015 * (dev / n)) if num != 0.0 and not flat else 0.0
     return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from features.nb_common import nan_like_nb
+from features.nb_common import RELATIVE_ZERO, nan_like_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -41,19 +41,26 @@ def moments_nb(r: np.ndarray, n: int, kurtosis: bool) -> np.ndarray:
         if i < n - 1 or missing > 0:
             continue
         mean = total / n
+        m1 = 0.0
         m2 = 0.0
         m3 = 0.0
         m4 = 0.0
         for j in range(i - n + 1, i + 1):
             d = r[j] - mean
             d2 = d * d
+            m1 += d
             m2 += d2
             m3 += d2 * d
             m4 += d2 * d2
+        m1 /= n
         m2 /= n
         m3 /= n
         m4 /= n
-        if m2 <= 0.0:
+        # The slid mean carries rounding from returns long gone. On a flat window (a
+        # halt: every return 0) that residue is all of m2, and m3 / m2^1.5 would be noise
+        # or inf; the window is flat when its variance about its own mean (m2 - m1^2) is
+        # zero relative to m2. Flat gives 0, as pandas does.
+        if m2 - m1 * m1 <= RELATIVE_ZERO * m2:
             out[i] = 0.0
         elif kurtosis:
             g2 = m4 / (m2 * m2) - 3.0

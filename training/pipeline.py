@@ -102,7 +102,12 @@ class RunResult:
 
 
 def load_samples(con: Any, profile: str) -> Samples:
+    """Every labelled day carrying all features. Symbols that give none are logged and,
+    when no sample is left, named in the error; a +-inf feature (from a store computed
+    before features were guarded) is refused with the symbol, date and feature."""
     from features.catalog import COLUMNS
+    from features.coverage import uncovered_symbols
+    from stockml.errors import InputError
 
     frame = store.query_pl(
         con,
@@ -111,14 +116,38 @@ def load_samples(con: Any, profile: str) -> Samples:
     )
     # Rows still inside some feature's warm-up (the history fetched before --start) are
     # not samples: every trained-on day carries all 179 features.
+    labelled = frame.height
     frame = frame.drop_nulls(COLUMNS)
+    uncovered = uncovered_symbols(con) if labelled else []
+    log = structlog.get_logger("training")
+    for item in uncovered:
+        log.warning(
+            "symbol_without_samples",
+            symbol=item.symbol,
+            zero_volume=item.zero_volume,
+            always_null=list(item.always_null),
+        )
     if frame.is_empty():
+        if uncovered:
+            raise NothingToDoError(
+                f"no labelled samples with every feature for profile {profile!r}: "
+                + "; ".join(item.reason() for item in uncovered)
+            )
         raise NothingToDoError(
             f"no labelled samples for profile {profile!r}: run `stockml ingest` first "
             "(training needs at least a few months of prices)"
         )
+    x = frame.select(COLUMNS).to_numpy().astype(np.float64)
+    infinite = np.isinf(x)
+    if infinite.any():
+        row, col = np.argwhere(infinite)[0]
+        raise InputError(
+            f"feature {COLUMNS[col]} is {x[row, col]} for {frame['symbol'][int(row)]} on "
+            f"{frame['date'][int(row)]} ({int(infinite.sum())} infinite values in all): "
+            "recompute the features with `stockml features` (this version stores NULL there)"
+        )
     return Samples(
-        x=frame.select(COLUMNS).to_numpy().astype(np.float64),
+        x=x,
         y=frame["label"].to_numpy().astype(np.int64),
         dates=frame["date"].to_numpy(),
         symbols=frame["symbol"].to_numpy(),

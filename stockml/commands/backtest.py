@@ -14,6 +14,9 @@ from stockml.commands.profile_options import (
 )
 from stockml.store import DEFAULT_DB
 
+# Symbols without a complete feature row listed by name in the summary; the rest counted.
+SHOWN_UNCOVERED = 20
+
 
 def backtest(
     db: Path = typer.Option(
@@ -30,6 +33,7 @@ def backtest(
     with `stockml sql` (table `labels`, view `samples`)."""
     from backtest.labels import refresh_labels, resolve_profile
     from features.compute import refresh_features
+    from features.coverage import uncovered_symbols
     from stockml import store
     from stockml.errors import NothingToDoError
     from stockml.logs import configure_logging, log_path_for
@@ -56,6 +60,7 @@ def backtest(
             "FROM labels WHERE profile = ? AND label IS NOT NULL GROUP BY symbol)",
             [chosen.name],
         ).row(0, named=True)
+        uncovered = uncovered_symbols(con)
     finally:
         con.close()
     if not quiet:
@@ -71,6 +76,12 @@ def backtest(
                 f"max {per_symbol['hi']}); win {balance['win']:.1%} · timeout "
                 f"{balance['timeout']:.1%} · loss {balance['loss']:.1%}"
             )
+        if uncovered:
+            console.print(f"symbols that give no training sample: {len(uncovered)}")
+            for item in uncovered[:SHOWN_UNCOVERED]:
+                console.print(f"  {item.reason()}", markup=False, highlight=False, soft_wrap=True)
+            if len(uncovered) > SHOWN_UNCOVERED:
+                console.print(f"  ... and {len(uncovered) - SHOWN_UNCOVERED} more")
 
 
 def register(app: typer.Typer) -> None:
