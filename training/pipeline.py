@@ -61,6 +61,7 @@ class Samples:
     columns: list[str]
     exit_return: np.ndarray
     exit_offset: np.ndarray
+    without_samples: list[str] = field(default_factory=list)  # why a symbol gave none
 
     def column(self, name: str) -> np.ndarray:
         return self.x[:, self.columns.index(name)]
@@ -99,6 +100,7 @@ class RunResult:
     report: Path
     windows: list[Window] = field(default_factory=list)
     profile: str = ""  # the label profile in words
+    without_samples: list[str] = field(default_factory=list)
 
 
 def load_samples(con: Any, profile: str) -> Samples:
@@ -154,6 +156,7 @@ def load_samples(con: Any, profile: str) -> Samples:
         columns=COLUMNS,
         exit_return=frame["exit_return"].to_numpy().astype(np.float64),
         exit_offset=frame["exit_offset"].to_numpy().astype(np.int64),
+        without_samples=[item.reason() for item in uncovered],
     )
 
 

@@ -74,6 +74,8 @@ def print_summary(console, result) -> None:
         return "–" if value is None or value != value else format(value, spec)
 
     console.print(f"labels: {result.profile}")
+    for reason in result.without_samples:
+        console.print(f"[yellow]no training sample from[/] {reason}")
     table = Table(title=f"pooled walk-forward test windows, run {result.run_id}")
     columns = {
         "accuracy": "acc.",
