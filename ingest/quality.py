@@ -79,7 +79,6 @@ def check_history(bars: pl.DataFrame, actions: pl.DataFrame) -> tuple[pl.DataFra
         return bars, []
     close = bars["close"].to_numpy()
     adjclose = bars["adjclose"].to_numpy()
-    dates = bars["date"].to_list()
     splits = {
         day: value
         for day, kind, value in actions.select("date", "kind", "value").iter_rows()
@@ -90,6 +89,9 @@ def check_history(bars: pl.DataFrame, actions: pl.DataFrame) -> tuple[pl.DataFra
     tol = math.log1p(MATCH_TOLERANCE)
     limit = math.log(MOVE_LIMIT)
     beyond = np.maximum(np.abs(jump_close), np.abs(jump_adj)) > limit
+    if not splits and not beyond.any():  # the usual case, decided without Python objects
+        return bars, []
+    dates = bars["date"].to_list()
     split_rows = {i for i in range(1, bars.height) if dates[i] in splits}
     candidates = sorted(split_rows | set((np.flatnonzero(beyond) + 1).tolist()))
 

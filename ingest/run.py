@@ -165,6 +165,7 @@ class IngestRun:
     async def run(self) -> IngestResult:
         started = time.perf_counter()
         state = store.ingest_state(self.con)
+        self.flagged = store.flagged_symbols(self.con)
         plans = {
             s: plan_symbol(state.get(s), self.fetch_start, self.ends[s])
             for s in self.request.symbols
@@ -378,7 +379,8 @@ class IngestRun:
             mode="incremental" if replace_from is not None else "full",
         )
         flags = [(f.date, f.kind, f.detail, f.action) for f in findings]
-        await self._read(store.replace_price_flags, self.con, symbol, flags, replace_from)
+        if flags or symbol in self.flagged:  # nothing to replace: no DuckDB round trip
+            await self._read(store.replace_price_flags, self.con, symbol, flags, replace_from)
         if findings:
             self.log.warning(
                 "prices_flagged", symbol=symbol, flags=[f"{d} {k} {a}" for d, k, _, a in flags]

@@ -45,7 +45,7 @@ from stockml.store.prices import (
     upsert_symbols,
     write_batch,
 )
-from stockml.store.quality import quarantined_days, replace_price_flags
+from stockml.store.quality import flagged_symbols, quarantined_days, replace_price_flags
 from stockml.store.runs import record_training_run, replace_signals
 from stockml.store.schema import FEATURE_SQL_TYPE
 
@@ -61,6 +61,7 @@ __all__ = [
     "ensure_features_table",
     "feature_rows",
     "features_state",
+    "flagged_symbols",
     "get_setting",
     "ingest_state",
     "labels_state",

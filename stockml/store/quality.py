@@ -40,6 +40,11 @@ def replace_price_flags(
             )
 
 
+def flagged_symbols(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Symbols with any stored flag (whose flags a new fetch may have to replace)."""
+    return {r[0] for r in con.execute("SELECT DISTINCT symbol FROM price_flags").fetchall()}
+
+
 def quarantined_days(con: duckdb.DuckDBPyConnection) -> Any:
     """symbol, date of every quarantined move, as a polars DataFrame sorted by both."""
     return query_pl(
