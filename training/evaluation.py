@@ -34,7 +34,7 @@ from training.baselines import (
 )
 from training.bootstrap import block_bootstrap_ci, difference_ci
 from training.options import annualised_vol_from_feature, option_trade_returns
-from training.report import evaluate
+from training.report import evaluate, log_loss3
 from training.trades import CALL, PUT, choose_thresholds, decide, signal_stats
 
 OPTION_EXPIRY_DAYS = 30
@@ -106,7 +106,7 @@ def window_scores(samples, window, oof, meta_rows_, models, y_train) -> dict[str
     mom = samples.column(BASELINE_FEATURES["baseline_momentum"])[rows]
     add("baseline_momentum", None, ranked_signals(mom, -mom, n_call, n_put), mom)
     losses = {
-        m: evaluate(samples.y[meta_rows_], oof[meta_rows_, 3 * j : 3 * j + 3], y_train)["log_loss"]
+        m: log_loss3(samples.y[meta_rows_], oof[meta_rows_, 3 * j : 3 * j + 3])
         for j, m in enumerate(models)
     }
     best = min(losses, key=losses.get)
@@ -219,7 +219,6 @@ LIFTS = {  # baseline -> metrics on which the stack's lift over it is bootstrapp
 def _statistic(metric: str):
     """metric(y, proba, signals, score) on resampled rows; lower-is-better metrics negated
     by the caller where a lift is wanted."""
-    from training.report import log_loss3
 
     def stat(y, proba, signals, score):
         if metric == "accuracy":

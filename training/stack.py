@@ -23,7 +23,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from stockml.defaults import CLASSES
 from training.split import forward_blocks
 from training.trades import CALL, HOLD, PUT, decide
 
@@ -38,9 +37,9 @@ class StackedModel(ClassifierMixin, BaseEstimator):
     """Base models stacked by a meta-learner on their out-of-fold probabilities.
 
     Parameters: `estimators`, a list of (name, unfitted classifier) whose `predict_proba`
-    columns follow `CLASSES`; `final_estimator`, the unfitted meta-learner; `n_blocks` and
-    `horizon` (trading days a label looks ahead), used by `fit` to make the out-of-fold
-    predictions honest on overlapping labels.
+    columns follow `stockml.defaults.CLASSES`; `final_estimator`, the unfitted
+    meta-learner; `n_blocks` and `horizon` (trading days a label looks ahead), used by
+    `fit` to make the out-of-fold predictions honest on overlapping labels.
 
     Fitted attributes: `estimators_` (list of fitted base models, in `estimators` order),
     `names_`, `final_estimator_`, `classes_`.
@@ -124,6 +123,3 @@ class SignalModel:
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         return decide(proba, self.t_call, self.t_put)
-
-
-__all__ = ["ACTIONS", "CLASSES", "SignalModel", "StackedModel", "stack_input"]
