@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-Factory = Callable[[int, int], ClassifierMixin]
+Factory = Callable[..., ClassifierMixin]  # (threads, seed, **params) -> unfitted model
 
 
 def _impute():
@@ -40,7 +40,7 @@ def _impute():
     return SimpleImputer(strategy="median", keep_empty_features=True)
 
 
-def random_forest(threads: int, seed: int) -> ClassifierMixin:
+def random_forest(threads: int, seed: int, **params) -> ClassifierMixin:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import make_pipeline
 
@@ -57,7 +57,7 @@ def random_forest(threads: int, seed: int) -> ClassifierMixin:
     )
 
 
-def extra_trees(threads: int, seed: int) -> ClassifierMixin:
+def extra_trees(threads: int, seed: int, **params) -> ClassifierMixin:
     from sklearn.ensemble import ExtraTreesClassifier
     from sklearn.pipeline import make_pipeline
 
@@ -73,7 +73,7 @@ def extra_trees(threads: int, seed: int) -> ClassifierMixin:
     )
 
 
-def xgboost(threads: int, seed: int) -> ClassifierMixin:
+def xgboost(threads: int, seed: int, **params) -> ClassifierMixin:
     from xgboost import XGBClassifier
 
     return LabelShift(
@@ -92,7 +92,7 @@ def xgboost(threads: int, seed: int) -> ClassifierMixin:
     )
 
 
-def lightgbm(threads: int, seed: int) -> ClassifierMixin:
+def lightgbm(threads: int, seed: int, **params) -> ClassifierMixin:
     from lightgbm import LGBMClassifier
 
     return LGBMClassifier(
@@ -110,7 +110,7 @@ def lightgbm(threads: int, seed: int) -> ClassifierMixin:
     )
 
 
-def gradient_boosting(threads: int, seed: int) -> ClassifierMixin:
+def gradient_boosting(threads: int, seed: int, **params) -> ClassifierMixin:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # HistGradientBoosting threads through OpenMP; the task caps OMP_NUM_THREADS.
@@ -126,7 +126,7 @@ def gradient_boosting(threads: int, seed: int) -> ClassifierMixin:
     )
 
 
-def mlp(threads: int, seed: int) -> ClassifierMixin:
+def mlp(threads: int, seed: int, **params) -> ClassifierMixin:
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -144,7 +144,7 @@ def mlp(threads: int, seed: int) -> ClassifierMixin:
     )
 
 
-def logistic(threads: int, seed: int) -> ClassifierMixin:
+def logistic(threads: int, seed: int, **params) -> ClassifierMixin:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -154,7 +154,7 @@ def logistic(threads: int, seed: int) -> ClassifierMixin:
     )
 
 
-def svm(threads: int, seed: int) -> ClassifierMixin:
+def svm(threads: int, seed: int, **params) -> ClassifierMixin:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.kernel_approximation import Nystroem
     from sklearn.pipeline import make_pipeline
@@ -169,7 +169,7 @@ def svm(threads: int, seed: int) -> ClassifierMixin:
     )
 
 
-def meta_learner(threads: int, seed: int) -> ClassifierMixin:
+def meta_learner(threads: int, seed: int, **params) -> ClassifierMixin:
     from sklearn.linear_model import LogisticRegression
 
     # tol 1e-3: 4x fewer L-BFGS iterations on ~40 k x 24 inputs; the test log loss of the
@@ -206,6 +206,18 @@ class LabelShift(ClassifierMixin, BaseEstimator):
     def predict(self, x):
         proba = self.predict_proba(x)
         return self.classes_[proba.argmax(axis=1)]
+
+
+def fit_model(model, x, y, sample_weight=None):
+    """Fit `model` on (x, y), passing `sample_weight` (n,) to the estimator that learns: the
+    last step of a pipeline (imputers and scalers stay unweighted), the classifier itself
+    otherwise. Every base model and the meta-learner accept weights. Returns the model."""
+    if sample_weight is None:
+        return model.fit(x, y)
+    steps = getattr(model, "steps", None)
+    if steps:
+        return model.fit(x, y, **{f"{steps[-1][0]}__sample_weight": sample_weight})
+    return model.fit(x, y, sample_weight=sample_weight)
 
 
 # Relative single-thread fit cost per row (measured on the demo store, ~30 k rows): the

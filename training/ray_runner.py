@@ -32,6 +32,7 @@ class FitJob:
     fold: str  # "b<j>": fitted on the days before block j, predicts it; "live": every day
     train_rows: np.ndarray  # rows of the sample matrix to fit on
     predict_rows: np.ndarray  # rows of the same matrix to predict (may be empty)
+    params: tuple[tuple[str, Any], ...] = ()  # keyword overrides for the model's factory
 
 
 def checkpoint_name(job: FitJob) -> str:
@@ -100,20 +101,22 @@ def fit_one(
     folder: str,
     threads: int,
     seed: int,
+    weights: np.ndarray | None = None,
 ) -> str:
     """Fit one model on its rows, predict, and checkpoint both atomically."""
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
     from threadpoolctl import threadpool_limits
 
-    from training.models import BASE_MODELS
+    from training.models import BASE_MODELS, fit_model
 
     name = checkpoint_name(job)
     with threadpool_limits(threads), warnings.catch_warnings():
         # The MLP's iteration cap is a time budget, not a failure.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = BASE_MODELS[job.model](threads, seed)
-        model.fit(x[job.train_rows], y[job.train_rows])
+        model = BASE_MODELS[job.model](threads, seed, **dict(job.params))
+        w = None if weights is None else weights[job.train_rows]
+        fit_model(model, x[job.train_rows], y[job.train_rows], w)
         proba = (
             model.predict_proba(x[job.predict_rows]) if len(job.predict_rows) else np.empty((0, 3))
         )
@@ -160,11 +163,12 @@ def run_fits_serial(
     folder: Path,
     seed: int,
     on_done=None,
+    weights: np.ndarray | None = None,
 ) -> None:
     """The same fits one after another in this process, one thread each: the baseline
     `benchmarks/bench_train.py` compares the Ray run with."""
     for job in unfinished(jobs, folder, on_done):
-        name = fit_one(job, x, y, str(folder), 1, seed)
+        name = fit_one(job, x, y, str(folder), 1, seed, weights)
         if on_done is not None:
             on_done(name, skipped=False)
 
@@ -177,6 +181,7 @@ def run_fits(
     ray_address: str | None,
     seed: int,
     on_done=None,
+    weights: np.ndarray | None = None,
 ) -> None:
     """Run every unfinished job as a Ray task (one CPU each); call on_done(name) as each
     completes. Every job fits and predicts rows of the one matrix `x`."""
@@ -185,8 +190,8 @@ def run_fits(
         return
     ray = init_ray(ray_address)
     remote = ray.remote(num_cpus=1)(fit_one)
-    x_ref, y_ref = ray.put(x), ray.put(y)
-    pending = [remote.remote(j, x_ref, y_ref, str(folder), 1, seed) for j in todo]
+    x_ref, y_ref, w_ref = ray.put(x), ray.put(y), ray.put(weights)
+    pending = [remote.remote(j, x_ref, y_ref, str(folder), 1, seed, w_ref) for j in todo]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         name = ray.get(ready[0])
