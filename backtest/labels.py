@@ -24,9 +24,12 @@ from features.catalog import MAX_LOOKBACK
 from features.compute import adjust_bars, offsets_of
 from stockml import store
 from stockml.errors import InputError
+from stockml.memory import MemoryBudget
 from stockml.refresh import plan_refresh, refresh_derived
 
-BATCH_ROWS = 1_000_000
+# Bytes one price row costs while its chunk is in flight (prices, adjusted bars, five
+# outputs and the label frame, two chunks at once); chunk sizes follow the memory limit.
+LABEL_ROW_BYTES = 1_000
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,16 @@ def compute_labels(
     )
 
 
-def refresh_labels(con: Any, profile: Profile, progress: bool = True) -> dict[str, Any]:
-    """Bring the profile's labels up to date with `prices`; returns a summary."""
+def refresh_labels(
+    con: Any, profile: Profile, progress: bool = True, memory_limit: int | str | None = None
+) -> dict[str, Any]:
+    """Bring the profile's labels up to date with `prices`, in symbol chunks sized to
+    `memory_limit` (as for `refresh_features`); returns a summary."""
     params = profile.params()
-    plan = plan_refresh(con, store.labels_state(con, profile.name), params, BATCH_ROWS)
+    budget = MemoryBudget.of(memory_limit)
+    budget.bound_duckdb(con)
+    rows = budget.chunk_rows(LABEL_ROW_BYTES)
+    plan = plan_refresh(con, store.labels_state(con, profile.name), params, rows)
     quarantined = store.quarantined_days(con)
     summary = refresh_derived(
         con,

@@ -18,11 +18,14 @@ import structlog
 from features.cache import kernels_cached
 from features.catalog import CATALOG_VERSION, COLUMNS, recipe_arrays
 from stockml import store
+from stockml.memory import MemoryBudget
 from stockml.refresh import plan_refresh, refresh_derived
 
-# Symbols per kernel call and write: bounds memory (two batches in flight, 179 x rows x
-# 8 bytes each) and lets the progress bar move.
-BATCH_ROWS = 250_000
+# Bytes one price row costs while its chunk is in flight; symbols per kernel call and write
+# follow from it and the memory limit (stockml.memory). The float64 buffer (179 x 8), the
+# float32 rows being written (179 x 4, NULL masks) and the next chunk's float32 copies being
+# made, the prices frames and DuckDB's insert copy: ~4.6 kB, measured 5,000 with slack.
+FEATURE_ROW_BYTES = 5_000
 
 
 def adjust_bars(prices: pl.DataFrame) -> pl.DataFrame:
@@ -78,10 +81,16 @@ def compute_features(prices: pl.DataFrame, buffer: np.ndarray | None = None) -> 
     return pl.DataFrame({"symbol": prices["symbol"], "date": prices["date"], **columns})
 
 
-def refresh_features(con: Any, progress: bool = True) -> dict[str, Any]:
-    """Bring `features` up to date with `prices`; returns a small summary."""
+def refresh_features(
+    con: Any, progress: bool = True, memory_limit: int | str | None = None
+) -> dict[str, Any]:
+    """Bring `features` up to date with `prices`, in symbol chunks sized to `memory_limit`
+    (bytes or `6G`; None: a quarter of RAM, see stockml.memory); returns a small summary."""
     store.ensure_features_table(con, COLUMNS)
-    plan = plan_refresh(con, store.features_state(con), CATALOG_VERSION, BATCH_ROWS)
+    budget = MemoryBudget.of(memory_limit)
+    budget.bound_duckdb(con)
+    rows = budget.chunk_rows(FEATURE_ROW_BYTES)
+    plan = plan_refresh(con, store.features_state(con), CATALOG_VERSION, rows)
     # One output buffer for every batch: a fresh 0.4 GB array per batch costs more in page
     # faults (the OS zeroing new memory) than the kernels take to fill it. Each batch is
     # stored as float32 copies, so the buffer is free again when `compute` returns.

@@ -26,6 +26,12 @@ def backtest(
     hold_days: int = hold_days_option(),
     take_profit: float = take_profit_option(),
     stop_loss: float = stop_loss_option(),
+    memory_limit: str = typer.Option(
+        None,
+        "--memory-limit",
+        help="Memory the refresh may use, e.g. 6G: symbols are computed and written in "
+        "chunks sized to it (default: a quarter of RAM).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or summary."),
 ) -> None:
     """Refresh the sample store: features (see `stockml features`) and the profile's labels,
@@ -45,8 +51,8 @@ def backtest(
     try:
         if not store.prices_fingerprints(con):
             raise NothingToDoError(f"no prices in {db}: run `stockml ingest` first")
-        feats = refresh_features(con, progress=not quiet)
-        labels = refresh_labels(con, chosen, progress=not quiet)
+        feats = refresh_features(con, progress=not quiet, memory_limit=memory_limit)
+        labels = refresh_labels(con, chosen, progress=not quiet, memory_limit=memory_limit)
         balance = store.query_pl(
             con,
             "SELECT count(*) AS samples, count(DISTINCT symbol) AS symbols, "

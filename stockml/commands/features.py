@@ -13,6 +13,12 @@ def features(
     db: Path = typer.Option(
         DEFAULT_DB, "--db", help="DuckDB store to read prices from and write features to."
     ),
+    memory_limit: str = typer.Option(
+        None,
+        "--memory-limit",
+        help="Memory the refresh may use, e.g. 6G: symbols are computed and written in "
+        "chunks sized to it (default: a quarter of RAM).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
 ) -> None:
     """Bring the `features` table up to date: only symbols whose prices changed are
@@ -29,7 +35,7 @@ def features(
     try:
         if not store.prices_fingerprints(con):
             raise NothingToDoError(f"no prices in {db}: run `stockml ingest` first")
-        summary = refresh_features(con, progress=not quiet)
+        summary = refresh_features(con, progress=not quiet, memory_limit=memory_limit)
     finally:
         con.close()
     if not quiet:

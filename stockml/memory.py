@@ -1,0 +1,161 @@
+"""How much memory a run may use, and how that becomes symbols per chunk.
+
+A refresh (features, labels) computes and writes symbols in chunks of about `chunk_rows`
+price rows; a chunk's cost is its rows times the bytes one price row costs while in
+flight (`FEATURE_ROW_BYTES`, `LABEL_ROW_BYTES` in the stages). The budget is the user's
+`--memory-limit` (default: a quarter of physical RAM) split three ways:
+
+    BASELINE_BYTES   the interpreter, Numba, polars and DuckDB loaded, before any data
+    DuckDB           its buffer pool (`SET memory_limit`): a quarter of the budget, so a
+                     scan or insert of a market-sized table spills instead of growing
+    chunks           the rest: two chunks in flight (one computed while one is written)
+
+Peak resident memory is measured, never estimated: `peak_rss` is the kernel's high-water
+mark (`getrusage`) of this process or of its largest waited-for child; `RssWatch` samples
+the summed RSS of this process and every descendant (Ray's raylet and workers included)
+from /proc while a block runs, an upper bound since shared pages count once per process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockml.errors import InputError
+
+# Measured: `stockml features` with 0 stale symbols peaks at ~0.5 GB RSS.
+BASELINE_BYTES = 600 * 2**20
+# DuckDB below ~256 MiB spills tiny blocks all the time; above a quarter of the budget it
+# only caches table blocks we have already written.
+DUCKDB_MIN_BYTES = 256 * 2**20
+DUCKDB_SHARE = 4
+# One chunk never drops below this (a symbol is never split anyway): per-chunk overheads
+# (a transaction, a query plan) must stay small next to the chunk's work.
+MIN_CHUNK_ROWS = 20_000
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def parse_size(text: str) -> int:
+    """`6G`, `512MiB`, `1.5g`, `800000000` -> bytes (binary units). Raises InputError."""
+    match = _SIZE.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise InputError(f"--memory-limit must be a size like 6G or 512M, not {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """A memory limit in bytes and how it is shared (see the module docstring)."""
+
+    limit: int
+
+    @classmethod
+    def of(cls, limit: int | str | None) -> MemoryBudget:
+        """From bytes, a size string, or None (a quarter of physical RAM). A limit that
+        leaves nothing for chunks after the baseline is refused (InputError)."""
+        if limit is None:
+            return cls(physical_memory() // 4)
+        value = parse_size(limit) if isinstance(limit, str) else int(limit)
+        if value < BASELINE_BYTES + DUCKDB_MIN_BYTES + 64 * 2**20:
+            raise InputError(
+                f"--memory-limit {value / 2**30:.2f} GiB is too small: at least "
+                f"{(BASELINE_BYTES + DUCKDB_MIN_BYTES + 64 * 2**20) / 2**30:.2f} GiB is needed"
+            )
+        return cls(value)
+
+    @property
+    def duckdb_bytes(self) -> int:
+        """DuckDB's buffer pool: a quarter of the budget, at least DUCKDB_MIN_BYTES."""
+        return max(DUCKDB_MIN_BYTES, self.limit // DUCKDB_SHARE)
+
+    @property
+    def chunk_bytes(self) -> int:
+        """What the chunks in flight may hold together."""
+        return max(0, self.limit - BASELINE_BYTES - self.duckdb_bytes)
+
+    def chunk_rows(self, row_bytes: int) -> int:
+        """Price rows per chunk, given what one row costs in flight (all copies, both
+        chunks of the pipeline); at least MIN_CHUNK_ROWS."""
+        return max(MIN_CHUNK_ROWS, self.chunk_bytes // row_bytes)
+
+    def bound_duckdb(self, con) -> None:
+        """Cap DuckDB's buffer pool on `con`'s database (it spills to disk beyond it)."""
+        con.execute(f"SET memory_limit = '{self.duckdb_bytes // 2**20}MiB'")
+
+    def describe(self) -> str:
+        return f"{self.limit / 2**30:.1f} GiB"
+
+
+def peak_rss() -> int:
+    """Peak resident set size in bytes: the larger of this process's high-water mark and
+    that of its largest waited-for child (Linux reports KiB, macOS bytes)."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) * scale
+
+
+def _tree_rss(root: int) -> int:
+    """Summed RSS in bytes of `root` and all its descendants, from /proc (Linux)."""
+    parents: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * page  # field 24 of stat: resident pages
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(parents.get(pid, ()))
+    return total
+
+
+class RssWatch:
+    """`with RssWatch() as watch: ...` then `watch.peak`: the largest summed RSS (bytes) of
+    this process tree seen every `interval` seconds, and never below `peak_rss()`."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-watch", daemon=True)
+        self._live = Path("/proc/self/stat").exists()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        if self._live:
+            self.peak = max(self.peak, _tree_rss(os.getpid()))
+
+    def __enter__(self) -> RssWatch:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+        self.peak = max(self.peak, peak_rss())
