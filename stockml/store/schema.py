@@ -19,6 +19,7 @@ Tables:
     labels_status      which prices fingerprint and parameters each profile's labels used
     samples (view)     features joined with labels: the table users query
     training_runs, model_metrics, signals, signal_trades   written by training/
+    training_fits      one row per (run, model, fold) fit: the Ray node and host it ran on
 
 `window` is an SQL keyword: quote it in queries (`SELECT "window", ...`).
 """
@@ -154,6 +155,17 @@ CREATE TABLE IF NOT EXISTS signal_trades (
     stock_return   DOUBLE,            -- the stock's own return entry -> exit
     option_return  DOUBLE,            -- at-the-money option, Black-Scholes at realized vol
     PRIMARY KEY (run_id, symbol, date)
+);
+CREATE TABLE IF NOT EXISTS training_fits (
+    run_id   VARCHAR NOT NULL,
+    model    VARCHAR NOT NULL,   -- a base model
+    fold     VARCHAR NOT NULL,   -- 'b<j>': fitted on the days before block j, predicts it; 'live'
+    node_id  VARCHAR,            -- the Ray node it ran on (NULL: the serial path, or fitted
+                                 -- before fits were recorded)
+    host     VARCHAR,            -- that node's host name
+    seconds  DOUBLE,             -- the fit and its predictions, on that node
+    rows     BIGINT  NOT NULL,   -- rows fitted on
+    PRIMARY KEY (run_id, model, fold)
 );
 """
 
