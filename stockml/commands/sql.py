@@ -20,7 +20,7 @@ def sql(
     ),
 ) -> None:
     """Run a read-only query against the store (tables: prices, corporate_actions,
-    ingest_status, symbols, features, labels; view: samples)."""
+    ingest_status, symbols, features, context_features, labels; view: samples)."""
     import duckdb
     from rich.table import Table
 

@@ -8,7 +8,8 @@ who owns what:
     schema      all the DDL: the tables and columns users query
     connection  connect, transaction, query_pl, the `settings` table
     prices      prices, corporate actions, ingest_status, symbols: what ingest writes and reads
-    derived     features, labels, their status tables, the samples view, symbol batches
+    derived     features, labels, context_features, status tables, the samples view,
+                symbol batches
     quality     price_flags: what ingest's price checks repaired or quarantined
     runs        training_runs, model_metrics, signals
 """
@@ -22,12 +23,15 @@ from stockml.store.connection import (
     transaction,
 )
 from stockml.store.derived import (
+    context_state,
     delete_features,
     delete_labels,
+    ensure_context_table,
     ensure_features_table,
     feature_rows,
     features_state,
     labels_state,
+    replace_context,
     replace_features,
     replace_labels,
     symbol_batches,
@@ -56,8 +60,10 @@ __all__ = [
     "IngestStatusRecord",
     "SymbolWrite",
     "connect",
+    "context_state",
     "delete_features",
     "delete_labels",
+    "ensure_context_table",
     "ensure_features_table",
     "feature_rows",
     "features_state",
@@ -71,6 +77,7 @@ __all__ = [
     "query_pl",
     "read_prices",
     "record_training_run",
+    "replace_context",
     "replace_features",
     "replace_labels",
     "replace_price_flags",

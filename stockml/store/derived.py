@@ -14,8 +14,15 @@ from collections.abc import Sequence
 import duckdb
 import polars as pl
 
-from stockml.store.connection import insert_frame, transaction, utcnow
-from stockml.store.schema import features_columns, features_ddl
+from stockml.store.connection import get_setting, insert_frame, set_setting, transaction, utcnow
+from stockml.store.schema import (
+    SAMPLES_WITH_CONTEXT,
+    context_ddl,
+    features_columns,
+    features_ddl,
+)
+
+CONTEXT_VERSION_KEY = "context_version"
 
 
 def ensure_features_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> None:
@@ -159,3 +166,35 @@ def replace_labels(
         )
         insert_frame(con, frame, "INSERT INTO labels SELECT * FROM _new")
         insert_frame(con, status, "INSERT OR REPLACE INTO labels_status SELECT * FROM _new")
+
+
+def ensure_context_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> None:
+    """Create `context_features` (recreate it when its columns changed) and make the
+    `samples` view join it. Needs the `features` table (the view selects from it)."""
+    existing = con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'context_features' ORDER BY ordinal_position"
+    ).fetchall()
+    with transaction(con):
+        if [r[0] for r in existing] != ["symbol", "date", *columns]:
+            con.execute("DROP VIEW IF EXISTS samples")
+            con.execute("DROP TABLE IF EXISTS context_features")
+            con.execute("DELETE FROM settings WHERE key = ?", [CONTEXT_VERSION_KEY])
+            con.execute(context_ddl(columns))
+        con.execute(SAMPLES_WITH_CONTEXT)
+
+
+def context_state(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The version (inputs' digest) the stored context was computed from, if any."""
+    return get_setting(con, CONTEXT_VERSION_KEY)
+
+
+def replace_context(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, version: str) -> None:
+    """Swap the whole `context_features` table for `frame` (symbol, date, the context
+    columns) and record `version`, in one transaction. Stored like features: float32,
+    NaN as NULL."""
+    values = feature_rows(frame)
+    with transaction(con):
+        con.execute("DELETE FROM context_features")
+        insert_frame(con, values, "INSERT INTO context_features SELECT * FROM _new")
+        set_setting(con, CONTEXT_VERSION_KEY, version)

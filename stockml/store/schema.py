@@ -17,7 +17,9 @@ Tables:
     features_status    which prices fingerprint the stored features were computed from
     labels             triple-barrier outcomes per symbol, date and profile
     labels_status      which prices fingerprint and parameters each profile's labels used
-    samples (view)     features joined with labels: the table users query
+    context_features   market, sector and cross-sectional columns per symbol and date
+                       (features/context.csv), recomputed whole when any price changes
+    samples (view)     features joined with labels and context: the table users query
     training_runs, model_metrics, signals, signal_trades   written by training/
     training_fits      one row per (run, model, fold) fit: the Ray node and host it ran on
 
@@ -198,6 +200,26 @@ def features_ddl(columns: Sequence[str]) -> str:
         "l.exit_return, l.mfe, l.mae FROM features f "
         "JOIN labels l USING (symbol, date);"
     )
+
+
+def context_ddl(columns: Sequence[str]) -> str:
+    """CREATE `context_features` with the context catalog's columns (features/context.csv)."""
+    for name in columns:
+        if not _COLUMN_NAME.fullmatch(name):
+            raise ValueError(f"bad context column name {name!r}")
+    cols = ",\n    ".join(f"{name} {FEATURE_SQL_TYPE}" for name in columns)
+    return (
+        "CREATE TABLE context_features (\n    symbol VARCHAR NOT NULL,\n    date DATE NOT NULL,"
+        f"\n    {cols}\n);"
+    )
+
+
+# With context: every catalog column, then every context column, then the label's.
+SAMPLES_WITH_CONTEXT = (
+    "CREATE OR REPLACE VIEW samples AS SELECT f.*, c.* EXCLUDE (symbol, date), l.profile, "
+    "l.label, l.exit_offset, l.exit_return, l.mfe, l.mae FROM features f "
+    "JOIN labels l USING (symbol, date) LEFT JOIN context_features c USING (symbol, date);"
+)
 
 
 def initialise(con) -> None:

@@ -1,0 +1,153 @@
+"""Context features: the market, the sector and the cross-section around each stock-day.
+
+The 179 catalog features describe one stock's own history; the outcome of a 14-day
++10 % / -5 % trade depends as much on the market and the sector (in a falling market most
+stocks hit their stop together). `context.csv` beside this module names each column with
+its formula and why it is there; `context_frame` computes them, pure (a frame in, a frame
+out, no I/O; `features/context_refresh.py` reads the store and writes `context_features`).
+
+Point in time: day t uses only bars up to t, of every stock. Every window looks back (a
+shift, a trailing rolling mean); every per-day statistic (index return, breadth, sector
+median, percentile rank) uses only the universe's values of day t itself. A test truncates
+the history at a day and checks nothing before it changes.
+
+The market index M is the stored universe, equal-weighted: its daily return is the mean of
+the stocks' close-to-close returns that day (each clipped to +-50 % so one bad tick cannot
+move the index), M starts at 1 on the first stored day. When a market symbol is stored
+(`^GSPC`, then `SPY`, the first found), M is its adjusted close instead; breadth, sector and
+rank features always come from the stocks.
+
+Percentile ranks are (rank - 1) / (n - 1) with average ranks among the n stocks that have
+the feature that day, in [0, 1] (0.5 when n = 1); a stock without the feature gets NULL.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import polars as pl
+
+_CSV = Path(__file__).with_name("context.csv")
+with _CSV.open(newline="") as _handle:
+    CONTEXT_CATALOG: list[dict[str, str]] = list(csv.DictReader(_handle))
+CONTEXT_COLUMNS: list[str] = [row["name"] for row in CONTEXT_CATALOG]
+
+# Catalog features ranked across the universe each day (xs_rank_<name>): momentum over a
+# week, a month and a year (skipping the last month), volatility, RSI, volume against its
+# average and distance from the 52-week high. See context.csv for why each.
+RANKED: tuple[str, ...] = (
+    "ret_5",
+    "ret_20",
+    "ret_250_skip_20",
+    "natr_14",
+    "rsi_14",
+    "volume_ratio_20",
+    "dist_52w_high",
+)
+MARKET_SYMBOLS: tuple[str, ...] = ("^GSPC", "SPY")
+RETURN_CLIP = 0.5
+UNKNOWN_SECTOR = "Unknown"
+
+
+def _trailing(name: str, n: int) -> pl.Expr:
+    """close_t / close_(t-n) - 1 within a symbol's rows (its trading days)."""
+    c = pl.col(name)
+    return c / c.shift(n) - 1
+
+
+def market_index(stocks: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.DataFrame:
+    """date, level (M), ret (daily return of M; NULL on the first day), one row per market
+    day, from `stocks` (symbol, date, r1) or from `market` (date, close) when given."""
+    if market is not None and market.height:
+        frame = market.select("date", pl.col("close").alias("level")).sort("date")
+        return frame.with_columns((pl.col("level") / pl.col("level").shift(1) - 1).alias("ret"))
+    daily = (
+        stocks.group_by("date")
+        .agg(pl.col("r1").clip(-RETURN_CLIP, RETURN_CLIP).mean().alias("ret"))
+        .sort("date")
+    )
+    return daily.with_columns((1 + pl.col("ret").fill_null(0.0)).cum_prod().alias("level"))
+
+
+def market_features(index: pl.DataFrame, breadth: pl.DataFrame) -> pl.DataFrame:
+    """date and the mkt_* columns that are the same for every stock that day."""
+    m, r = pl.col("level"), pl.col("ret")
+    return (
+        index.sort("date")
+        .with_columns(
+            _trailing("level", 5).alias("mkt_ret_5"),
+            _trailing("level", 20).alias("mkt_ret_20"),
+            _trailing("level", 60).alias("mkt_ret_60"),
+            r.rolling_std(20).alias("mkt_vol_20"),
+            (m / m.rolling_mean(50) - 1).alias("mkt_dist_sma_50"),
+            (m / m.rolling_mean(200) - 1).alias("mkt_dist_sma_200"),
+        )
+        .join(breadth, on="date", how="left")
+    )
+
+
+def context_frame(bars: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every context column of `CONTEXT_COLUMNS` for every row of `bars`.
+
+    bars: one row per symbol and trading day with symbol, date, close (adjusted, > 0),
+      sector (NULL: its own "Unknown" group) and the `RANKED` catalog columns (NaN or NULL
+      during warm-up). market: optional date, close of a market symbol (see module doc).
+    Returns symbol, date and the context columns (Float64, NULL where a window is not full
+    yet), sorted by symbol and date. Raises polars' ColumnNotFoundError on a missing column.
+    """
+    ranked = [pl.col(name).fill_nan(None) for name in RANKED]
+    stocks = (
+        bars.select("symbol", "date", "close", "sector", *ranked)
+        .with_columns(pl.col("sector").fill_null(UNKNOWN_SECTOR))
+        .sort("symbol", "date")
+        .with_columns(
+            _trailing("close", 1).over("symbol").alias("r1"),
+            _trailing("close", 5).over("symbol").alias("r5"),
+            _trailing("close", 20).over("symbol").alias("r20"),
+            _trailing("close", 60).over("symbol").alias("r60"),
+            (pl.col("close") > pl.col("close").rolling_mean(50)).over("symbol").alias("above"),
+            (pl.col("close") >= pl.col("close").rolling_max(20)).over("symbol").alias("high"),
+            (pl.col("close") <= pl.col("close").rolling_min(20)).over("symbol").alias("low"),
+        )
+    )
+    breadth = stocks.group_by("date").agg(
+        pl.col("above").cast(pl.Float64).mean().alias("mkt_breadth_sma_50"),
+        pl.col("high").cast(pl.Float64).mean().alias("mkt_high_20_share"),
+        pl.col("low").cast(pl.Float64).mean().alias("mkt_low_20_share"),
+    )
+    index = market_index(stocks, market)
+    markets = market_features(index, breadth).rename({"ret": "mkt_r1"}).drop("level")
+    stocks = stocks.join(markets, on="date", how="left").sort("symbol", "date")
+
+    r, big_r = pl.col("r1"), pl.col("mkt_r1")
+    # beta over 60 rows: (E[rR] - E[r]E[R]) / (E[R^2] - E[R]^2), NULL while either is
+    # missing in the window or when the index did not move at all.
+    both = r.is_not_null() & big_r.is_not_null()
+    rr, mm = pl.when(both).then(r), pl.when(both).then(big_r)
+    mean = lambda e: e.rolling_mean(60).over("symbol")  # noqa: E731
+    var = mean(mm * mm) - mean(mm) ** 2
+    beta = pl.when(var > 1e-14).then((mean(rr * mm) - mean(rr) * mean(mm)) / var)
+
+    def rank(name: str) -> pl.Expr:
+        col = pl.col(name)
+        n = col.count().over("date")
+        pct = (col.rank("average").over("date") - 1) / (n - 1)
+        return pl.when(col.is_null()).then(None).when(n == 1).then(0.5).otherwise(pct)
+
+    def sector_median(name: str) -> pl.Expr:
+        return pl.col(name).median().over("date", "sector")
+
+    out = stocks.with_columns(
+        (pl.col("r20") - pl.col("mkt_ret_20")).alias("mkt_rel_ret_20"),
+        beta.alias("beta_60"),
+        sector_median("r20").alias("sec_ret_20"),
+        sector_median("r60").alias("sec_ret_60"),
+        (pl.col("r5") - sector_median("r5")).alias("sec_rel_ret_5"),
+        (pl.col("r20") - sector_median("r20")).alias("sec_rel_ret_20"),
+        (pl.col("r60") - sector_median("r60")).alias("sec_rel_ret_60"),
+        *[rank(name).alias(f"xs_rank_{name}") for name in RANKED],
+    )
+    return out.select(
+        "symbol", "date", *[pl.col(c).cast(pl.Float64) for c in CONTEXT_COLUMNS]
+    ).sort("symbol", "date")

@@ -1,0 +1,58 @@
+"""Average uniqueness of overlapping labels (training/weights.py) against a brute force
+count of concurrent labels, per López de Prado (2018) ch. 4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.weights import average_uniqueness, uniqueness_weights
+
+
+def brute_force(symbols, day_index, exit_offset) -> np.ndarray:
+    out = np.empty(len(symbols))
+    lives = [
+        set(range(d + 1, d + e + 1)) if e > 0 else {d}
+        for d, e in zip(day_index, exit_offset, strict=True)
+    ]
+    for i in range(len(symbols)):
+        same = [j for j in range(len(symbols)) if symbols[j] == symbols[i]]
+        out[i] = np.mean([1.0 / sum(day in lives[j] for j in same) for day in sorted(lives[i])])
+    return out
+
+
+def test_two_overlapping_labels_share_their_common_day():
+    u = average_uniqueness(np.array(["A", "A"]), np.array([0, 1]), np.array([2, 2]))
+    # days 1, 2 and 2, 3: day 2 is shared -> (1 + 1/2) / 2 each
+    assert u == pytest.approx([0.75, 0.75])
+
+
+def test_other_stocks_do_not_count_as_concurrent():
+    u = average_uniqueness(np.array(["A", "B"]), np.array([0, 0]), np.array([5, 5]))
+    assert u == pytest.approx([1.0, 1.0])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_equals_brute_force_on_random_lives(seed):
+    rng = np.random.default_rng(seed)
+    n = 120
+    symbols = rng.choice(np.array(["A", "B", "C"]), n)
+    day_index = rng.integers(0, 60, n)
+    exit_offset = rng.integers(0, 15, n)
+    got = average_uniqueness(symbols, day_index, exit_offset)
+    assert got == pytest.approx(brute_force(symbols, day_index, exit_offset), rel=1e-12)
+
+
+def test_a_daily_14_day_label_weighs_about_one_fourteenth():
+    days = np.arange(500)
+    u = average_uniqueness(np.zeros(500), days, np.full(500, 14))
+    assert np.median(u) == pytest.approx(1 / 14, rel=1e-9)
+    w = uniqueness_weights(np.zeros(500), days, np.full(500, 14))
+    assert w.mean() == pytest.approx(1.0)
+
+
+def test_bad_input_is_a_value_error():
+    with pytest.raises(ValueError, match="same length"):
+        average_uniqueness(np.zeros(2), np.zeros(3, int), np.zeros(2, int))
+    with pytest.raises(ValueError, match=">= 0"):
+        average_uniqueness(np.zeros(1), np.zeros(1, int), np.array([-1]))
