@@ -81,8 +81,8 @@ def refresh_derived(
 
     `compute` must return a frame that no longer needs its input (it runs while the next
     batch's prices are read). `first_status` is shown on the bar before the first batch
-    (e.g. that the kernels are compiling). Returns symbols, rows, removed, up_to_date and
-    seconds."""
+    (e.g. that the kernels are compiling). Returns symbols, rows, chunks (batches),
+    removed, up_to_date and seconds."""
     if plan.gone:
         delete(plan.gone)
     rows_done = 0
@@ -102,6 +102,7 @@ def refresh_derived(
     return {
         "symbols": len(plan.stale),
         "rows": rows_done,
+        "chunks": len(batches),
         "removed": len(plan.gone),
         "up_to_date": len(plan.fingerprints) - len(plan.stale),
         "seconds": round(time.perf_counter() - plan.started, 2),

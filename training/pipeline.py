@@ -103,19 +103,17 @@ class RunResult:
     without_samples: list[str] = field(default_factory=list)
 
 
-def load_samples(con: Any, profile: str) -> Samples:
+def load_samples(con: Any, profile: str, max_samples: int | None = None) -> Samples:
     """Every labelled day carrying all features. Symbols that give none are logged and,
     when no sample is left, named in the error; a +-inf feature (from a store computed
     before features were guarded) is refused with the symbol, date and feature."""
     from features.catalog import COLUMNS
     from features.coverage import uncovered_symbols
     from stockml.errors import InputError
+    from training.sampling import read_samples
 
-    frame = store.query_pl(
-        con,
-        "SELECT * FROM samples WHERE profile = ? AND label IS NOT NULL ORDER BY date, symbol",
-        [profile],
-    )
+    # Over `max_samples` labelled days: a date-stratified sample, drawn in SQL.
+    frame = read_samples(con, profile, max_samples)
     # Rows still inside some feature's warm-up (the history fetched before --start) are
     # not samples: every trained-on day carries all 179 features.
     labelled = frame.height
@@ -261,11 +259,13 @@ def run_training(
     models: list[str] | None = None,
     serial: bool = False,
     windows: int = WINDOWS,
+    max_samples: int | None = None,
 ) -> RunResult:
     """Refresh the sample store if stale, then fit, stack and evaluate every walk-forward
     window, refit the live signal model, and record the run. `profile` is a profile name or
     a resolved `backtest.labels.Profile`; `serial` runs the same fits in this process
-    without Ray (the benchmark's baseline)."""
+    without Ray (the benchmark's baseline); `max_samples` caps the samples trained on
+    (training.sampling: stratified by date; the cap and the count go in the run's params)."""
     from backtest.labels import refresh_labels, resolve_profile
     from features.compute import refresh_features
     from training.evaluation import evaluate_run
@@ -279,7 +279,7 @@ def run_training(
             raise NothingToDoError(f"no prices in {db_path}: run `stockml ingest` first")
         refresh_features(con, progress=progress)
         refresh_labels(con, chosen, progress=progress)
-        samples = load_samples(con, chosen.name)
+        samples = load_samples(con, chosen.name, max_samples=max_samples)
         params = {
             "profile": chosen.params(),
             "models": models,
@@ -289,6 +289,8 @@ def run_training(
             "max_coverage": MAX_COVERAGE,
             "seed": SEED,
         }
+        if max_samples is not None:
+            params.update(max_samples=max_samples, samples=len(samples.y))
         try:
             lay = layout(samples.dates, chosen.hold_days, windows, INNER_BLOCKS)
         except ValueError as exc:

@@ -1,11 +1,20 @@
-"""Every (model, fold) fit as a Ray task, checkpointed as it completes.
+"""Every (model, fold) fit as a Ray task, checkpointed by the driver as it completes.
 
-The training matrix is put into Ray's object store once; tasks receive references and read
-it zero-copy. Each task reserves one CPU and caps its model's threads (n_jobs and the
-OpenMP/BLAS pools) to it, so the machine's cores are not oversubscribed. A finished fit
-leaves `<name>.pkl` (the model) and `<name>.npy` (its predictions) plus a manifest with
-their SHA-256; a rerun skips fits whose files match their manifest, and a hash is checked
-before any model is loaded.
+Nothing a task needs comes from the driver's disk, so the same code runs on a local Ray or
+on a cluster whose workers cannot see the run folder or the store: the training matrix,
+labels and weights go into Ray's object store once (tasks read them zero-copy), and a task
+returns its fitted model (pickled bytes), its predictions and where it ran (node id, host,
+seconds). Only the driver writes: `<name>.pkl` (the model), `<name>.npy` (its
+predictions), `<name>.fit.json` (its FitRecord), then a manifest `<name>.json` of their
+SHA-256. A rerun skips fits whose files match their manifest, and a hash is checked before
+any model is loaded.
+
+Each task reserves one CPU and caps its model's threads (n_jobs and the OpenMP/BLAS pools)
+to it, so no machine's cores are oversubscribed; tasks are spread over the cluster's nodes.
+A task lost with its node (or its worker process) is rerun by Ray up to TASK_RETRIES
+times; each result reaches the driver once and the driver writes each checkpoint once, so a
+retry cannot leave two copies of a fit. An exception raised by a fit itself is not retried:
+it would fail again.
 """
 
 from __future__ import annotations
@@ -13,8 +22,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +35,9 @@ from sklearn.exceptions import ConvergenceWarning
 from stockml.files import atomic_write, atomic_write_text, sha256
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# Reruns of a task whose worker or node died (Ray's max_retries); a fit that raises is not
+# retried. Three covers a node lost mid-run and one more while the retry runs.
+TASK_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,31 @@ class FitJob:
     train_rows: np.ndarray  # rows of the sample matrix to fit on
     predict_rows: np.ndarray  # rows of the same matrix to predict (may be empty)
     params: tuple[tuple[str, Any], ...] = ()  # keyword overrides for the model's factory
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """Where and how one fit ran, as `training_fits` stores it. node_id is Ray's hex node
+    id (None for the serial path, or a checkpoint written before fits were recorded);
+    seconds is the fit plus its predictions on that node; rows the rows fitted on."""
+
+    model: str
+    fold: str
+    node_id: str | None
+    host: str | None
+    seconds: float | None
+    rows: int
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit hands back to the driver: the fitted model as pickled bytes (written to
+    the checkpoint unchanged), its (len(predict_rows), 3) class probabilities, its record."""
+
+    name: str
+    model: bytes
+    proba: np.ndarray
+    record: FitRecord
 
 
 def checkpoint_name(job: FitJob) -> str:
@@ -57,6 +96,20 @@ def load_predictions(folder: Path, job: FitJob) -> np.ndarray:
     return np.load(folder / f"{checkpoint_name(job)}.npy")
 
 
+def fit_records(folder: Path, jobs: list[FitJob]) -> list[FitRecord]:
+    """The record of each finished job, in the order of `jobs` (the rows of
+    `training_fits`); a checkpoint from before fits were recorded gives a record with no
+    node, host or time."""
+    records = []
+    for job in jobs:
+        path = folder / f"{checkpoint_name(job)}.fit.json"
+        if path.exists():
+            records.append(FitRecord(**json.loads(path.read_text())))
+        else:
+            records.append(FitRecord(job.model, job.fold, None, None, None, len(job.train_rows)))
+    return records
+
+
 def load_model(folder: Path, name: str) -> Any:
     """Unpickle a checkpointed model only after its hash matches the manifest."""
     from stockml.errors import StoreError
@@ -75,13 +128,16 @@ def load_model(folder: Path, name: str) -> Any:
 
 
 def write_checkpoint(folder: Path, name: str, payload: dict[str, Any]) -> None:
-    """Write `<name><suffix>` for each (suffix, object) in `payload` (.pkl pickled, .npy
-    as an array), each atomically, then the manifest of their SHA-256, last: a checkpoint
-    without its manifest is not finished."""
+    """Write `<name><suffix>` for each (suffix, object) in `payload` (bytes as they are,
+    .npy as an array, anything else pickled), each atomically, then the manifest of their
+    SHA-256, last: a checkpoint without its manifest is not finished. Writing the same
+    payload again gives the same files (idempotent)."""
     files = {}
     for suffix, obj in payload.items():
         final = folder / f"{name}{suffix}"
-        if suffix == ".npy":
+        if isinstance(obj, bytes):
+            atomic_write(final, lambda handle, obj=obj: handle.write(obj))
+        elif suffix == ".npy":
             atomic_write(final, lambda handle, obj=obj: np.save(handle, obj))
         else:
             atomic_write(final, lambda handle, obj=obj: pickle.dump(obj, handle))
@@ -98,19 +154,18 @@ def fit_one(
     job: FitJob,
     x: np.ndarray,
     y: np.ndarray,
-    folder: str,
     threads: int,
     seed: int,
     weights: np.ndarray | None = None,
-) -> str:
-    """Fit one model on its rows, predict, and checkpoint both atomically."""
+) -> FitResult:
+    """Fit one model on its rows and predict its predict rows; touches no file."""
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
     from threadpoolctl import threadpool_limits
 
     from training.models import BASE_MODELS, fit_model
 
-    name = checkpoint_name(job)
+    started = time.perf_counter()
     with threadpool_limits(threads), warnings.catch_warnings():
         # The MLP's iteration cap is a time budget, not a failure.
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -120,8 +175,34 @@ def fit_one(
         proba = (
             model.predict_proba(x[job.predict_rows]) if len(job.predict_rows) else np.empty((0, 3))
         )
-    write_checkpoint(Path(folder), name, {".pkl": model, ".npy": proba})
-    return name
+    seconds = round(time.perf_counter() - started, 3)
+    record = FitRecord(
+        job.model, job.fold, None, socket.gethostname(), seconds, len(job.train_rows)
+    )
+    return FitResult(checkpoint_name(job), pickle.dumps(model), proba, record)
+
+
+def fit_on_node(
+    job: FitJob,
+    x: np.ndarray,
+    y: np.ndarray,
+    threads: int,
+    seed: int,
+    weights: np.ndarray | None = None,
+) -> FitResult:
+    """The Ray task: `fit_one`, recording the id of the node it ran on."""
+    import ray
+
+    result = fit_one(job, x, y, threads, seed, weights)
+    node_id = ray.get_runtime_context().get_node_id()
+    return replace(result, record=replace(result.record, node_id=node_id))
+
+
+def save_fit(folder: Path, result: FitResult) -> None:
+    """The driver's checkpoint of one fit: model bytes, predictions, record, manifest."""
+    record = json.dumps(asdict(result.record)).encode()
+    payload = {".pkl": result.model, ".npy": result.proba, ".fit.json": record}
+    write_checkpoint(folder, result.name, payload)
 
 
 def init_ray(address: str | None) -> Any:
@@ -145,7 +226,7 @@ def init_ray(address: str | None) -> Any:
 
 def unfinished(jobs: list[FitJob], folder: Path, on_done=None) -> list[FitJob]:
     """Jobs without a valid checkpoint, costliest first (longest-processing-time order keeps
-    both cores busy to the end); finished ones are reported as skipped."""
+    every core busy to the end); finished ones are reported as skipped."""
     from training.models import FIT_COST
 
     todo = [j for j in jobs if not finished(folder, j)]
@@ -168,9 +249,10 @@ def run_fits_serial(
     """The same fits one after another in this process, one thread each: the baseline
     `benchmarks/bench_train.py` compares the Ray run with."""
     for job in unfinished(jobs, folder, on_done):
-        name = fit_one(job, x, y, str(folder), 1, seed, weights)
+        result = fit_one(job, x, y, 1, seed, weights)
+        save_fit(folder, result)
         if on_done is not None:
-            on_done(name, skipped=False)
+            on_done(result.name, skipped=False)
 
 
 def run_fits(
@@ -183,17 +265,25 @@ def run_fits(
     on_done=None,
     weights: np.ndarray | None = None,
 ) -> None:
-    """Run every unfinished job as a Ray task (one CPU each); call on_done(name) as each
-    completes. Every job fits and predicts rows of the one matrix `x`."""
+    """Run every unfinished job as a Ray task (one CPU each, spread over the nodes,
+    retried when its node dies); checkpoint each result here, in the driver, and call
+    on_done(name) as it arrives. Every job fits and predicts rows of the one matrix `x`."""
     todo = unfinished(jobs, folder, on_done)
     if not todo:
         return
     ray = init_ray(ray_address)
-    remote = ray.remote(num_cpus=1)(fit_one)
+    remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, scheduling_strategy="SPREAD")(
+        fit_on_node
+    )
     x_ref, y_ref, w_ref = ray.put(x), ray.put(y), ray.put(weights)
-    pending = [remote.remote(j, x_ref, y_ref, str(folder), 1, seed, w_ref) for j in todo]
+    pending = [remote.remote(j, x_ref, y_ref, 1, seed, w_ref) for j in todo]
+    written: set[str] = set()
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
-        name = ray.get(ready[0])
+        result = ray.get(ready[0])
+        if result.name in written:  # one checkpoint per fit, whatever Ray delivers
+            continue
+        save_fit(folder, result)
+        written.add(result.name)
         if on_done is not None:
-            on_done(name, skipped=False)
+            on_done(result.name, skipped=False)

@@ -1,11 +1,14 @@
-"""What training writes: `training_runs`, `model_metrics`, `signals` and `signal_trades`.
+"""What training writes: `training_runs`, `model_metrics`, `training_fits`, `signals` and
+`signal_trades`.
 
-A run's row and all its metrics are written together, and a run's signals replace any
-earlier ones of the same run, so a reader never sees half a run.
+A run's row, all its metrics and the record of every fit (the Ray node and host it ran on)
+are written together, and a run's signals replace any earlier ones of the same run, so a
+reader never sees half a run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -25,9 +28,12 @@ def record_training_run(
     run_dir: str,
     metrics: list[tuple[str, str, str, float]],
     trades: pl.DataFrame | None = None,
+    fits: Sequence[Any] = (),
 ) -> None:
-    """One row in training_runs, every (window, model, metric, value) in model_metrics and
-    the run's signal trades, together."""
+    """One row in training_runs, every (window, model, metric, value) in model_metrics,
+    the run's signal trades and one training_fits row per fit, together. `fits` holds
+    records with model, fold, node_id, host, seconds and rows attributes
+    (training.ray_runner.FitRecord), at most one per (model, fold)."""
     with transaction(con):
         con.execute(
             "INSERT OR REPLACE INTO training_runs "
@@ -60,6 +66,12 @@ def record_training_run(
         con.execute("DELETE FROM signal_trades WHERE run_id = ?", [run_id])
         if trades is not None and trades.height:
             insert_frame(con, trades, "INSERT INTO signal_trades SELECT * FROM _new")
+        con.execute("DELETE FROM training_fits WHERE run_id = ?", [run_id])
+        if fits:
+            con.executemany(
+                "INSERT INTO training_fits VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, f.model, f.fold, f.node_id, f.host, f.seconds, f.rows) for f in fits],
+            )
 
 
 def replace_signals(con: duckdb.DuckDBPyConnection, run_id: str, frame: pl.DataFrame) -> None:
