@@ -149,13 +149,21 @@ class RssWatch:
         if self._live:
             self.peak = max(self.peak, _tree_rss(os.getpid()))
 
-    def __enter__(self) -> RssWatch:
+    def start(self) -> RssWatch:
         self.sample()
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> int:
+        """Stop sampling; returns `peak` (bytes)."""
         self._stop.set()
         self._thread.join()
         self.sample()
         self.peak = max(self.peak, peak_rss())
+        return self.peak
+
+    def __enter__(self) -> RssWatch:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

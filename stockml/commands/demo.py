@@ -13,6 +13,10 @@ DEMO_FAULTS = "AAPL=429*2;MSFT=500;JPM=truncated;XOM=reset"
 # and cuts a stalled request sooner than Yahoo's defaults would (FetchPolicy's otherwise).
 DEMO_RATE = 25.0
 DEMO_TIMEOUT = 10.0
+# --scale: 20 years by default (~25 M bars at 5,000 symbols) and training on a
+# date-stratified sample (training/sampling.py) that fits in memory with the models' copies.
+SCALE_YEARS = 20.0
+SCALE_MAX_SAMPLES = 200_000
 
 
 def demo(
@@ -23,10 +27,33 @@ def demo(
         "full", "--universe", help="Built-in universe: full (82) or quick (20)."
     ),
     rate: float = typer.Option(
-        DEMO_RATE, "--rate", help="Requests per second against the local server."
+        None,
+        "--rate",
+        help=f"Requests per second against the local server (default {DEMO_RATE:g}; with "
+        "--scale, unlimited: the server's own rate).",
     ),
     seed: int = typer.Option(
         7, "--seed", help="Simulator seed: the same seed gives the same market."
+    ),
+    scale: int = typer.Option(
+        0,
+        "--scale",
+        help="Simulate this many synthetic stocks instead of the built-in universe "
+        "(market scale: e.g. 5000; features and labels in chunks sized to --memory-limit).",
+    ),
+    years: float = typer.Option(
+        None, "--years", help=f"Years of history (default 5; with --scale, {SCALE_YEARS:g})."
+    ),
+    memory_limit: str = typer.Option(
+        None,
+        "--memory-limit",
+        help="Memory features and labels may use, e.g. 6G (default: a quarter of RAM).",
+    ),
+    max_samples: int = typer.Option(
+        None,
+        "--max-samples",
+        help="Train on a date-stratified sample of at most this many labelled days "
+        f"(default: all; with --scale, {SCALE_MAX_SAMPLES:,}).",
     ),
     train: bool = typer.Option(
         True,
@@ -38,25 +65,41 @@ def demo(
     """Start the Yahoo-compatible server on the seeded simulator and run the real pipeline
     against it: ingest (with a few injected faults to recover from), the backtest (features
     and swing labels), training on Ray with the honest date split, and today's signals."""
+    import json
+    import math
     from datetime import date, timedelta
 
     from ingest.plan import DEFAULT_HISTORY_DAYS, last_closed_day
     from ingest.policy import FetchPolicy
     from ingest.run import IngestRequest, run_ingest
     from ingest.server import FaultPlan, MarketData, ServerThread, YahooServer
+    from ingest.simulate import SIM_START
+    from ingest.simulated import history_start, scale_listings
     from ingest.universe import listing_rows, resolve_universe
     from stockml.defaults import DEFAULT_PROFILE
+    from stockml.errors import InputError
     from stockml.logs import configure_logging, log_path_for
+    from stockml.memory import MemoryBudget, RssWatch
     from stockml.progress import console
 
+    if scale < 0 or (max_samples is not None and max_samples < 1):
+        raise InputError("--scale must be 0 or more and --max-samples at least 1")
+    MemoryBudget.of(memory_limit)  # a bad --memory-limit fails now, not after the ingest
+    watch = RssWatch().start() if scale else None
     configure_logging(log_path_for(db))
-    symbols = resolve_universe(universe)
+    listings = scale_listings(scale) if scale else listing_rows()
+    symbols = [s for s, _, _ in listings] if scale else resolve_universe(universe)
     today = date.today()
-    with console.status(f"simulating a market of {len(listing_rows())} stocks (seed {seed})…"):
-        market = MarketData.from_simulator(listing_rows(), today, seed)
     end = last_closed_day(today)
-    start = end - timedelta(days=DEFAULT_HISTORY_DAYS)
-    with ServerThread(YahooServer(market, FaultPlan.parse(DEMO_FAULTS))) as server:
+    years = SCALE_YEARS if years is None and scale else years
+    start = history_start(end, years) if years else end - timedelta(days=DEFAULT_HISTORY_DAYS)
+    if scale:
+        rate = math.inf if rate is None else rate
+        max_samples = SCALE_MAX_SAMPLES if max_samples is None else max_samples
+    with console.status(f"simulating a market of {len(listings)} stocks (seed {seed})…"):
+        market = MarketData.from_simulator(listings, today, seed, min(SIM_START, start))
+    faults = FaultPlan() if scale else FaultPlan.parse(DEMO_FAULTS)
+    with ServerThread(YahooServer(market, faults)) as server:
         if not quiet:
             console.rule(
                 f"[bold]1. ingest[/] {len(symbols)} symbols from the simulator at {server.base_url}"
@@ -67,11 +110,14 @@ def demo(
                 start=start,
                 end=end,
                 db_path=db,
-                policy=FetchPolicy(base_url=server.base_url, rate=rate, timeout=DEMO_TIMEOUT),
+                policy=FetchPolicy(
+                    base_url=server.base_url, rate=rate or DEMO_RATE, timeout=DEMO_TIMEOUT
+                ),
                 progress=not quiet,
-                listings=listing_rows(),
+                listings=listings,
             )
         )
+    del market, server  # the served market (1.8 GB at 5,000 x 20 y) is in the store now
     from backtest.labels import PROFILES, refresh_labels
     from features.compute import refresh_features
     from stockml import store
@@ -80,8 +126,10 @@ def demo(
         console.rule("[bold]2. backtest[/] 179 features and 14-day triple-barrier labels")
     con = store.connect(db)
     try:
-        refresh_features(con, progress=not quiet)
-        refresh_labels(con, PROFILES[DEFAULT_PROFILE], progress=not quiet)
+        refresh_features(con, progress=not quiet, memory_limit=memory_limit)
+        refresh_labels(
+            con, PROFILES[DEFAULT_PROFILE], progress=not quiet, memory_limit=memory_limit
+        )
         balance = store.query_pl(
             con,
             "SELECT s.sector, count(*) AS samples, round(avg((l.label = 1)::INT), 3) AS win, "
@@ -108,7 +156,7 @@ def demo(
 
         if not quiet:
             console.rule("[bold]3. train[/] eight models on Ray, walk-forward over 4 test windows")
-        result = run_training(db, DEFAULT_PROFILE, progress=not quiet)
+        result = run_training(db, DEFAULT_PROFILE, progress=not quiet, max_samples=max_samples)
         signals = latest_signals(db, result.run_id)
         if not quiet:
             print_summary(console, result)
@@ -117,6 +165,24 @@ def demo(
             console.print(", ".join(f"{s}: {n}" for s, n in counts.iter_rows()))
             for line in signals.summary():
                 console.print(line)
+    if watch is not None:
+        if train:
+            con = store.connect(db)
+            try:
+                row = con.execute(
+                    "SELECT params FROM training_runs WHERE run_id = ?", [result.run_id]
+                ).fetchone()
+            finally:
+                con.close()
+            params = json.loads(row[0])
+            console.print(
+                f"trained on a date-stratified sample of {params.get('samples', 'all'):,} "
+                f"labelled stock-days (cap {max_samples:,})"
+            )
+        console.print(
+            "peak resident memory (this process and its children, Ray's included): "
+            f"{watch.stop() / 2**30:.2f} GiB"
+        )
     if not quiet:
         console.print(f"[green]demo store ready:[/] {db} (log: {log_path_for(db)})")
 
