@@ -47,12 +47,15 @@ def random_forest(threads: int, seed: int, **params) -> ClassifierMixin:
     return make_pipeline(
         _impute(),
         RandomForestClassifier(
-            n_estimators=60,
-            min_samples_leaf=100,
-            max_features="sqrt",
-            max_samples=0.3,
-            n_jobs=threads,
-            random_state=seed,
+            **{
+                "n_estimators": 60,
+                "min_samples_leaf": 100,
+                "max_features": "sqrt",
+                "max_samples": 0.3,
+                "n_jobs": threads,
+                "random_state": seed,
+                **params,
+            }
         ),
     )
 
@@ -64,11 +67,14 @@ def extra_trees(threads: int, seed: int, **params) -> ClassifierMixin:
     return make_pipeline(
         _impute(),
         ExtraTreesClassifier(
-            n_estimators=60,
-            min_samples_leaf=50,
-            max_features="sqrt",
-            n_jobs=threads,
-            random_state=seed,
+            **{
+                "n_estimators": 60,
+                "min_samples_leaf": 50,
+                "max_features": "sqrt",
+                "n_jobs": threads,
+                "random_state": seed,
+                **params,
+            }
         ),
     )
 
@@ -78,16 +84,19 @@ def xgboost(threads: int, seed: int, **params) -> ClassifierMixin:
 
     return LabelShift(
         XGBClassifier(
-            n_estimators=60,
-            max_depth=3,
-            learning_rate=0.05,
-            subsample=0.7,
-            colsample_bytree=0.5,
-            min_child_weight=20,
-            tree_method="hist",
-            max_bin=64,
-            n_jobs=threads,
-            random_state=seed,
+            **{
+                "n_estimators": 60,
+                "max_depth": 3,
+                "learning_rate": 0.05,
+                "subsample": 0.7,
+                "colsample_bytree": 0.5,
+                "min_child_weight": 20,
+                "tree_method": "hist",
+                "max_bin": 64,
+                "n_jobs": threads,
+                "random_state": seed,
+                **params,
+            }
         )
     )
 
@@ -96,17 +105,20 @@ def lightgbm(threads: int, seed: int, **params) -> ClassifierMixin:
     from lightgbm import LGBMClassifier
 
     return LGBMClassifier(
-        n_estimators=60,
-        num_leaves=15,
-        learning_rate=0.05,
-        subsample=0.7,
-        subsample_freq=1,
-        colsample_bytree=0.5,
-        min_child_samples=200,
-        max_bin=63,
-        n_jobs=threads,
-        random_state=seed,
-        verbose=-1,
+        **{
+            "n_estimators": 60,
+            "num_leaves": 15,
+            "learning_rate": 0.05,
+            "subsample": 0.7,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.5,
+            "min_child_samples": 200,
+            "max_bin": 63,
+            "n_jobs": threads,
+            "random_state": seed,
+            "verbose": -1,
+            **params,
+        }
     )
 
 
@@ -116,13 +128,16 @@ def gradient_boosting(threads: int, seed: int, **params) -> ClassifierMixin:
     # HistGradientBoosting threads through OpenMP; the task caps OMP_NUM_THREADS.
     # No early stopping: its validation split would be random rows, not dates.
     return HistGradientBoostingClassifier(
-        max_iter=50,
-        learning_rate=0.05,
-        max_leaf_nodes=15,
-        min_samples_leaf=200,
-        max_bins=63,
-        early_stopping=False,
-        random_state=seed,
+        **{
+            "max_iter": 50,
+            "learning_rate": 0.05,
+            "max_leaf_nodes": 15,
+            "min_samples_leaf": 200,
+            "max_bins": 63,
+            "early_stopping": False,
+            "random_state": seed,
+            **params,
+        }
     )
 
 
@@ -135,11 +150,14 @@ def mlp(threads: int, seed: int, **params) -> ClassifierMixin:
         _impute(),
         StandardScaler(),
         MLPClassifier(
-            hidden_layer_sizes=(32,),
-            alpha=0.1,
-            batch_size=512,
-            max_iter=15,  # a time budget: ~2 s per fit; it need not converge to be useful
-            random_state=seed,
+            **{
+                "hidden_layer_sizes": (32,),
+                "alpha": 0.1,
+                "batch_size": 512,
+                "max_iter": 15,  # a time budget: ~2 s per fit; it need not converge
+                "random_state": seed,
+                **params,
+            }
         ),
     )
 
@@ -150,7 +168,9 @@ def logistic(threads: int, seed: int, **params) -> ClassifierMixin:
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(
-        _impute(), StandardScaler(), LogisticRegression(C=0.01, max_iter=200, tol=1e-3)
+        _impute(),
+        StandardScaler(),
+        LogisticRegression(**{"C": 0.01, "max_iter": 200, "tol": 1e-3, **params}),
     )
 
 
@@ -165,7 +185,7 @@ def svm(threads: int, seed: int, **params) -> ClassifierMixin:
         _impute(),
         StandardScaler(),
         Nystroem(kernel="rbf", n_components=100, random_state=seed),
-        CalibratedClassifierCV(LinearSVC(C=0.05), cv=2, method="sigmoid"),
+        CalibratedClassifierCV(LinearSVC(**{"C": 0.05, **params}), cv=2, method="sigmoid"),
     )
 
 
@@ -174,7 +194,7 @@ def meta_learner(threads: int, seed: int, **params) -> ClassifierMixin:
 
     # tol 1e-3: 4x fewer L-BFGS iterations on ~40 k x 24 inputs; the test log loss of the
     # four demo windows moved by -0.003..+0.003 against sklearn's default 1e-4.
-    return LogisticRegression(C=1.0, max_iter=1000, tol=1e-3)
+    return LogisticRegression(**{"C": 1.0, "max_iter": 1000, "tol": 1e-3, **params})
 
 
 class LabelShift(ClassifierMixin, BaseEstimator):
