@@ -11,6 +11,7 @@ _NAMES = [
     "sql",
     "train",
     "signals",
+    "web",
     "demo",
 ]
 

@@ -1,0 +1,9 @@
+"""The ML Signals web app (`stockml serve`): pages over the store, read through a snapshot.
+
+app       routes, pages, error pages, `serve_forever`
+snapshot  the private read-only copy of the store that keeps writers unblocked
+queries   every SQL the pages run (read-only, parameterised)
+charts    Plotly figures as plain dicts
+explain   TreeSHAP contributions of the live model's tree boosters
+templates/, static/   Jinja2 pages (autoescaped), CSS and the chart-drawing script
+"""

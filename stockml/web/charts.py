@@ -1,0 +1,262 @@
+"""Plotly figures as plain dicts ({"data": [...], "layout": {...}}) for the pages.
+
+The browser draws them with the plotly.js that ships inside the `plotly` Python package
+(served by the app from that package: no CDN). Building the dicts directly, rather than
+through `plotly.graph_objects`, keeps a page render in milliseconds; the keys are
+plotly.js's own (https://plotly.com/javascript/reference/). Values must be JSON-ready:
+lists of floats/str, None for gaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+Figure = dict[str, Any]
+
+OUTCOME = {1: ("target", "#1a9850"), -1: ("stop", "#d73027"), 0: ("timeout", "#878787")}
+SIGNAL_SYMBOL = {"BUY CALL": "triangle-up", "BUY PUT": "triangle-down"}
+
+
+def _floats(values) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
+
+
+def _dates(values) -> list[str]:
+    return [str(d)[:10] for d in values]
+
+
+def _layout(title: str, **extra) -> dict[str, Any]:
+    layout = {
+        "title": {"text": title, "font": {"size": 15}},
+        "margin": {"l": 55, "r": 20, "t": 40, "b": 40},
+        "legend": {"orientation": "h", "y": -0.15},
+        "hovermode": "x unified",
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+    }
+    layout.update(extra)
+    return layout
+
+
+def moving_average(close: np.ndarray, days: int) -> np.ndarray:
+    """Simple moving average of `close` over `days` bars; NaN for the first days - 1."""
+    out = np.full(len(close), np.nan)
+    if len(close) >= days:
+        sums = np.cumsum(np.insert(close.astype(np.float64), 0, 0.0))
+        out[days - 1 :] = (sums[days:] - sums[:-days]) / days
+    return out
+
+
+def price_chart(bars: dict[str, np.ndarray], trades: list[dict]) -> Figure:
+    """Candles with 20- and 50-day moving averages and 20-day Bollinger bands (of the
+    close), volume below, and each walk-forward signal marked at its entry close: ▲ call,
+    ▼ put, coloured by outcome (target / stop / timeout)."""
+    dates = _dates(bars["date"])
+    close = bars["close"].astype(np.float64)
+    sma20, sma50 = moving_average(close, 20), moving_average(close, 50)
+    std20 = np.full(len(close), np.nan)
+    if len(close) >= 20:
+        windows = np.lib.stride_tricks.sliding_window_view(close, 20)
+        std20[19:] = windows.std(axis=1)
+    data: list[dict[str, Any]] = [
+        {
+            "type": "candlestick",
+            "name": "price",
+            "x": dates,
+            "open": _floats(bars["open"]),
+            "high": _floats(bars["high"]),
+            "low": _floats(bars["low"]),
+            "close": _floats(close),
+            "yaxis": "y",
+        },
+        _line("SMA 20", dates, sma20, "#ff7f0e"),
+        _line("SMA 50", dates, sma50, "#1f77b4"),
+        _line("Bollinger 20 upper", dates, sma20 + 2 * std20, "#bbbbbb", dash="dot"),
+        _line("Bollinger 20 lower", dates, sma20 - 2 * std20, "#bbbbbb", dash="dot"),
+        {
+            "type": "bar",
+            "name": "volume",
+            "x": dates,
+            "y": _floats(bars["volume"]),
+            "yaxis": "y2",
+            "marker": {"color": "#9ecae1"},
+            "showlegend": False,
+        },
+    ]
+    by_date = dict(zip(dates, close, strict=True))
+    for signal, marker in SIGNAL_SYMBOL.items():
+        for outcome, (label, colour) in OUTCOME.items():
+            chosen = [t for t in trades if t["signal"] == signal and t["outcome"] == outcome]
+            if not chosen:
+                continue
+            xs = [str(t["date"]) for t in chosen]
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"{signal} → {label}",
+                    "x": xs,
+                    "y": _floats([by_date.get(x, np.nan) for x in xs]),
+                    "marker": {
+                        "symbol": marker,
+                        "size": 11,
+                        "color": colour,
+                        "line": {"width": 1, "color": "black"},
+                    },
+                    "yaxis": "y",
+                    "text": [
+                        f"{t['profile']} window {t['window']}: exit {t['exit_date']}, "
+                        f"{t['days_held']} days, stock {t['stock_return']:+.2%}"
+                        for t in chosen
+                    ],
+                }
+            )
+    layout = _layout(
+        "price, moving averages, volume and past signals",
+        height=560,
+        xaxis={"rangeslider": {"visible": False}, "type": "date"},
+        yaxis={"domain": [0.28, 1.0], "title": {"text": "price"}},
+        yaxis2={"domain": [0.0, 0.22], "title": {"text": "volume"}},
+    )
+    return {"data": data, "layout": layout}
+
+
+def _line(name: str, x: list, y, colour: str, dash: str = "solid", axis: str = "y") -> dict:
+    return {
+        "type": "scatter",
+        "mode": "lines",
+        "name": name,
+        "x": x,
+        "y": _floats(y),
+        "line": {"color": colour, "width": 1.3, "dash": dash},
+        "yaxis": axis,
+    }
+
+
+def contributions_chart(win: list, loss: list) -> Figure:
+    """Two horizontal bar groups: each top feature's contribution to win and to loss."""
+    data = []
+    for title, items, colour, axis in (
+        ("toward win", win, "#1a9850", "x"),
+        ("toward loss", loss, "#d73027", "x2"),
+    ):
+        data.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": title,
+                "y": [c.feature for c in reversed(items)],
+                "x": [c.contribution for c in reversed(items)],
+                "marker": {"color": colour},
+                "xaxis": axis,
+                "yaxis": "y" if axis == "x" else "y2",
+            }
+        )
+    layout = _layout(
+        "largest contributions (log-odds, tree models)",
+        height=380,
+        hovermode="closest",
+        xaxis={"domain": [0.0, 0.44], "title": {"text": "p_win"}},
+        xaxis2={"domain": [0.56, 1.0], "title": {"text": "p_loss"}},
+        yaxis={"anchor": "x", "automargin": True},
+        yaxis2={"anchor": "x2", "automargin": True},
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+    )
+    return {"data": data, "layout": layout}
+
+
+def window_chart(metrics: dict, metric: str, models: list[str], title: str) -> Figure:
+    """`metric` per walk-forward window (x) for each model (one line each)."""
+    windows = sorted((w for w in metrics if w != "pooled"), key=int)
+    data = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": model,
+            "x": [f"window {w}" for w in windows],
+            "y": _floats([metrics[w].get(model, {}).get(metric, np.nan) for w in windows]),
+        }
+        for model in models
+        if any(model in metrics[w] for w in windows)
+    ]
+    return {"data": data, "layout": _layout(title, height=340, hovermode="closest")}
+
+
+def pooled_chart(pooled: dict, metric: str, title: str) -> Figure:
+    """One bar per model/baseline of the pooled test rows, the stack highlighted."""
+    names = [m for m in pooled if metric in pooled[m]]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": names,
+                "y": _floats([pooled[m][metric] for m in names]),
+                "marker": {"color": ["#d62728" if m == "stack" else "#7f7f7f" for m in names]},
+                "name": metric,
+            }
+        ],
+        "layout": _layout(title, height=340, hovermode="closest", xaxis={"automargin": True}),
+    }
+
+
+def brier_chart(metrics: dict, classes: list[str]) -> Figure:
+    """Calibration: the stack's Brier score per class and window beside the class prior's
+    (lower is better; a stack above its prior is worse than always saying the base rate)."""
+    windows = sorted(metrics, key=lambda w: (w == "pooled", w))
+    data = []
+    for model, dash in (("stack", "solid"), ("baseline_prior", "dot")):
+        for name in classes:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": f"{model} {name}",
+                    "x": windows,
+                    "y": _floats(
+                        [metrics[w].get(model, {}).get(f"brier_{name}", np.nan) for w in windows]
+                    ),
+                    "line": {"dash": dash},
+                }
+            )
+    return {
+        "data": data,
+        "layout": _layout(
+            "Brier score per class (stack vs prior)", height=340, hovermode="closest"
+        ),
+    }
+
+
+def equity_chart(trades: list[dict]) -> Figure:
+    """Cumulative sum of trade returns by exit day, one unit staked per trade, for the
+    stock (trader's side) and the option approximation, each side separately."""
+    data = []
+    for signal in ("BUY CALL", "BUY PUT"):
+        chosen = sorted(
+            (t for t in trades if t["signal"] == signal and t["exit_date"] is not None),
+            key=lambda t: t["exit_date"],
+        )
+        if not chosen:
+            continue
+        x = [str(t["exit_date"]) for t in chosen]
+        for column, dash in (("stock_return", "solid"), ("option_return", "dot")):
+            values = np.array(
+                [np.nan if t[column] is None else t[column] for t in chosen], dtype=np.float64
+            )
+            data.append(
+                _line(
+                    f"{signal} {column.split('_')[0]}",
+                    x,
+                    np.cumsum(np.nan_to_num(values)),
+                    "#1a9850" if signal == "BUY CALL" else "#d73027",
+                    dash=dash,
+                )
+            )
+    layout = _layout(
+        "equity: cumulative return, 1 unit per trade, by exit day",
+        height=360,
+        hovermode="closest",
+        yaxis={"tickformat": ".0%"},
+    )
+    return {"data": data, "layout": layout}

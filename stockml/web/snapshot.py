@@ -1,0 +1,205 @@
+"""Read the store without ever locking its owner out: serve from a private snapshot copy.
+
+DuckDB lets one process open a file to write, or any number to read, never both at once,
+and a second opener fails at once instead of waiting. A page that opened the store for
+each request, even read-only and briefly, would therefore make a `stockml ingest` or
+`stockml train` starting in that instant fail with "in use by another process". So the
+web server never opens the user's file with DuckDB at all:
+
+- it copies the file (and a leftover `.wal`, if a crashed writer left one) into a private
+  temporary folder and opens *that copy* read-only; requests read the copy;
+- before using the copy it `stat`s the store: when the file changed since the copy was
+  taken, it asks the kernel whether some process holds DuckDB's write lock on the file
+  (`fcntl(F_GETLK)`: a query that takes no lock itself, so it cannot get in a writer's
+  way). Only when no writer holds it is a new copy made; it is kept only if the file is
+  still unlocked and unchanged once the copy is complete (else a writer started during
+  the copy and the copy may be torn: it is thrown away and the previous one kept);
+- while a writer works, pages show the last consistent copy, with a note naming the
+  writer's pid; before any copy exists, `StoreBusy` (a 503 page that reloads itself).
+
+Why not open per request and make writers retry on a lock? That would also work, but
+costs every writer a change in behaviour, blanks the page for the whole length of an
+ingest or a training run (minutes), and a writer retrying for a bounded time can still
+lose to a page refreshed in a loop. Copying costs one file copy per change of the store
+(about 1 s per GB), paid by the page, never by the writer. The lock query reads
+`struct flock` as Linux lays it out (macOS also handled); DuckDB's own lock is an
+`fcntl` lock over the whole file on both.
+
+Shapes: `Snapshots(source, folder)`; `with snapshots.reader() as (cursor, info):` gives a
+DuckDB cursor on the current copy (one per request, closed on exit) and a `SnapshotInfo`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import struct
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import structlog
+
+from stockml.errors import StockmlError, StoreError
+from stockml.store.connection import utcnow
+
+log = structlog.get_logger("web")
+
+# struct flock: Linux orders type, whence, start, len, pid; BSD/macOS start, len, pid, type,
+# whence. Native alignment; trailing padding so the kernel never reads past the buffer.
+_FLOCK_DARWIN = sys.platform == "darwin"
+_FLOCK = "qqihh" if _FLOCK_DARWIN else "hhqqi4x"
+
+
+class StoreBusy(StockmlError):
+    """A writer holds the store and no earlier copy exists yet to show."""
+
+
+def writer_pid(path: Path) -> int | None:
+    """The pid of a process holding DuckDB's write lock on `path`, else None. Takes no
+    lock (F_GETLK only asks); a process holding a read lock is not a writer."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _FLOCK_DARWIN:
+            request = struct.pack(_FLOCK, 0, 0, 0, fcntl.F_WRLCK, os.SEEK_SET)
+            _, _, pid, kind, _ = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, request))
+        else:
+            request = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+            kind, _, _, _, pid = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, request))
+    finally:
+        os.close(fd)
+    return pid if kind == fcntl.F_WRLCK else None
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int]:
+    """(mtime_ns, size) of the store and of its WAL: any write changes one of them."""
+    main = path.stat()
+    try:
+        wal = Path(f"{path}.wal").stat()
+        extra = (wal.st_mtime_ns, wal.st_size)
+    except FileNotFoundError:
+        extra = (0, -1)
+    return (main.st_mtime_ns, main.st_size, *extra)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What a page says about the data it shows."""
+
+    taken_at: datetime  # UTC, naive: when the copy was made
+    writer: int | None  # pid of a process writing the store now (the copy may be behind)
+
+
+class _Snapshot:
+    def __init__(self, path: Path, stamp: tuple, taken_at: datetime) -> None:
+        self.path = path
+        self.stamp = stamp
+        self.taken_at = taken_at
+        self.con = duckdb.connect(str(path), read_only=True)
+        self.users = 0
+        self.retired = False
+
+    def close(self) -> None:
+        self.con.close()
+        for file in (self.path, Path(f"{self.path}.wal")):
+            file.unlink(missing_ok=True)
+
+
+class Snapshots:
+    """The current read-only copy of `source`, renewed when the store changed and no
+    writer holds it. Thread-safe; at most one copy is made at a time."""
+
+    def __init__(self, source: Path, folder: Path, check_interval: float = 0.25) -> None:
+        self.source = Path(source)
+        self.folder = Path(folder)
+        self.check_interval = check_interval  # seconds between two lock queries
+        self._lock = threading.Lock()
+        self._copying = threading.Lock()
+        self._current: _Snapshot | None = None
+        self._checked = 0.0
+        self._writer: int | None = None
+        self._serial = 0
+        if not self.source.is_file():
+            raise StoreError(f"no store at {self.source}: run `stockml ingest` first (or --db)")
+
+    def _refresh(self) -> None:
+        """Copy the store if it changed and is not being written (see the module doc)."""
+        current = self._current
+        stamp = _stamp(self.source)
+        if current is not None and stamp == current.stamp:
+            self._writer = None
+            return
+        if current is not None and time.monotonic() - self._checked < self.check_interval:
+            return
+        self._checked = time.monotonic()
+        self._writer = writer_pid(self.source)
+        if self._writer is not None:
+            return
+        self._serial += 1
+        target = self.folder / f"snapshot-{self._serial}.duckdb"
+        taken_at = utcnow()
+        shutil.copyfile(self.source, target)
+        wal = Path(f"{self.source}.wal")
+        if wal.exists():
+            shutil.copyfile(wal, Path(f"{target}.wal"))
+        self._writer = writer_pid(self.source)
+        if self._writer is not None or _stamp(self.source) != stamp:
+            log.info("snapshot_discarded", writer=self._writer, reason="store changed in copy")
+            for file in (target, Path(f"{target}.wal")):
+                file.unlink(missing_ok=True)
+            return
+        try:
+            fresh = _Snapshot(target, stamp, taken_at)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read {self.source}: {str(exc).splitlines()[0]}") from exc
+        log.info("snapshot_taken", source=str(self.source), bytes=stamp[1], serial=self._serial)
+        with self._lock:
+            old, self._current = self._current, fresh
+            if old is not None:
+                old.retired = True
+                if old.users == 0:
+                    old.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, SnapshotInfo]]:
+        """A cursor on the newest consistent copy, and what the page should say about it.
+        Raises StoreBusy when a writer holds the store and no copy exists yet."""
+        # One request copies; the others read the previous copy meanwhile (or wait for the
+        # first one).
+        if self._copying.acquire(blocking=self._current is None):
+            try:
+                self._refresh()
+            finally:
+                self._copying.release()
+        with self._lock:
+            snap = self._current
+            if snap is None:
+                raise StoreBusy(
+                    f"{self.source} is being written by process {self._writer}; "
+                    "this page shows its data once that finishes"
+                )
+            snap.users += 1
+            cursor = snap.con.cursor()
+            info = SnapshotInfo(snap.taken_at, self._writer)
+        try:
+            yield cursor, info
+        finally:
+            cursor.close()
+            with self._lock:
+                snap.users -= 1
+                if snap.retired and snap.users == 0:
+                    snap.close()
+
+    def close(self) -> None:
+        """Close and delete the current copy (at server shutdown)."""
+        with self._lock:
+            if self._current is not None:
+                self._current.close()
+                self._current = None
