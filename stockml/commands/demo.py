@@ -61,6 +61,9 @@ def demo(
         help="Also train the eight models and print signals (~3 min on 2 cores).",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
+    serve: bool = typer.Option(
+        False, "--serve", help="End by serving the ML Signals page (127.0.0.1:5000) on the store."
+    ),
 ) -> None:
     """Start the Yahoo-compatible server on the seeded simulator and run the real pipeline
     against it: ingest (with a few injected faults to recover from), the backtest (features
@@ -185,6 +188,10 @@ def demo(
         )
     if not quiet:
         console.print(f"[green]demo store ready:[/] {db} (log: {log_path_for(db)})")
+    if serve:
+        from stockml.web.app import serve_forever
+
+        serve_forever(db)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,6 +28,7 @@ import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -165,9 +166,12 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
             "descending": direction == "desc",
         }
 
+    def all_signals(cur, info) -> list[dict]:
+        return info.memo("signals", lambda: queries.latest_signals(cur))
+
     def signals_page(request: Request, cur, info) -> Response:
         chosen = signal_filters(request)
-        found = queries.latest_signals(cur, **chosen)
+        found = queries.pick_signals(all_signals(cur, info), **chosen)
         kept = {k: chosen[k] for k in ("signal", "sector", "profile") if chosen[k]}
 
         def sort_link(column: str) -> str:
@@ -180,17 +184,21 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
             info=info,
             rows=found,
             chosen=chosen,
-            choices=queries.filter_choices(cur),
-            fresh=queries.freshness(cur),
+            choices=info.memo("choices", lambda: queries.filter_choices(cur)),
+            fresh=freshness(cur, info),
             sort_link=sort_link,
         )
 
+    def freshness(cur, info) -> dict:
+        today = date.today()  # the stale warning depends on the day too
+        return info.memo(("freshness", today), lambda: queries.freshness(cur, today))
+
     def api_signals(request: Request, cur, info) -> Response:
-        found = queries.latest_signals(cur, **signal_filters(request))
+        found = queries.pick_signals(all_signals(cur, info), **signal_filters(request))
         return JSONResponse(
             {
                 "snapshot_taken_at": info.taken_at.isoformat(),
-                "freshness": {k: queries.as_json(v) for k, v in queries.freshness(cur).items()},
+                "freshness": {k: queries.as_json(v) for k, v in freshness(cur, info).items()},
                 "signals": [{k: queries.as_json(v) for k, v in r.items()} for r in found],
             }
         )

@@ -101,6 +101,31 @@ def latest_signals(
     return out
 
 
+def pick_signals(
+    rows: list[Row],
+    signal: str | None = None,
+    sector: str | None = None,
+    profile: str | None = None,
+    sort: str = "probability",
+    descending: bool = True,
+) -> list[Row]:
+    """`latest_signals` rows filtered and sorted in Python as `latest_signals` would in
+    SQL (missing values last, then symbol and profile): for rows kept in a snapshot's memo."""
+    column = SORT_COLUMNS[sort]
+    kept = [
+        r
+        for r in rows
+        if (signal is None or r["signal"] == signal)
+        and (sector is None or r["sector"] == sector)
+        and (profile is None or r["profile"] == profile)
+    ]
+    kept.sort(key=lambda r: (r["symbol"], r["profile"] or ""))
+    present = [r for r in kept if r[column] is not None]
+    missing = [r for r in kept if r[column] is None]
+    present.sort(key=lambda r: r[column], reverse=descending)
+    return present + missing
+
+
 def filter_choices(cur: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """The values the signals page offers in its filters: sectors and profiles present."""
     sectors = cur.execute(

@@ -26,7 +26,9 @@ lose to a page refreshed in a loop. Copying costs one file copy per change of th
 `fcntl` lock over the whole file on both.
 
 Shapes: `Snapshots(source, folder)`; `with snapshots.reader() as (cursor, info):` gives a
-DuckDB cursor on the current copy (one per request, closed on exit) and a `SnapshotInfo`.
+DuckDB cursor on the current copy (one per request, closed on exit) and a `SnapshotInfo`,
+whose `memo` keeps a query's answer for as long as the copy is current (a copy never
+changes): the signals page of 500 symbols is then a template render, not a query.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import structlog
@@ -95,6 +98,15 @@ class SnapshotInfo:
 
     taken_at: datetime  # UTC, naive: when the copy was made
     writer: int | None  # pid of a process writing the store now (the copy may be behind)
+    cache: dict = field(default_factory=dict, compare=False)  # results kept with the copy
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per copy: a copy never changes, so neither does a query's
+        answer on it (two threads may both compute it the first time; either result is
+        the same)."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
 
 
 class _Snapshot:
@@ -105,6 +117,7 @@ class _Snapshot:
         self.con = duckdb.connect(str(path), read_only=True)
         self.users = 0
         self.retired = False
+        self.cache: dict = {}
 
     def close(self) -> None:
         self.con.close()
@@ -187,7 +200,7 @@ class Snapshots:
                 )
             snap.users += 1
             cursor = snap.con.cursor()
-            info = SnapshotInfo(snap.taken_at, self._writer)
+            info = SnapshotInfo(snap.taken_at, self._writer, snap.cache)
         try:
             yield cursor, info
         finally:
