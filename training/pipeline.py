@@ -34,6 +34,7 @@ from training.calibration import CalibrationChoice, choose_calibration
 from training.models import BASE_MODELS, META
 from training.ray_runner import (
     FitJob,
+    fit_records,
     load_model,
     load_predictions,
     run_fits,
@@ -343,6 +344,7 @@ def run_training(
             code_version=__version__,
             params=json.dumps(params),
             run_dir=str(run_dir),
+            fits=fit_records(run_dir / "fits", jobs),
             metrics=evaluation.metrics,
             trades=evaluation.trades,
         )

@@ -5,7 +5,7 @@ on a cluster whose workers cannot see the run folder or the store: the training 
 labels and weights go into Ray's object store once (tasks read them zero-copy), and a task
 returns its fitted model (pickled bytes), its predictions and where it ran (node id, host,
 seconds). Only the driver writes: `<name>.pkl` (the model), `<name>.npy` (its
-predictions), `<name>.fit.json` (its FitRecord), then a manifest `<name>.json` of their
+predictions), `<name>.record` (its FitRecord, as JSON), then a manifest `<name>.json` of their
 SHA-256. A rerun skips fits whose files match their manifest, and a hash is checked before
 any model is loaded.
 
@@ -102,7 +102,7 @@ def fit_records(folder: Path, jobs: list[FitJob]) -> list[FitRecord]:
     node, host or time."""
     records = []
     for job in jobs:
-        path = folder / f"{checkpoint_name(job)}.fit.json"
+        path = folder / f"{checkpoint_name(job)}.record"
         if path.exists():
             records.append(FitRecord(**json.loads(path.read_text())))
         else:
@@ -201,7 +201,7 @@ def fit_on_node(
 def save_fit(folder: Path, result: FitResult) -> None:
     """The driver's checkpoint of one fit: model bytes, predictions, record, manifest."""
     record = json.dumps(asdict(result.record)).encode()
-    payload = {".pkl": result.model, ".npy": result.proba, ".fit.json": record}
+    payload = {".pkl": result.model, ".npy": result.proba, ".record": record}
     write_checkpoint(folder, result.name, payload)
 
 
