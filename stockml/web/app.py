@@ -270,6 +270,16 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
             params = json.loads(run["params"] or "{}")
         except json.JSONDecodeError:
             params = {}
+        if isinstance(params.get("profile"), str):  # stored as JSON text inside the JSON
+            try:
+                params["profile"] = json.loads(params["profile"])
+            except json.JSONDecodeError:
+                params["profile"] = {}
+        if isinstance(params.get("profile"), str):  # stored as JSON text inside the JSON
+            try:
+                params["profile"] = json.loads(params["profile"])
+            except json.JSONDecodeError:
+                params["profile"] = {}
         return {
             "run": run,
             "params": params,
@@ -390,7 +400,7 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
     routes = [
         Route("/", reading(signals_page)),
         Route("/ml-signals", reading(signals_page)),
-        Route("/symbol/{symbol}", reading(symbol_page)),
+        Route("/symbol/{symbol:path}", reading(symbol_page)),
         Route("/runs", reading(runs_page)),
         Route("/runs/{run_id}", reading(run_page)),
         Route("/runs/{run_id}/files/{name}", reading(run_file)),

@@ -23,6 +23,10 @@ def _floats(values) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:+.2%}"
+
+
 def _dates(values) -> list[str]:
     return [str(d)[:10] for d in values]
 
@@ -108,7 +112,7 @@ def price_chart(bars: dict[str, np.ndarray], trades: list[dict]) -> Figure:
                     "yaxis": "y",
                     "text": [
                         f"{t['profile']} window {t['window']}: exit {t['exit_date']}, "
-                        f"{t['days_held']} days, stock {t['stock_return']:+.2%}"
+                        f"{t['days_held']} days, stock {_percent(t['stock_return'])}"
                         for t in chosen
                     ],
                 }
@@ -223,7 +227,10 @@ def brier_chart(metrics: dict, classes: list[str]) -> Figure:
     return {
         "data": data,
         "layout": _layout(
-            "Brier score per class (stack vs prior)", height=340, hovermode="closest"
+            "Brier score per class (stack vs prior)",
+            height=340,
+            hovermode="closest",
+            xaxis={"type": "category", "title": {"text": "test window"}},
         ),
     }
 
