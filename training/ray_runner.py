@@ -35,6 +35,8 @@ from sklearn.exceptions import ConvergenceWarning
 from stockml.files import atomic_write, atomic_write_text, sha256
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# How long `check_ray_address` waits for the cluster's GCS port to accept a connection.
+CONNECT_TIMEOUT_S = 5.0
 # Reruns of a task whose worker or node died (Ray's max_retries); a fit that raises is not
 # retried. Three covers a node lost mid-run and one more while the retry runs.
 TASK_RETRIES = 3
@@ -203,6 +205,28 @@ def save_fit(folder: Path, result: FitResult) -> None:
     record = json.dumps(asdict(result.record)).encode()
     payload = {".pkl": result.model, ".npy": result.proba, ".record": record}
     write_checkpoint(folder, result.name, payload)
+
+
+def check_ray_address(address: str | None) -> None:
+    """Fail fast, in one line, when `address` (else $RAY_ADDRESS) is a host:port that no
+    Ray cluster listens on: ray.init would retry for minutes. Other forms (`auto`,
+    `ray://...`) are left to Ray. Raises InputError."""
+    from stockml.errors import InputError
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or "/" in host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}): "
+            "check --ray-address or RAY_ADDRESS"
+        ) from exc
 
 
 def init_ray(address: str | None) -> Any:

@@ -55,10 +55,12 @@ def train(
     from stockml.logs import configure_logging, log_path_for
     from stockml.progress import console
     from training.pipeline import run_training
+    from training.ray_runner import check_ray_address
 
     chosen = resolve_profile(profile, hold_days, take_profit, stop_loss)
     configure_logging(log_path_for(db))
     names = parse_models(models)
+    check_ray_address(ray_address)  # seconds, not the minutes ray.init retries for
     result = run_training(
         db, chosen, ray_address, fresh, progress=not quiet, models=names, windows=windows
     )
