@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -46,7 +47,9 @@ def fit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
 
 
 def window_state(result) -> dict:
-    """What each window fitted and chose: thresholds, calibration, test probabilities."""
+    """What each window fitted and chose: thresholds, calibration, the base models its
+    stack kept, test probabilities (and the run's tuning choice, made before window 1)."""
+    tuning = [(m, t["chosen"], t["scores"][0], t["scores"][1]) for m, t in result.tuning.items()]
     return {
         w.number: (
             w.decision.t_call,
@@ -54,9 +57,16 @@ def window_state(result) -> dict:
             w.decision.calibration.calibrator is None,
             w.decision.calibration.brier_raw,
             w.proba["stack"],
+            np.array(w.kept),
+            np.array(tuning, dtype=object),
         )
         for w in result.windows
     }
+
+
+def fit_block(name: str) -> int:
+    """The block a checkpoint file predicts: `lightgbm__b3@t1.npy` -> 3."""
+    return int(re.search(r"__b(\d+)", name).group(1))
 
 
 @pytest.mark.parametrize("from_window", [1, 4])
@@ -85,8 +95,10 @@ def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from
     assert second.run_id != first.run_id  # a new run: nothing reused from the first
     after, state_after = fit_outputs(second.run_dir), window_state(second)
     last_block = 4 + from_window  # blocks 0..4 before the windows; block 0 only trains
-    kept = [n for n in before if "live" not in n and int(n[:-4].split("__b")[1]) <= last_block]
-    assert len(kept) == len(MODELS) * last_block
+    kept = [n for n in before if "live" not in n and fit_block(n) <= last_block]
+    # every model's fits of blocks 1..k, plus the tuning alternative's inner blocks 1..4
+    assert len(kept) == len(MODELS) * (last_block + 4)
+    assert first.tuning and all(w.kept for w in first.windows)
     for name in kept:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
     for number in range(1, from_window + 1):
@@ -101,13 +113,15 @@ def test_saved_stack_predicts_what_the_pipeline_evaluated(small_store):
     whose base models are in the run's model order."""
     from training.pipeline import load_samples
     from training.stack import SignalModel, StackedModel
+    from training.tuning import tag
 
     result = run_training(small_store, "swing", progress=False, models=MODELS)
     window = result.windows[-1]
     block = 4 + window.number
     fits = result.run_dir / "fits"
+    chosen = {m: tag(t["chosen"]) for m, t in result.tuning.items()}
     stack = StackedModel.from_fitted(
-        [(m, load_model(fits, f"{m}__b{block}")) for m in MODELS],
+        [(m, load_model(fits, f"{m}__b{block}{chosen[m]}")) for m in window.kept],
         load_model(result.run_dir, f"meta__b{block}"),
     )
     decision = window.decision
@@ -119,7 +133,8 @@ def test_saved_stack_predicts_what_the_pipeline_evaluated(small_store):
     np.testing.assert_allclose(proba, window.proba["stack"], rtol=0, atol=1e-12)
     np.testing.assert_array_equal(model.decide(proba), window.signals)
     live = load_model(result.run_dir, "signal_model")
-    assert live.stack.names_ == MODELS and {"call_trades", "put_trades"} <= set(live.track_record)
+    assert set(live.stack.names_) <= set(MODELS) and live.stack.names_
+    assert {"call_trades", "put_trades"} <= set(live.track_record)
 
 
 def test_rerun_skips_finished_fits_and_refuses_tampered_checkpoints(small_store):
@@ -284,7 +299,8 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
     result = run_training(db, "swing", progress=False, models=models.split(","))
     for path, stamp in finished.items():
         assert path.stat().st_mtime_ns == stamp, f"{path.name} was refitted"
-    assert len(list((result.run_dir / "fits").glob("*.json"))) == 18
+    # per model: 4 inner blocks x 2 tuning candidates, 4 window blocks and the live fit
+    assert len(list((result.run_dir / "fits").glob("*.json"))) == len(MODELS) * 13
     assert result.report.exists() and "stack" in result.metrics
 
 
@@ -304,7 +320,7 @@ def test_serial_baseline_fits_exactly_what_ray_fits(small_store):
     assert serial.run_id == parallel.run_id
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())  # refitted, not reused
     in_process = fit_outputs(serial.run_dir)
-    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * 9
+    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * 13
     for name in by_ray:
         np.testing.assert_array_equal(by_ray[name], in_process[name], err_msg=name)
     np.testing.assert_array_equal(stack_by_ray, np.load(serial.run_dir / "test_probabilities.npy"))
@@ -368,3 +384,37 @@ def test_a_store_of_the_previous_schema_is_migrated(tmp_path):
     con.close()
     assert metrics == [("pooled", "stack", "accuracy", 0.53)]
     assert signals == [("AAPL", None, None)]
+
+
+def test_ablation_runs_every_variant_and_reports_one_table(small_store):
+    """`stockml train --ablation`: four runs (catalog only; + context; + weights; final),
+    each its own run, one table in the final report and in model_metrics."""
+    import json
+    import shutil
+
+    from training.ablation import VARIANTS, run_ablation
+
+    db = small_store.parent / "ablation" / "s.duckdb"
+    db.parent.mkdir(exist_ok=True)
+    shutil.copy(small_store, db)
+    runs = run_ablation(db, "swing", progress=False, models=["logistic"], windows=1)
+    assert [label for label, _ in runs] == [label for label, _ in VARIANTS]
+    assert len({r.run_id for _, r in runs}) == 4
+    con = store.connect(db, read_only=True)
+    try:
+        params = {
+            run_id: json.loads(p)
+            for run_id, p in con.execute("SELECT run_id, params FROM training_runs").fetchall()
+        }
+        rows = con.execute(
+            "SELECT DISTINCT model FROM model_metrics WHERE run_id = ? AND model LIKE 'ablation:%'",
+            [runs[-1][1].run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    for (_, result), (_, recipe) in zip(runs, VARIANTS, strict=True):
+        assert {k: params[result.run_id][k] for k in recipe.params()} == recipe.params()
+    assert len(rows) == 7  # four variants and three baselines
+    report = runs[-1][1].report.read_text()
+    assert "## Ablation" in report and "catalog features only" in report
+    assert "## What the stack learns from" in report and "Recipe: catalog features" in report

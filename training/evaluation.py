@@ -290,9 +290,23 @@ def intervals(pooled: dict, samples, rows: np.ndarray, block_days: int) -> dict:
     return out
 
 
-def evaluate_run(con, samples, lay, windows, live, oof, profile, run_id, run_dir, models):
+def evaluate_run(
+    con,
+    samples,
+    lay,
+    windows,
+    live,
+    oof,
+    profile,
+    run_id,
+    run_dir,
+    models,
+    recipe: str = "",
+    tuning: dict | None = None,
+):
     """Score every window and the pooled test rows, bootstrap the intervals, price every
-    signal as a trade, give the live model its track record, write report.md and plots."""
+    signal as a trade, give the live model its track record, write report.md and plots.
+    `recipe` and `tuning` (training.pipeline) are stated in the report and stored."""
     from training.plots import write_plots
     from training.report import ReportData, random_split_audit, write_report
 
@@ -330,7 +344,18 @@ def evaluate_run(con, samples, lay, windows, live, oof, profile, run_id, run_dir
     audit = random_split_audit(samples, audit_model, 7)
     plots = write_plots(run_dir, by_window, pooled, samples, rows, trades, audit, lay.horizon)
     data = ReportData(
-        run_id, profile, lay, windows, by_window, cis, record, audit, audit_model, models
+        run_id,
+        profile,
+        lay,
+        windows,
+        by_window,
+        cis,
+        record,
+        audit,
+        audit_model,
+        models,
+        recipe,
+        tuning or {},
     )
     report = write_report(run_dir, data, plots)
     metrics = [
@@ -359,4 +384,12 @@ def evaluate_run(con, samples, lay, windows, live, oof, profile, run_id, run_dir
             (str(w.number), "stack", "calibrated", float(d.calibration.calibrator is not None)),
         ]
     metrics += [("pooled", "audit_random_split", k, v) for k, v in audit.items()]
+    for model, t in (tuning or {}).items():
+        metrics.append(("pooled", model, "tuning_chosen", float(t["chosen"])))
+        metrics += [
+            ("pooled", model, f"tuning_log_loss_{i}", float(v)) for i, v in t["scores"].items()
+        ]
+    for w in windows:
+        if w.kept:
+            metrics += [(str(w.number), m, "in_stack", float(m in w.kept)) for m in models]
     return Evaluation(by_window["pooled"], by_window, cis, trades, report, metrics)

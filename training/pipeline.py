@@ -30,10 +30,12 @@ from stockml import __version__, store
 from stockml.defaults import DEFAULT_PROFILE
 from stockml.errors import NothingToDoError
 from stockml.progress import progress_bar
+from training import tuning
 from training.calibration import CalibrationChoice, choose_calibration
-from training.models import BASE_MODELS, META
+from training.models import BASE_MODELS, META, fit_model
 from training.ray_runner import (
     FitJob,
+    checkpoint_name,
     fit_records,
     load_model,
     load_predictions,
@@ -41,6 +43,7 @@ from training.ray_runner import (
     run_fits_serial,
     save_model,
 )
+from training.selection import Selection, forward_select
 from training.stack import SignalModel, StackedModel
 from training.trades import MAX_COVERAGE, MIN_COVERAGE, choose_thresholds, decide
 from training.walkforward import Layout, cross_fitted, layout, meta_rows
@@ -91,6 +94,8 @@ class Window:
     proba: dict[str, np.ndarray]
     signals: np.ndarray
     decision: Decision
+    kept: list[str] = field(default_factory=list)  # base models the stack reads
+    selection: dict[str, str] = field(default_factory=dict)  # model -> why kept or not
 
 
 @dataclass
@@ -102,13 +107,55 @@ class RunResult:
     windows: list[Window] = field(default_factory=list)
     profile: str = ""  # the label profile in words
     without_samples: list[str] = field(default_factory=list)
+    tuning: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> choice
 
 
-def load_samples(con: Any, profile: str, max_samples: int | None = None) -> Samples:
-    """Every labelled day carrying all features. Symbols that give none are logged and,
+@dataclass(frozen=True)
+class Recipe:
+    """What a training run learns from and how: the ablation's variables.
+
+    context: the market, sector and cross-sectional columns (features/context.csv) beside
+    the 179 catalog features; weights: rows weighted by their label's average uniqueness
+    (training/weights.py); select: each stack reads only the base models forward
+    selection keeps on its training period (training/selection.py); tune: each base
+    model's settings chosen from a small grid on the inner blocks (training/tuning.py)."""
+
+    context: bool = True
+    weights: bool = True
+    select: bool = True
+    tune: bool = True
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "context": self.context,
+            "weights": self.weights,
+            "select": self.select,
+            "tune": self.tune,
+        }
+
+    def describe(self) -> str:
+        parts = ["catalog features"]
+        if self.context:
+            parts.append("context")
+        if self.weights:
+            parts.append("uniqueness weights")
+        if self.tune:
+            parts.append("tuned settings")
+        if self.select:
+            parts.append("base-model selection")
+        return " + ".join(parts)
+
+
+def load_samples(
+    con: Any, profile: str, context: bool = True, max_samples: int | None = None
+) -> Samples:
+    """Every labelled day carrying all catalog features, with the context columns when
+    `context` and the store has them (NULL context values, inside a window's warm-up,
+    stay NaN: every model imputes or handles them). Symbols that give none are logged and,
     when no sample is left, named in the error; a +-inf feature (from a store computed
     before features were guarded) is refused with the symbol, date and feature."""
     from features.catalog import COLUMNS
+    from features.context import CONTEXT_COLUMNS
     from features.coverage import uncovered_symbols
     from stockml.errors import InputError
     from training.sampling import read_samples
@@ -138,12 +185,15 @@ def load_samples(con: Any, profile: str, max_samples: int | None = None) -> Samp
             f"no labelled samples for profile {profile!r}: run `stockml ingest` first "
             "(training needs at least a few months of prices)"
         )
-    x = frame.select(COLUMNS).to_numpy().astype(np.float64)
+    columns = list(COLUMNS)
+    if context and all(c in frame.columns for c in CONTEXT_COLUMNS):
+        columns += CONTEXT_COLUMNS
+    x = frame.select(columns).to_numpy().astype(np.float64)
     infinite = np.isinf(x)
     if infinite.any():
         row, col = np.argwhere(infinite)[0]
         raise InputError(
-            f"feature {COLUMNS[col]} is {x[row, col]} for {frame['symbol'][int(row)]} on "
+            f"feature {columns[col]} is {x[row, col]} for {frame['symbol'][int(row)]} on "
             f"{frame['date'][int(row)]} ({int(infinite.sum())} infinite values in all): "
             "recompute the features with `stockml features` (this version stores NULL there)"
         )
@@ -152,7 +202,7 @@ def load_samples(con: Any, profile: str, max_samples: int | None = None) -> Samp
         y=frame["label"].to_numpy().astype(np.int64),
         dates=frame["date"].to_numpy(),
         symbols=frame["symbol"].to_numpy(),
-        columns=COLUMNS,
+        columns=columns,
         exit_return=frame["exit_return"].to_numpy().astype(np.float64),
         exit_offset=frame["exit_offset"].to_numpy().astype(np.int64),
         without_samples=[item.reason() for item in uncovered],
@@ -167,18 +217,69 @@ def fingerprint(samples: Samples, params: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def fit_jobs(lay: Layout, day_index: np.ndarray, models: list[str]) -> list[FitJob]:
-    """Per model: one fit per block from 1 on (days before the block, purged; predicts the
-    block) and the live fit on every labelled day (predicts nothing)."""
+def block_job(
+    lay: Layout, day_index: np.ndarray, model: str, block: int, candidate: int = 0
+) -> FitJob:
+    """The fit of `model` (tuning candidate `candidate`) on the days before `block`, less
+    the purge, predicting the block."""
+    start, end = lay.bounds[block], lay.bounds[block + 1]
+    train = np.flatnonzero(day_index < lay.fit_end(block))
+    predict = np.flatnonzero((day_index >= start) & (day_index < end))
+    overrides = tuning.as_params(tuning.candidates(model)[candidate])
+    return FitJob(model, f"b{block}{tuning.tag(candidate)}", train, predict, overrides)
+
+
+def fit_jobs(
+    lay: Layout, day_index: np.ndarray, models: list[str], chosen: dict[str, int] | None = None
+) -> list[FitJob]:
+    """Per model, with its chosen tuning candidate (default: 0): one fit per block from 1
+    on (days before the block, purged; predicts the block) and the live fit on every
+    labelled day (predicts nothing)."""
+    chosen = chosen or {}
     jobs = []
     for name in models:
-        for block in range(1, lay.n_blocks):
-            start, end = lay.bounds[block], lay.bounds[block + 1]
-            train = np.flatnonzero(day_index < lay.fit_end(block))
-            predict = np.flatnonzero((day_index >= start) & (day_index < end))
-            jobs.append(FitJob(name, f"b{block}", train, predict))
-        jobs.append(FitJob(name, "live", np.arange(len(day_index)), np.arange(0)))
+        i = chosen.get(name, 0)
+        jobs += [block_job(lay, day_index, name, b, i) for b in range(1, lay.n_blocks)]
+        overrides = tuning.as_params(tuning.candidates(name)[i])
+        live = FitJob(name, f"live{tuning.tag(i)}", np.arange(len(day_index)), np.arange(0))
+        jobs.append(FitJob(live.model, live.fold, live.train_rows, live.predict_rows, overrides))
     return jobs
+
+
+def tuning_jobs(lay: Layout, day_index: np.ndarray, models: list[str]) -> list[FitJob]:
+    """Every candidate of every model on the inner blocks (before the first test window)."""
+    return [
+        block_job(lay, day_index, name, b, i)
+        for name in models
+        for i in range(len(tuning.candidates(name)))
+        for b in range(1, lay.first_window)
+    ]
+
+
+def choose_settings(
+    models: list[str], y: np.ndarray, lay: Layout, day_index: np.ndarray, fits: Path
+) -> dict[str, dict[str, Any]]:
+    """Per model, the candidate whose inner-block fits (`tuning_jobs`, finished) have the
+    lowest forward out-of-fold log loss on the rows whose labels end before the first test
+    window (see training/tuning.py)."""
+    rows = meta_rows(lay, day_index, lay.first_window)
+    out = {}
+    for model in models:
+        predictions = {}
+        for i in range(len(tuning.candidates(model))):
+            proba = np.full((len(y), 3), np.nan)
+            for block in range(1, lay.first_window):
+                job = block_job(lay, day_index, model, block, i)
+                proba[job.predict_rows] = load_predictions(fits, job)
+            predictions[i] = proba
+        chosen, scores = tuning.choose(predictions, y, rows)
+        out[model] = {
+            "chosen": chosen,
+            "params": tuning.candidates(model)[chosen],
+            "alternative": tuning.candidates(model)[-1],
+            "scores": scores,
+        }
+    return out
 
 
 def choose_decision(
@@ -193,13 +294,34 @@ def choose_decision(
     return Decision(call.threshold, put.threshold, calibration, call.reason, put.reason)
 
 
+def base_columns(kept: list[int]) -> np.ndarray:
+    """Columns of the out-of-fold matrix holding the `kept` base models' probabilities."""
+    return np.concatenate([np.arange(3 * j, 3 * j + 3) for j in kept])
+
+
 def fit_stack(
-    oof: np.ndarray, y: np.ndarray, day_index: np.ndarray, lay: Layout, block: int | None
+    oof: np.ndarray,
+    y: np.ndarray,
+    day_index: np.ndarray,
+    lay: Layout,
+    block: int | None,
+    weights: np.ndarray | None = None,
+    select: bool = True,
 ):
-    """The meta-learner and decision of the window at `block` (None: the live model)."""
+    """The meta-learner and decision of the window at `block` (None: the live model), on
+    the base models forward selection keeps (all of them when not `select`). Returns
+    (meta, decision, meta rows, selection)."""
     rows = meta_rows(lay, day_index, block)
-    meta = META(1, SEED).fit(oof[rows], y[rows])
-    return meta, choose_decision(oof, y, day_index, rows, lay.horizon), rows
+    n_models = oof.shape[1] // 3
+    if select:
+        selection = forward_select(
+            lambda: META(1, SEED), oof, y, day_index, rows, lay.horizon, n_models
+        )
+    else:
+        selection = Selection(list(range(n_models)), [])
+    x = oof[:, base_columns(selection.kept)]
+    meta = fit_model(META(1, SEED), x[rows], y[rows], None if weights is None else weights[rows])
+    return meta, choose_decision(x, y, day_index, rows, lay.horizon), rows, selection
 
 
 def stack_windows(
@@ -210,22 +332,27 @@ def stack_windows(
     models: list[str],
     jobs: list[FitJob],
     progress: bool,
+    weights: np.ndarray | None = None,
+    select: bool = True,
 ) -> tuple[list[Window], SignalModel, np.ndarray]:
     """Every window's stack, its test probabilities and decisions; then the live signal
     model. Returns the windows, the live model and the forward out-of-fold matrix."""
     fits = run_dir / "fits"
     oof = np.full((len(samples.y), 3 * len(models)), np.nan)
     for job in jobs:
-        if job.fold != "live":
+        if not job.fold.startswith("live"):
             j = models.index(job.model)
             oof[job.predict_rows, 3 * j : 3 * j + 3] = load_predictions(fits, job)
+    live_names = {j.model: checkpoint_name(j) for j in jobs if j.fold.startswith("live")}
     windows = []
     with progress_bar("stack", len(lay.windows) + 1, progress) as bar:
         for block in lay.windows:
-            meta, decision, train_rows = fit_stack(oof, samples.y, day_index, lay, block)
+            meta, decision, train_rows, selection = fit_stack(
+                oof, samples.y, day_index, lay, block, weights, select
+            )
             save_model(run_dir, f"meta__b{block}", meta)
             rows = np.flatnonzero(lay.block_of(day_index) == block)
-            proba = meta.predict_proba(oof[rows])
+            proba = meta.predict_proba(oof[np.ix_(rows, base_columns(selection.kept))])
             if decision.calibration.calibrator is not None:
                 proba = decision.calibration.calibrator.transform(proba)
             base = {m: oof[rows, 3 * j : 3 * j + 3] for j, m in enumerate(models)}
@@ -239,14 +366,24 @@ def stack_windows(
                     {**base, "stack": proba},
                     decide(proba, decision.t_call, decision.t_put),
                     decision,
+                    [models[j] for j in selection.kept],
+                    selection.reasons(models) if select else {},
                 )
             )
             bar.advance(1, status=f"window {lay.window_number(block)}")
-        meta, decision, _ = fit_stack(oof, samples.y, day_index, lay, None)
-        stack = StackedModel.from_fitted(
-            [(m, load_model(fits, f"{m}__live")) for m in models], meta
+        meta, decision, _, selection = fit_stack(
+            oof, samples.y, day_index, lay, None, weights, select
         )
-        live = SignalModel(stack, decision.t_call, decision.t_put, decision.calibration.calibrator)
+        stack = StackedModel.from_fitted(
+            [(models[j], load_model(fits, live_names[models[j]])) for j in selection.kept], meta
+        )
+        live = SignalModel(
+            stack,
+            decision.t_call,
+            decision.t_put,
+            decision.calibration.calibrator,
+            columns=list(samples.columns),
+        )
         bar.advance(1, status="live model")
     return windows, live, oof
 
@@ -261,6 +398,7 @@ def run_training(
     serial: bool = False,
     windows: int = WINDOWS,
     max_samples: int | None = None,
+    recipe: Recipe | None = None,
 ) -> RunResult:
     """Refresh the sample store if stale, then fit, stack and evaluate every walk-forward
     window, refit the live signal model, and record the run. `profile` is a profile name or
@@ -269,19 +407,24 @@ def run_training(
     (training.sampling: stratified by date; the cap and the count go in the run's params)."""
     from backtest.labels import refresh_labels, resolve_profile
     from features.compute import refresh_features
+    from features.context_refresh import refresh_context
     from training.evaluation import evaluate_run
+    from training.weights import uniqueness_weights
 
     log = structlog.get_logger("training")
     chosen = resolve_profile(profile) if isinstance(profile, str) else profile
     models = list(models or BASE_MODELS)
+    recipe = recipe or Recipe()
     con = store.connect(db_path)
     try:
         if not store.prices_fingerprints(con):
             raise NothingToDoError(f"no prices in {db_path}: run `stockml ingest` first")
         refresh_features(con, progress=progress)
+        refresh_context(con, progress=progress)
         refresh_labels(con, chosen, progress=progress)
-        samples = load_samples(con, chosen.name, max_samples=max_samples)
+        samples = load_samples(con, chosen.name, context=recipe.context, max_samples=max_samples)
         params = {
+            **recipe.params(),
             "profile": chosen.params(),
             "models": models,
             "inner_blocks": INNER_BLOCKS,
@@ -310,19 +453,61 @@ def run_training(
             shutil.rmtree(run_dir)
         (run_dir / "fits").mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        jobs = fit_jobs(lay, day_index, models)
-        with progress_bar("train", len(jobs), progress) as bar:
+        weights = (
+            uniqueness_weights(samples.symbols, day_index, samples.exit_offset)
+            if recipe.weights
+            else None
+        )
+        fits = run_dir / "fits"
+        # Tuning first (every candidate on the inner blocks), then every fit with the
+        # settings chosen; a fit both phases need runs once (its checkpoint is reused).
+        phases = [tuning_jobs(lay, day_index, models)] if recipe.tune else []
+        planned = {checkpoint_name(j) for phase in phases for j in phase}
+        planned |= {checkpoint_name(j) for j in fit_jobs(lay, day_index, models)}
+        settings: dict[str, dict[str, Any]] = {}
+        all_jobs: dict[str, FitJob] = {}
+        with progress_bar("train", len(planned), progress) as bar:
+            seen: set[str] = set()
 
             def done(name: str, skipped: bool) -> None:
-                bar.advance(1, status=f"{name}{' (checkpoint)' if skipped else ''}")
+                if name not in seen:
+                    seen.add(name)
+                    bar.advance(1, status=f"{name}{' (checkpoint)' if skipped else ''}")
 
-            if serial:
-                run_fits_serial(jobs, samples.x, samples.y, run_dir / "fits", SEED, done)
+            def run(batch: list[FitJob]) -> None:
+                all_jobs.update((checkpoint_name(j), j) for j in batch)
+                if serial:
+                    run_fits_serial(batch, samples.x, samples.y, fits, SEED, done, weights)
+                else:
+                    run_fits(batch, samples.x, samples.y, fits, ray_address, SEED, done, weights)
+
+            for phase in phases:
+                run(phase)
+            if recipe.tune:
+                settings = choose_settings(models, samples.y, lay, day_index, fits)
+                chosen_tags = {m: t["chosen"] for m, t in settings.items()}
+                jobs = fit_jobs(lay, day_index, models, chosen_tags)
+                extra = {checkpoint_name(j) for j in jobs} - planned
+                bar.update(total=len(planned | extra))
             else:
-                run_fits(jobs, samples.x, samples.y, run_dir / "fits", ray_address, SEED, done)
-        wins, live, oof = stack_windows(samples, lay, day_index, run_dir, models, jobs, progress)
+                jobs = fit_jobs(lay, day_index, models)
+            run(jobs)
+        wins, live, oof = stack_windows(
+            samples, lay, day_index, run_dir, models, jobs, progress, weights, recipe.select
+        )
         evaluation = evaluate_run(
-            con, samples, lay, wins, live, oof, chosen, run_id, run_dir, models
+            con,
+            samples,
+            lay,
+            wins,
+            live,
+            oof,
+            chosen,
+            run_id,
+            run_dir,
+            models,
+            recipe.describe(),
+            settings,
         )
         save_model(run_dir, "signal_model", live)
         np.save(run_dir / "test_probabilities.npy", np.vstack([w.proba["stack"] for w in wins]))
@@ -344,9 +529,9 @@ def run_training(
             code_version=__version__,
             params=json.dumps(params),
             run_dir=str(run_dir),
-            fits=fit_records(run_dir / "fits", jobs),
             metrics=evaluation.metrics,
             trades=evaluation.trades,
+            fits=fit_records(run_dir / "fits", list(all_jobs.values())),
         )
         log.info(
             "training_done",
@@ -357,4 +542,13 @@ def run_training(
         )
     finally:
         con.close()
-    return RunResult(run_id, run_dir, evaluation.pooled, evaluation.report, wins, chosen.describe())
+    return RunResult(
+        run_id,
+        run_dir,
+        evaluation.pooled,
+        evaluation.report,
+        wins,
+        chosen.describe(),
+        samples.without_samples,
+        settings,
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,8 @@ class ReportData:
     audit: dict
     audit_model: str
     models: list[str]
+    recipe: str = ""  # what the run learned from (training.pipeline.Recipe.describe)
+    tuning: dict = field(default_factory=dict)  # model -> {"chosen", "params", "scores"}
 
 
 def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
@@ -281,6 +283,47 @@ def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
 
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def model_choice_lines(data: ReportData) -> list[str]:
+    """What the stack learned from and which base models and settings it kept, all chosen
+    on training periods: the tuning grid's log losses and each window's forward selection."""
+    lines = ["", "## What the stack learns from, chosen on the training period", ""]
+    if data.recipe:
+        lines += [f"Recipe: {data.recipe}.", ""]
+    if data.tuning:
+        lines += [
+            "Settings: each base model's default and one more regularised alternative, fitted "
+            "on the inner blocks (before the first test window) and chosen by forward "
+            "out-of-fold log loss on rows whose labels end before it (training/tuning.py):",
+            "",
+            "| model | default | alternative | chosen |",
+            "| --- | --- | --- | --- |",
+        ]
+        for model, t in data.tuning.items():
+            scores = t["scores"]
+            alt = ", ".join(f"{k}={v}" for k, v in t["alternative"].items()) or "-"
+            lines.append(
+                f"| {model} | {scores.get(0, float('nan')):.4f} | "
+                f"{scores.get(1, float('nan')):.4f} ({alt}) | "
+                f"{'default' if t['chosen'] == 0 else 'alternative'} |"
+            )
+        lines.append("")
+    selected = [w for w in data.windows if getattr(w, "selection", None)]
+    if selected:
+        lines += [
+            "Base models in each window's stack: forward selection on the meta-learner's "
+            "cross-fitted log loss over the window's training period; a model is kept only "
+            "when it lowers it by at least 0.001 (training/selection.py). All eight are still "
+            "fitted and scored in the tables above.",
+            "",
+        ]
+        for w in selected:
+            lines.append(f"- window {w.number}: {', '.join(w.kept)}")
+        last = selected[-1]
+        lines += ["", f"Why, in window {last.number}:", ""]
+        lines += [f"- {model}: {why}" for model, why in last.selection.items()]
+    return lines
 
 
 def _day_span(lay, window) -> str:

@@ -67,15 +67,23 @@ def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None
     con = store.connect(db_path)
     try:
         run_id, run_dir, profile = find_run(con, run_id, profile)
+        model = load_model(Path(run_dir), "signal_model")
+        # The columns the model was trained on: the catalog, then context columns if it
+        # used them (NULL context, inside a window's warm-up, is NaN as in training).
+        columns = list(getattr(model, "columns", None) or COLUMNS)
+        context = len(columns) > len(COLUMNS)
         latest = store.query_pl(
             con,
-            "SELECT f.* FROM features f JOIN (SELECT symbol, max(date) AS date FROM features "
-            "GROUP BY symbol) m USING (symbol, date) ORDER BY symbol",
+            "SELECT f.*"
+            + (", c.* EXCLUDE (symbol, date)" if context else "")
+            + " FROM features f JOIN (SELECT symbol, max(date) AS date FROM features "
+            "GROUP BY symbol) m USING (symbol, date)"
+            + (" LEFT JOIN context_features c USING (symbol, date)" if context else "")
+            + " ORDER BY symbol",
         ).drop_nulls(COLUMNS)
         if latest.is_empty():
             raise NothingToDoError("no stock has a complete feature row to score")
-        model = load_model(Path(run_dir), "signal_model")
-        proba = model.predict_proba(latest.select(COLUMNS).to_numpy().astype(np.float64))
+        proba = model.predict_proba(latest.select(columns).to_numpy().astype(np.float64))
         decided = model.decide(proba)
         threshold = np.where(
             decided == CALL, model.t_call, np.where(decided == PUT, model.t_put, np.nan)

@@ -116,6 +116,8 @@ class SignalModel:
     t_put: float
     calibrator: object | None = None
     track_record: dict[str, dict[str, float]] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)  # input columns, in order (features
+    # then context columns); empty: the 179 catalog features (models saved before context)
 
     def predict_proba(self, x) -> np.ndarray:
         proba = self.stack.predict_proba(x)

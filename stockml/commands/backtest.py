@@ -39,6 +39,7 @@ def backtest(
     with `stockml sql` (table `labels`, view `samples`)."""
     from backtest.labels import refresh_labels, resolve_profile
     from features.compute import refresh_features
+    from features.context_refresh import refresh_context
     from features.coverage import uncovered_symbols
     from stockml import store
     from stockml.errors import NothingToDoError
@@ -52,6 +53,7 @@ def backtest(
         if not store.prices_fingerprints(con):
             raise NothingToDoError(f"no prices in {db}: run `stockml ingest` first")
         feats = refresh_features(con, progress=not quiet, memory_limit=memory_limit)
+        refresh_context(con, progress=not quiet)
         labels = refresh_labels(con, chosen, progress=not quiet, memory_limit=memory_limit)
         balance = store.query_pl(
             con,

@@ -1,4 +1,5 @@
-"""`stockml features`: compute the 179 catalog features for everything in `prices`."""
+"""`stockml features`: compute the 179 catalog features for everything in `prices`, then the
+market, sector and cross-sectional context columns (features/context.csv)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def features(
     recomputed, each from its first stored bar (indicators with an unstable period depend
     on where the series starts)."""
     from features.compute import refresh_features
+    from features.context_refresh import refresh_context
     from stockml import store
     from stockml.errors import NothingToDoError
     from stockml.logs import configure_logging, log_path_for
@@ -36,6 +38,7 @@ def features(
         if not store.prices_fingerprints(con):
             raise NothingToDoError(f"no prices in {db}: run `stockml ingest` first")
         summary = refresh_features(con, progress=not quiet, memory_limit=memory_limit)
+        refresh_context(con, progress=not quiet)
     finally:
         con.close()
     if not quiet:

@@ -44,6 +44,12 @@ def train(
     fresh: bool = typer.Option(
         False, "--fresh", help="Ignore checkpoints of an interrupted run and start over."
     ),
+    ablation: bool = typer.Option(
+        False,
+        "--ablation",
+        help="Also run the ablation (catalog features only; + context; + uniqueness "
+        "weights; the final stack): four walk-forward runs, one table in the final report.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
     """Walk-forward: K test windows over the last 20% of days, each with its own training
@@ -61,9 +67,18 @@ def train(
     configure_logging(log_path_for(db))
     names = parse_models(models)
     check_ray_address(ray_address)  # seconds, not the minutes ray.init retries for
-    result = run_training(
-        db, chosen, ray_address, fresh, progress=not quiet, models=names, windows=windows
+    options = dict(
+        ray_address=ray_address, fresh=fresh, progress=not quiet, models=names, windows=windows
     )
+    if ablation:
+        from training.ablation import run_ablation
+
+        runs = run_ablation(db, chosen, **options)
+        result = runs[-1][1]
+        if not quiet:
+            print_ablation(console, runs)
+    else:
+        result = run_training(db, chosen, **options)
     if not quiet:
         print_summary(console, result)
 
@@ -98,6 +113,22 @@ def print_summary(console, result) -> None:
         )
     console.print(table)
     console.print(f"report (verdict, intervals, trades, plots): {result.report}")
+
+
+def print_ablation(console, runs) -> None:
+    """The ablation table: each variant's pooled stack figures, then the baselines."""
+    from rich.table import Table
+
+    from training.ablation import COLUMNS, ablation_rows
+
+    table = Table(title="ablation, pooled walk-forward test windows")
+    table.add_column("run", no_wrap=True)
+    for header in COLUMNS.values():
+        table.add_column(header)
+    for label, metrics in ablation_rows(runs):
+        values = [metrics.get(c) for c in COLUMNS]
+        table.add_row(label, *("–" if v is None or v != v else f"{v:.3f}" for v in values))
+    console.print(table)
 
 
 def parse_models(text: str | None) -> list[str] | None:

@@ -50,7 +50,7 @@ from stockml.store.prices import (
     write_batch,
 )
 from stockml.store.quality import flagged_symbols, quarantined_days, replace_price_flags
-from stockml.store.runs import record_training_run, replace_signals
+from stockml.store.runs import append_metrics, record_training_run, replace_signals
 from stockml.store.schema import FEATURE_SQL_TYPE
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "IngestState",
     "IngestStatusRecord",
     "SymbolWrite",
+    "append_metrics",
     "connect",
     "context_state",
     "delete_features",

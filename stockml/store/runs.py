@@ -74,6 +74,27 @@ def record_training_run(
             )
 
 
+def append_metrics(
+    con: duckdb.DuckDBPyConnection, run_id: str, metrics: list[tuple[str, str, str, float]]
+) -> None:
+    """Add (window, model, metric, value) rows to a recorded run (e.g. its ablation table),
+    replacing rows of the same (window, model, metric), in one transaction."""
+    frame = pl.DataFrame(
+        [(run_id, w, m, k, float(v)) for w, m, k, v in metrics],
+        schema=["run_id", "window", "model", "metric", "value"],
+        orient="row",
+    )
+    with transaction(con):
+        insert_frame(
+            con,
+            frame,
+            "DELETE FROM model_metrics USING _new WHERE model_metrics.run_id = _new.run_id "
+            'AND model_metrics."window" = _new."window" AND model_metrics.model = _new.model '
+            "AND model_metrics.metric = _new.metric; "
+            "INSERT INTO model_metrics SELECT * FROM _new",
+        )
+
+
 def replace_signals(con: duckdb.DuckDBPyConnection, run_id: str, frame: pl.DataFrame) -> None:
     """The run's latest signals, replacing any earlier ones of the same run."""
     with transaction(con):

@@ -1,0 +1,168 @@
+"""Skill on real stocks (issue 12): the ablation of the stack on 82 real S&P 500 stocks.
+
+The universe is ../shared/data/skill_universe82.tsv (82 stocks, all 11 GICS sectors),
+served from ../shared/data/sp500_daily.parquet by the Yahoo-compatible fixture server on
+127.0.0.1 and ingested by the real client: samples from 2019-04-22 to 2021-04-21 (labels up
+to 2021-03-31), about 15 months of earlier history for the features' warm-up. Then
+`training.ablation.run_ablation`: four walk-forward runs (catalog features only; + context;
++ uniqueness weights; the final stack with tuning and base-model selection), four test
+windows over the last 20 % of days, every choice made on training periods only.
+
+Prints the table of the issue (pooled over the test windows) beside its anchor rows (the
+single-split figures the issue quotes), the final stack's intervals against the class
+prior, its best single base model and the natr_14 ranking, and each run's wall time.
+
+    .venv/bin/python benchmarks/bench_skill.py [--db PATH] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared" / "data"
+START, END = date(2019, 4, 22), date(2021, 4, 21)
+
+ANCHORS = [  # the issue's single-split figures: (row, accuracy, log loss, top-10 % precision)
+    ("majority class", 0.506, 1.047, None),
+    ("best base model by accuracy (SVM)", 0.549, 0.978, 0.410),
+    ("logistic regression", 0.499, 1.010, 0.484),
+    ("stack", 0.546, 0.952, 0.448),
+    ("AutoGluon, best quality, same date folds, 600 s", 0.539, 0.940, 0.420),
+    ("no model: rank by natr_14", None, None, 0.425),
+]
+
+
+def universe() -> list[tuple[str, str]]:
+    with (SHARED / "skill_universe82.tsv").open() as handle:
+        return [(row[0], row[1]) for row in csv.reader(handle, delimiter="\t") if row]
+
+
+def build_store(db: Path) -> float:
+    """Ingest the universe through the fixture server; returns seconds."""
+    from ingest.client import FetchPolicy
+    from ingest.run import IngestRequest, run_ingest
+    from ingest.server import MarketData, ServerThread, YahooServer
+
+    pairs = universe()
+    symbols = [s for s, _ in pairs]
+    started = time.perf_counter()
+    market = MarketData.from_parquet(SHARED / "sp500_daily.parquet", symbols)
+    with ServerThread(YahooServer(market, None)) as server:
+        request = IngestRequest(
+            symbols=symbols,
+            start=START,
+            end=END,
+            db_path=db,
+            policy=FetchPolicy(base_url=server.base_url, rate=50.0, concurrency=8),
+            progress=True,
+            listings=[(s, s, sector) for s, sector in pairs],
+        )
+        result = run_ingest(request)
+    failed = [r for r in result.results.values() if r.status == "failed"]
+    if failed:
+        raise SystemExit(f"ingest failed for {len(failed)} symbols: {failed[:3]}")
+    return time.perf_counter() - started
+
+
+def interval(con, run_id: str, model: str, metric: str) -> str:
+    rows = dict(
+        con.execute(
+            "SELECT metric, value FROM model_metrics WHERE run_id = ? AND \"window\" = 'pooled' "
+            "AND model = ? AND metric IN (?, ?, ?)",
+            [run_id, model, metric, f"{metric}_ci_low", f"{metric}_ci_high"],
+        ).fetchall()
+    )
+    point, low, high = rows.get(metric), rows.get(f"{metric}_ci_low"), rows.get(f"{metric}_ci_high")
+    if point is None:
+        return "–"
+    verdict = "better" if low > 0 else "worse" if high < 0 else "not significant"
+    return f"{point:+.4f} [{low:+.4f}, {high:+.4f}] ({verdict})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, help="store to (re)use (default: a temporary one)")
+    args = parser.parse_args()
+    if not (SHARED / "sp500_daily.parquet").exists():
+        raise SystemExit(f"needs {SHARED}/sp500_daily.parquet (../shared beside the repo)")
+
+    from features.cache import configure_numba_cache
+
+    configure_numba_cache()
+    from stockml import store
+    from stockml.logs import configure_logging, log_path_for
+    from training.ablation import COLUMNS, ablation_rows, run_ablation
+
+    db = args.db or Path(tempfile.mkdtemp(prefix="bench_skill_")) / "skill.duckdb"
+    configure_logging(log_path_for(db))
+    ingest_s = build_store(db) if not db.exists() else 0.0
+    started = time.perf_counter()
+    timings = []
+    import training.ablation as ablation
+
+    original = ablation.run_training
+
+    def timed(*a, **k):
+        t = time.perf_counter()
+        result = original(*a, **k)
+        timings.append(time.perf_counter() - t)
+        return result
+
+    ablation.run_training = timed
+    runs = run_ablation(db, "swing", progress=True)
+    total = time.perf_counter() - started
+
+    print()
+    print(f"82 real stocks, samples {START} .. {END}; store {db}")
+    print(f"ingest through the fixture server: {ingest_s:.1f} s")
+    print()
+    print("this project, pooled over 4 walk-forward test windows:")
+    header = "| run | " + " | ".join(COLUMNS.values()) + " | wall s |"
+    print(header)
+    print("| --- |" + " --- |" * (len(COLUMNS) + 1))
+    for i, (label, m) in enumerate(ablation_rows(runs)):
+        cells = [
+            "–" if m.get(c) is None or m.get(c) != m.get(c) else f"{m[c]:.3f}" for c in COLUMNS
+        ]
+        wall = f"{timings[i]:.0f}" if i < len(timings) else ""
+        print(f"| {label} | " + " | ".join(cells) + f" | {wall} |")
+    print()
+    print("anchor rows quoted in the issue (one date split, last 20 % of days):")
+    print("| row | accuracy | log loss | top-10 % win precision |")
+    print("| --- | --- | --- | --- |")
+    for row, acc, ll, top in ANCHORS:
+        cells = ["–" if v is None else f"{v:.3f}" for v in (acc, ll, top)]
+        print(f"| {row} | " + " | ".join(cells) + " |")
+    final = runs[-1][1]
+    con = store.connect(db, read_only=True)
+    try:
+        print()
+        print(f"final stack ({final.run_id}), lift with 95 % block-bootstrap interval:")
+        print(
+            "  log loss vs class prior:        ",
+            interval(con, final.run_id, "baseline_prior", "lift_log_loss"),
+        )
+        print(
+            "  log loss vs best base model:    ",
+            interval(con, final.run_id, "baseline_best_base", "lift_log_loss"),
+        )
+        print(
+            "  top-10 % precision vs natr_14:  ",
+            interval(con, final.run_id, "baseline_volatility", "lift_top10_win_precision"),
+        )
+    finally:
+        con.close()
+    print(f"\nablation wall time: {total:.0f} s (4 runs); final report: {final.report}")
+
+
+if __name__ == "__main__":
+    main()
