@@ -124,6 +124,62 @@ def test_ingest_succeeds_while_the_page_is_requested_in_a_loop(market, first_sto
         stop_server(server)
 
 
+WRITER = (
+    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+    "c.execute(\"INSERT OR REPLACE INTO symbols VALUES ('ADBE', 'Renamed Inc', 'Energy')\"); "
+    "c.execute('CHECKPOINT'); print('written', flush=True); sys.stdin.readline()"
+)
+
+
+def hold_writer(db: Path) -> subprocess.Popen:
+    """A process that opens the store to write, changes it, and keeps it open until its
+    stdin is closed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "written"
+    return proc
+
+
+def test_pages_show_the_last_copy_while_a_writer_holds_the_store(first_store, tmp_path):
+    """With a writer holding the changed store, pages still answer from the last copy and
+    name the writer's pid; once it closes, the next request shows its change. A server
+    started while the writer holds the store answers 503 (retry), never a traceback."""
+    from tests.test_web import assert_clean_error
+
+    server, base = start_server(first_store, tmp_path / "serve.log")
+    try:
+        assert "Renamed Inc" not in httpx.get(base + "/ingest").text
+        writer = hold_writer(first_store)
+        page = httpx.get(base + "/ingest")
+        assert page.status_code == 200 and f"written by process {writer.pid}" in page.text
+        assert "Renamed Inc" not in page.text
+        writer.stdin.close()
+        writer.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while "Renamed Inc" not in (page := httpx.get(base + "/ingest")).text:
+            assert time.monotonic() < deadline, "the change never reached the page"
+            time.sleep(0.1)
+        assert "written by process" not in page.text
+    finally:
+        stop_server(server)
+    writer = hold_writer(first_store)
+    try:
+        server, base = start_server(first_store, tmp_path / "serve2.log")
+        busy = httpx.get(base + "/ml-signals")
+        assert_clean_error(busy, 503)
+        assert busy.headers["retry-after"] and f"process {writer.pid}" in busy.text
+        writer.stdin.close()
+        writer.wait(timeout=30)
+        assert httpx.get(base + "/ml-signals").status_code == 200
+    finally:
+        writer.kill()
+        stop_server(server)
+
+
 def test_a_reader_holding_the_store_makes_ingest_fail(market, first_store):
     """Control: what the snapshot avoids. A process holding a read-only connection (what
     a page opening the store itself would do) makes `stockml ingest` fail at once."""
