@@ -219,11 +219,11 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
         found = queries.feature_percentiles(cur, symbol, day, names)
         features = []
         if found is not None:
-            day, own, pct = found
+            day, present, own, pct = found
             families = {f.name: f.family for f in FEATURES}
             features = [
                 {"name": n, "family": families[n], "value": v, "pct": p}
-                for n, v, p in zip(names, own, pct, strict=False)
+                for n, v, p in zip(present, own, pct, strict=True)
             ]
         why = [explain_signal(cur, s) for s in signals]
         return page(

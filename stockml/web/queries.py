@@ -224,10 +224,11 @@ def past_trades(cur: duckdb.DuckDBPyConnection, symbol: str, run_ids: list[str])
 
 def feature_percentiles(
     cur: duckdb.DuckDBPyConnection, symbol: str, day: date | None, columns: list[str]
-) -> tuple[date, np.ndarray, np.ndarray] | None:
+) -> tuple[date, list[str], np.ndarray, np.ndarray] | None:
     """The symbol's feature row of `day` (its newest when None) and, per feature, the
     percentile (0-100) of its value among every stock's row of that day (NaN when the
-    value is missing). None when the store has no features for the symbol."""
+    value is missing): (day, the columns of `columns` the table has, values, percentiles).
+    None when the store has no features for the symbol."""
     if not has_table(cur, "features"):
         return None
     if day is None:
@@ -250,7 +251,7 @@ def feature_percentiles(
     count = np.sum(finite, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         pct = np.where(np.isfinite(own) & (count > 0), 100.0 * below / count, np.nan)
-    return day, own, pct
+    return day, columns, own, pct
 
 
 def model_row(

@@ -145,7 +145,10 @@ class Snapshots:
     def _refresh(self) -> None:
         """Copy the store if it changed and is not being written (see the module doc)."""
         current = self._current
-        stamp = _stamp(self.source)
+        try:
+            stamp = _stamp(self.source)
+        except FileNotFoundError:  # moved away or being replaced: keep the last copy
+            return
         if current is not None and stamp == current.stamp:
             self._writer = None
             return
@@ -194,8 +197,9 @@ class Snapshots:
         with self._lock:
             snap = self._current
             if snap is None:
+                who = f"process {self._writer}" if self._writer else "another process"
                 raise StoreBusy(
-                    f"{self.source} is being written by process {self._writer}; "
+                    f"{self.source} is being written by {who}; "
                     "this page shows its data once that finishes"
                 )
             snap.users += 1
