@@ -49,14 +49,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def web_store(small_store, tmp_path_factory):  # noqa: F811
-    """The 12-stock store trained once (two windows, in-process), signals scored, names
-    and sectors listed, plus a stored signal for a hostile symbol."""
-    from training.pipeline import run_training
+    """The 12-stock store trained once (two windows, in-process, context features, no tuning
+    or base-model selection), signals scored, names and sectors listed, plus a stored signal
+    for a hostile symbol."""
+    from training.pipeline import Recipe, run_training
     from training.signals import latest_signals
 
     db = tmp_path_factory.mktemp("web") / "s.duckdb"
     shutil.copy(small_store, db)
-    result = run_training(db, "swing", progress=False, models=MODELS, windows=2, serial=True)
+    # No tuning (faster) and no base-model selection: both boosters stay in the stack.
+    recipe = Recipe(tune=False, select=False)
+    result = run_training(
+        db, "swing", progress=False, models=MODELS, windows=2, serial=True, recipe=recipe
+    )
     signals = latest_signals(db, result.run_id).frame
     listings = pl.read_csv(CONSTITUENTS_CSV).filter(
         pl.col("symbol").is_in(signals["symbol"].to_list())
@@ -423,4 +428,16 @@ def test_browser_run_page_draws_every_chart(web_store, page):
     page.goto(f"/runs/{run_id}")
     page.wait_for_function("document.querySelectorAll('.main-svg').length >= 5")
     shot(page, "run.png")
+    assert page.problems == []
+
+
+@pytest.mark.parametrize(("path", "selector"), [("/runs", "#runs"), ("/ingest", "#ingest")])
+def test_browser_list_pages_render(web_store, page, path, selector):
+    """The runs list (with the stored run) and the ingest table render without errors."""
+    _, run_id = web_store
+    page.goto(path)
+    table = page.locator(selector)
+    assert table.is_visible()
+    if path == "/runs":
+        assert table.locator(f"a[href='/runs/{run_id}']").count() == 1
     assert page.problems == []

@@ -58,11 +58,14 @@ def tree_contributions(estimator, x: np.ndarray) -> np.ndarray | None:
 
 
 def input_columns(model) -> list[str] | None:
-    """The feature names of the model's input, in order: the catalog's columns, then the
-    context columns when the model was trained with them (told apart by the width the
-    base models were fitted on); None when the width matches neither."""
+    """The feature names of the model's input, in order: `model.columns` when the model
+    records them; else (models saved before it did) the catalog's columns, then the
+    context columns when the width the base models were fitted on says so; None when the
+    width matches neither."""
     from features.catalog import COLUMNS
 
+    if getattr(model, "columns", None):
+        return list(model.columns)
     widths = [getattr(e, "n_features_in_", None) for e in model.stack.estimators_]
     width = next((w for w in widths if w is not None), len(COLUMNS))
     if width == len(COLUMNS):
