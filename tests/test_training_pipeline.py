@@ -71,9 +71,10 @@ def fit_block(name: str) -> int:
 
 @pytest.mark.parametrize("from_window", [1, 4])
 def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from_window):
-    """Scramble every label from the start of test window k on: every base fit that
-    predicts a block up to k, and every window up to k (its meta-learner's test
-    probabilities, its calibration and thresholds) is identical; only scores change."""
+    """Scramble every label (outcome and length) from the purge before test window k on:
+    every base fit that predicts a block up to k, and every window up to k (its
+    meta-learner's test probabilities, its calibration, thresholds, kept base models and
+    the tuning choice) is identical; only scores change."""
     import shutil
 
     from training.pipeline import load_samples
@@ -84,9 +85,16 @@ def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from
     first = run_training(db, "swing", progress=False, models=MODELS)
     before, state_before = fit_outputs(first.run_dir), window_state(first)
     con = store.connect(db)
-    start = load_samples(con, "swing").dates[first.windows[from_window - 1].rows.min()]
+    dates = load_samples(con, "swing").dates
+    # From the purge before the window on: those labels end inside the window, so nothing
+    # of the window may depend on them either (their outcome, nor how long they lasted,
+    # which the uniqueness weights read).
+    days = np.unique(dates)
+    window_start = np.searchsorted(days, dates[first.windows[from_window - 1].rows.min()])
+    start = days[window_start - 14]
     con.execute(
-        "UPDATE labels SET label = CASE WHEN label = 1 THEN -1 ELSE 1 END "
+        "UPDATE labels SET label = CASE WHEN label = 1 THEN -1 ELSE 1 END, "
+        "exit_offset = CASE WHEN exit_offset > 1 THEN exit_offset - 1 ELSE 14 END "
         "WHERE profile = 'swing' AND label IS NOT NULL AND date >= ?",
         [start],
     )

@@ -42,6 +42,7 @@ from training.ray_runner import (
     run_fits,
     run_fits_serial,
     save_model,
+    weights_of,
 )
 from training.selection import Selection, forward_select
 from training.stack import SignalModel, StackedModel
@@ -294,6 +295,13 @@ def choose_decision(
     return Decision(call.threshold, put.threshold, calibration, call.reason, put.reason)
 
 
+def label_lives(samples: Samples, day_index: np.ndarray) -> np.ndarray:
+    """(n, 3) int64: each row's symbol code, trading-day index and exit offset, what
+    `ray_runner.weights_of` needs to weight any subset of rows by label uniqueness."""
+    codes = np.unique(samples.symbols, return_inverse=True)[1]
+    return np.column_stack([codes, day_index, samples.exit_offset]).astype(np.int64)
+
+
 def base_columns(kept: list[int]) -> np.ndarray:
     """Columns of the out-of-fold matrix holding the `kept` base models' probabilities."""
     return np.concatenate([np.arange(3 * j, 3 * j + 3) for j in kept])
@@ -305,7 +313,7 @@ def fit_stack(
     day_index: np.ndarray,
     lay: Layout,
     block: int | None,
-    weights: np.ndarray | None = None,
+    lives: np.ndarray | None = None,
     select: bool = True,
 ):
     """The meta-learner and decision of the window at `block` (None: the live model), on
@@ -320,7 +328,8 @@ def fit_stack(
     else:
         selection = Selection(list(range(n_models)), [])
     x = oof[:, base_columns(selection.kept)]
-    meta = fit_model(META(1, SEED), x[rows], y[rows], None if weights is None else weights[rows])
+    weights = None if lives is None else weights_of(lives, rows)
+    meta = fit_model(META(1, SEED), x[rows], y[rows], weights)
     return meta, choose_decision(x, y, day_index, rows, lay.horizon), rows, selection
 
 
@@ -332,7 +341,7 @@ def stack_windows(
     models: list[str],
     jobs: list[FitJob],
     progress: bool,
-    weights: np.ndarray | None = None,
+    lives: np.ndarray | None = None,
     select: bool = True,
 ) -> tuple[list[Window], SignalModel, np.ndarray]:
     """Every window's stack, its test probabilities and decisions; then the live signal
@@ -348,7 +357,7 @@ def stack_windows(
     with progress_bar("stack", len(lay.windows) + 1, progress) as bar:
         for block in lay.windows:
             meta, decision, train_rows, selection = fit_stack(
-                oof, samples.y, day_index, lay, block, weights, select
+                oof, samples.y, day_index, lay, block, lives, select
             )
             save_model(run_dir, f"meta__b{block}", meta)
             rows = np.flatnonzero(lay.block_of(day_index) == block)
@@ -372,7 +381,7 @@ def stack_windows(
             )
             bar.advance(1, status=f"window {lay.window_number(block)}")
         meta, decision, _, selection = fit_stack(
-            oof, samples.y, day_index, lay, None, weights, select
+            oof, samples.y, day_index, lay, None, lives, select
         )
         stack = StackedModel.from_fitted(
             [(models[j], load_model(fits, live_names[models[j]])) for j in selection.kept], meta
@@ -409,7 +418,6 @@ def run_training(
     from features.compute import refresh_features
     from features.context_refresh import refresh_context
     from training.evaluation import evaluate_run
-    from training.weights import uniqueness_weights
 
     log = structlog.get_logger("training")
     chosen = resolve_profile(profile) if isinstance(profile, str) else profile
@@ -453,11 +461,9 @@ def run_training(
             shutil.rmtree(run_dir)
         (run_dir / "fits").mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        weights = (
-            uniqueness_weights(samples.symbols, day_index, samples.exit_offset)
-            if recipe.weights
-            else None
-        )
+        # Each row's label life; every fit weights its rows by uniqueness among its own
+        # training rows only (ray_runner.weights_of), so no purged or test label counts.
+        lives = label_lives(samples, day_index) if recipe.weights else None
         fits = run_dir / "fits"
         # Tuning first (every candidate on the inner blocks), then every fit with the
         # settings chosen; a fit both phases need runs once (its checkpoint is reused).
@@ -477,9 +483,9 @@ def run_training(
             def run(batch: list[FitJob]) -> None:
                 all_jobs.update((checkpoint_name(j), j) for j in batch)
                 if serial:
-                    run_fits_serial(batch, samples.x, samples.y, fits, SEED, done, weights)
+                    run_fits_serial(batch, samples.x, samples.y, fits, SEED, done, lives)
                 else:
-                    run_fits(batch, samples.x, samples.y, fits, ray_address, SEED, done, weights)
+                    run_fits(batch, samples.x, samples.y, fits, ray_address, SEED, done, lives)
 
             for phase in phases:
                 run(phase)
@@ -493,7 +499,7 @@ def run_training(
                 jobs = fit_jobs(lay, day_index, models)
             run(jobs)
         wins, live, oof = stack_windows(
-            samples, lay, day_index, run_dir, models, jobs, progress, weights, recipe.select
+            samples, lay, day_index, run_dir, models, jobs, progress, lives, recipe.select
         )
         evaluation = evaluate_run(
             con,

@@ -2,12 +2,12 @@
 
 Nothing a task needs comes from the driver's disk, so the same code runs on a local Ray or
 on a cluster whose workers cannot see the run folder or the store: the training matrix,
-labels and weights go into Ray's object store once (tasks read them zero-copy), and a task
-returns its fitted model (pickled bytes), its predictions and where it ran (node id, host,
-seconds). Only the driver writes: `<name>.pkl` (the model), `<name>.npy` (its
-predictions), `<name>.record` (its FitRecord, as JSON), then a manifest `<name>.json` of their
-SHA-256. A rerun skips fits whose files match their manifest, and a hash is checked before
-any model is loaded.
+labels and the labels' lives (for sample weights) go into Ray's object store once (tasks
+read them zero-copy), and a task returns its fitted model (pickled bytes), its predictions
+and where it ran (node id, host, seconds). Only the driver writes: `<name>.pkl` (the
+model), `<name>.npy` (its predictions), `<name>.record` (its FitRecord, as JSON), then a
+manifest `<name>.json` of their SHA-256. A rerun skips fits whose files match their
+manifest, and a hash is checked before any model is loaded.
 
 Each task reserves one CPU and caps its model's threads (n_jobs and the OpenMP/BLAS pools)
 to it, so no machine's cores are oversubscribed; tasks are spread over the cluster's nodes.
@@ -152,15 +152,27 @@ def save_model(folder: Path, name: str, model: Any) -> None:
     write_checkpoint(folder, name, {".pkl": model})
 
 
+def weights_of(lives: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Uniqueness weights of `rows`, counting only their own labels' overlaps."""
+    from training.weights import uniqueness_weights
+
+    part = lives[rows]
+    return uniqueness_weights(part[:, 0], part[:, 1], part[:, 2])
+
+
 def fit_one(
     job: FitJob,
     x: np.ndarray,
     y: np.ndarray,
     threads: int,
     seed: int,
-    weights: np.ndarray | None = None,
+    lives: np.ndarray | None = None,
 ) -> FitResult:
-    """Fit one model on its rows and predict its predict rows; touches no file."""
+    """Fit one model on its rows and predict its predict rows; touches no file. With
+    `lives` ((n, 3) int64: symbol code, day index, exit offset of each row's label), rows
+    are weighted by their label's average uniqueness among the job's own training rows
+    (training/weights.py): computed per fit, so no label outside the fit (a purged or
+    test row) shapes a training row's weight."""
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
     from threadpoolctl import threadpool_limits
@@ -172,7 +184,7 @@ def fit_one(
         # The MLP's iteration cap is a time budget, not a failure.
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = BASE_MODELS[job.model](threads, seed, **dict(job.params))
-        w = None if weights is None else weights[job.train_rows]
+        w = None if lives is None else weights_of(lives, job.train_rows)
         fit_model(model, x[job.train_rows], y[job.train_rows], w)
         proba = (
             model.predict_proba(x[job.predict_rows]) if len(job.predict_rows) else np.empty((0, 3))
@@ -190,12 +202,12 @@ def fit_on_node(
     y: np.ndarray,
     threads: int,
     seed: int,
-    weights: np.ndarray | None = None,
+    lives: np.ndarray | None = None,
 ) -> FitResult:
     """The Ray task: `fit_one`, recording the id of the node it ran on."""
     import ray
 
-    result = fit_one(job, x, y, threads, seed, weights)
+    result = fit_one(job, x, y, threads, seed, lives)
     node_id = ray.get_runtime_context().get_node_id()
     return replace(result, record=replace(result.record, node_id=node_id))
 
@@ -268,12 +280,12 @@ def run_fits_serial(
     folder: Path,
     seed: int,
     on_done=None,
-    weights: np.ndarray | None = None,
+    lives: np.ndarray | None = None,
 ) -> None:
     """The same fits one after another in this process, one thread each: the baseline
     `benchmarks/bench_train.py` compares the Ray run with."""
     for job in unfinished(jobs, folder, on_done):
-        result = fit_one(job, x, y, 1, seed, weights)
+        result = fit_one(job, x, y, 1, seed, lives)
         save_fit(folder, result)
         if on_done is not None:
             on_done(result.name, skipped=False)
@@ -287,11 +299,12 @@ def run_fits(
     ray_address: str | None,
     seed: int,
     on_done=None,
-    weights: np.ndarray | None = None,
+    lives: np.ndarray | None = None,
 ) -> None:
     """Run every unfinished job as a Ray task (one CPU each, spread over the nodes,
     retried when its node dies); checkpoint each result here, in the driver, and call
-    on_done(name) as it arrives. Every job fits and predicts rows of the one matrix `x`."""
+    on_done(name) as it arrives. Every job fits and predicts rows of the one matrix `x`;
+    `lives` (optional) weights each fit's rows, see `fit_one`."""
     todo = unfinished(jobs, folder, on_done)
     if not todo:
         return
@@ -299,7 +312,7 @@ def run_fits(
     remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, scheduling_strategy="SPREAD")(
         fit_on_node
     )
-    x_ref, y_ref, w_ref = ray.put(x), ray.put(y), ray.put(weights)
+    x_ref, y_ref, w_ref = ray.put(x), ray.put(y), ray.put(lives)
     pending = [remote.remote(j, x_ref, y_ref, 1, seed, w_ref) for j in todo]
     written: set[str] = set()
     while pending:

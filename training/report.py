@@ -267,6 +267,9 @@ def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
             for c in CLASSES
         )
         + ". The reliability diagram is `reliability.png`.",
+    ]
+    lines += model_choice_lines(data)
+    lines += [
         "",
         "## Leakage audit",
         "",
