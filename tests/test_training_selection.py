@@ -71,3 +71,20 @@ def test_every_grid_candidate_builds_and_fits(model):
         fitted = fit_model(built, x, y)
         assert fitted.predict_proba(x[:3]).shape == (3, 3)
         assert tag(i) == ("" if i == 0 else f"@t{i}")
+
+
+def test_meta_learner_inputs_are_chosen_by_cross_fitted_log_loss():
+    from training.selection import choose_inputs
+
+    oof, y, day_index = synthetic(seed=3)
+    rows = np.arange(len(y))
+    inputs, scores = choose_inputs(
+        lambda i: META(1, 7, inputs=i), oof[:, :3], y, day_index, rows, 5
+    )
+    assert set(scores) == {"proba", "log"} and all(np.isfinite(list(scores.values())))
+    assert inputs == min(scores, key=scores.get)
+    # A's probabilities are a softmax of the signal: their logs are linear in it, which
+    # the logistic meta-learner fits exactly, so logs must win here.
+    assert inputs == "log"
+    with pytest.raises(ValueError, match="inputs"):
+        META(1, 7, inputs="odds")

@@ -44,7 +44,7 @@ from training.ray_runner import (
     save_model,
     weights_of,
 )
-from training.selection import Selection, forward_select
+from training.selection import Selection, choose_inputs, forward_select
 from training.stack import SignalModel, StackedModel
 from training.trades import MAX_COVERAGE, MIN_COVERAGE, choose_thresholds, decide
 from training.walkforward import Layout, cross_fitted, layout, meta_rows
@@ -284,10 +284,15 @@ def choose_settings(
 
 
 def choose_decision(
-    oof: np.ndarray, y: np.ndarray, day_index: np.ndarray, rows: np.ndarray, horizon: int
+    oof: np.ndarray,
+    y: np.ndarray,
+    day_index: np.ndarray,
+    rows: np.ndarray,
+    horizon: int,
+    inputs: str = "proba",
 ) -> Decision:
     """Calibration and thresholds from cross-fitted meta-learner probabilities of `rows`."""
-    proba = cross_fitted(lambda: META(1, SEED), oof, y, day_index, rows, horizon)
+    proba = cross_fitted(lambda: META(1, SEED, inputs=inputs), oof, y, day_index, rows, horizon)
     calibration = choose_calibration(proba, y[rows], day_index[rows], horizon)
     if calibration.calibrator is not None:
         proba = calibration.calibrator.transform(proba)
@@ -317,8 +322,9 @@ def fit_stack(
     select: bool = True,
 ):
     """The meta-learner and decision of the window at `block` (None: the live model), on
-    the base models forward selection keeps (all of them when not `select`). Returns
-    (meta, decision, meta rows, selection)."""
+    the base models forward selection keeps (all of them when not `select`), reading their
+    probabilities or their logs, whichever cross-fits better (probabilities when not
+    `select`). Returns (meta, decision, meta rows, selection)."""
     rows = meta_rows(lay, day_index, block)
     n_models = oof.shape[1] // 3
     if select:
@@ -328,9 +334,14 @@ def fit_stack(
     else:
         selection = Selection(list(range(n_models)), [])
     x = oof[:, base_columns(selection.kept)]
+    if select:
+        selection.inputs, selection.input_scores = choose_inputs(
+            lambda inputs: META(1, SEED, inputs=inputs), x, y, day_index, rows, lay.horizon
+        )
     weights = None if lives is None else weights_of(lives, rows)
-    meta = fit_model(META(1, SEED), x[rows], y[rows], weights)
-    return meta, choose_decision(x, y, day_index, rows, lay.horizon), rows, selection
+    meta = fit_model(META(1, SEED, inputs=selection.inputs), x[rows], y[rows], weights)
+    decision = choose_decision(x, y, day_index, rows, lay.horizon, selection.inputs)
+    return meta, decision, rows, selection
 
 
 def stack_windows(

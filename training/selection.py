@@ -33,6 +33,8 @@ class Selection:
     kept: list[int]
     path: list[float]
     tried: dict[int, float] = field(default_factory=dict)
+    inputs: str = "proba"  # the meta-learner's inputs: probabilities or their logs
+    input_scores: dict[str, float] = field(default_factory=dict)
 
     def reasons(self, names: list[str]) -> dict[str, str]:
         """Per model, in words: why it is in the stack or not."""
@@ -43,6 +45,9 @@ class Selection:
                 f"kept (step {step + 1}): out-of-fold log loss {self.path[step]:.4f} -> "
                 f"{self.path[step + 1]:.4f} ({gain:+.4f} gained)"
             )
+        if self.input_scores:
+            scores = ", ".join(f"{k} {v:.4f}" for k, v in self.input_scores.items())
+            out["meta-learner"] = f"reads {self.inputs} (cross-fitted log loss: {scores})"
         final = self.path[-1]
         for j, name in enumerate(names):
             if j not in self.kept:
@@ -88,3 +93,22 @@ def forward_select(
         kept.append(best)
         path.append(scores[best])
     return Selection(kept, path, tried)
+
+
+def choose_inputs(
+    make_meta: Callable[[str], object],
+    x: np.ndarray,
+    y: np.ndarray,
+    day_index: np.ndarray,
+    rows: np.ndarray,
+    horizon: int,
+    folds: int = FOLDS,
+) -> tuple[str, dict[str, float]]:
+    """'proba' or 'log' inputs for the meta-learner (`make_meta(inputs)`), whichever has
+    the lower cross-fitted log loss on `rows`; ties go to 'proba'. Returns the choice and
+    both scores."""
+    scores = {}
+    for inputs in ("proba", "log"):
+        proba = cross_fitted(lambda i=inputs: make_meta(i), x, y, day_index, rows, horizon, folds)
+        scores[inputs] = log_loss3(y[rows], proba)
+    return ("log" if scores["log"] < scores["proba"] - 1e-6 else "proba"), scores
