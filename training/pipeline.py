@@ -6,8 +6,11 @@ Honesty rules, in order:
    windows; every model that predicts a block was fitted only on days ending H trading days
    before the block starts (purge);
 2. each window's meta-learner learns from forward out-of-fold probabilities of its own
-   training period; its calibration and decision thresholds are chosen on cross-fitted
-   meta-learner probabilities of that period, never on a test window;
+   training period; which base models it reads (forward selection) and whether it reads
+   their probabilities or their logs, its calibration and decision thresholds are chosen
+   on cross-fitted meta-learner probabilities of that period, never on a test window;
+   base-model settings (the tuning grid) are chosen on the inner blocks, before the first
+   window; sample weights count only each fit's own training labels;
 3. every window is predicted once, by its own stack, and evaluated; nothing fitted or
    chosen ever sees a test label (a test proves it);
 4. the live signal model (base models, meta-learner, calibration, thresholds) is then
