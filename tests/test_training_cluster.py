@@ -29,8 +29,9 @@ from tests.test_training_pipeline import fit_outputs, small_store  # noqa: F401 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).parent / "ray"
 MODELS = ["logistic", "lightgbm"]
-WINDOWS = 2  # 5 inner blocks + 2 windows: 6 block fits and the live fit per model
-FITS = {(m, f"b{b}") for m in MODELS for b in range(1, 7)} | {(m, "live") for m in MODELS}
+WINDOWS = 1  # 5 inner blocks + 1 window: per model, fits of blocks 1-5 and the live fit
+BASE_FITS = {(m, f"b{b}") for m in MODELS for b in range(1, 6)} | {(m, "live") for m in MODELS}
+TUNING_TAG = re.compile(r"@.*")  # a tuning candidate's fold, e.g. b3@t1
 NODE_ID = re.compile(r"Node ID: ([0-9a-f]{56})")
 STARTUP_SECONDS = 120
 
@@ -123,7 +124,15 @@ def start_node(env: dict[str, str], args: list[str]) -> RayNode:
 def cluster() -> Iterator[LocalCluster]:
     """A head and a worker node, one CPU each, with token authentication (a token of
     their own, never ~/.ray's); both torn down by process id, whatever the tests did."""
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    env = dict(
+        os.environ,
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+        # A dead node is declared dead after 3 missed checks 0.5 s apart (Ray's default:
+        # 5 missed, 3 s apart), so the kill test does not wait 15 s for it.
+        RAY_health_check_period_ms="500",
+        RAY_health_check_failure_threshold="3",
+    )
     env.pop("RAY_ADDRESS", None)
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -178,13 +187,18 @@ def only_run(db: Path) -> Path:
     return run_dir
 
 
-def assert_each_fit_once(run_dir: Path) -> None:
-    """Exactly one model, prediction, record and manifest per expected fit; nothing else
-    (no second copy, no temporary file left by an interrupted write)."""
-    names = {f"{m}__{f}" for m, f in FITS}
+def assert_each_fit_once(db: Path, run_dir: Path) -> list[tuple]:
+    """One training_fits row per fit of the run, every (model, fold) among them, and exactly
+    one model, prediction, record and manifest per fit in the run folder; nothing else
+    (no second copy, no temporary file left by an interrupted write). Returns the rows."""
+    fits = recorded_fits(db, run_dir.name)
+    names = [f"{m}__{f}" for m, f, *_ in fits]
+    assert len(set(names)) == len(names)
+    assert {(m, TUNING_TAG.sub("", f)) for m, f, *_ in fits} == BASE_FITS
     files = sorted(p.name for p in (run_dir / "fits").iterdir())
     expected = sorted(f"{n}{s}" for n in names for s in (".pkl", ".npy", ".record", ".json"))
     assert files == expected
+    return fits
 
 
 @pytest.fixture(scope="module")
@@ -212,10 +226,7 @@ def test_cli_train_on_a_two_node_cluster_records_fits_on_both_nodes(
 ):
     """Every (model, fold) fit is checkpointed once and recorded once in training_fits,
     with its node, host, time and rows; the fits ran on both nodes and nowhere else."""
-    run_dir = only_run(clean_run)
-    assert_each_fit_once(run_dir)
-    fits = recorded_fits(clean_run, run_dir.name)
-    assert {(m, f) for m, f, *_ in fits} == FITS and len(fits) == len(FITS)
+    fits = assert_each_fit_once(clean_run, only_run(clean_run))
     assert {node for _, _, node, *_ in fits} == {cluster.head.node_id, cluster.worker.node_id}
     assert {host for _, _, _, host, *_ in fits} == {socket.gethostname()}
     assert all(seconds > 0 and rows > 0 for *_, seconds, rows in fits)
@@ -231,15 +242,16 @@ def test_killing_the_worker_node_mid_run_loses_and_duplicates_nothing(
     db = clean_run.parent.parent / "cluster_kill" / "s.duckdb"
     db.parent.mkdir()
     shutil.copy(clean_run, db)  # features and labels are there: only the fits remain
-    proc = subprocess.Popen(
-        train_command(db, cluster.address),
-        cwd=ROOT,
-        env=cluster.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    stderr_path = db.parent / "stderr.txt"
+    with stderr_path.open("wb") as stderr_file:
+        proc = subprocess.Popen(
+            train_command(db, cluster.address),
+            cwd=ROOT,
+            env=cluster.env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr_file,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 600
         on_worker: list[str] = []
@@ -251,18 +263,22 @@ def test_killing_the_worker_node_mid_run_loses_and_duplicates_nothing(
         cluster.worker.kill()
         time.sleep(1)  # a result that reached the driver before the kill is written by now
         before_kill = set(finished_fits(db))
-        assert len(before_kill) < len(FITS) - 1, "too few fits left when the worker died"
-        _, stderr = proc.communicate(timeout=600)
+        total = len(recorded_fits(clean_run, only_run(clean_run).name))
+        assert len(before_kill) < total - 1, "too few fits left when the worker died"
+        proc.wait(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    stderr = stderr_path.read_text(errors="replace")
     assert proc.returncode == 0, stderr[-3000:]
+    driver_logs = cluster.head.temp_dir.glob("session_*/logs/python-core-driver-*.log")
+    retried = [log for log in driver_logs if "NODE_DIED" in log.read_text(errors="replace")]
+    assert retried and "resubmit task" in retried[0].read_text(errors="replace")  # Ray's own log
     run_dir = only_run(db)
     assert run_dir.name == only_run(clean_run).name
-    assert_each_fit_once(run_dir)
-    fits = recorded_fits(db, run_dir.name)
-    assert {(m, f) for m, f, *_ in fits} == FITS and len(fits) == len(FITS)
+    fits = assert_each_fit_once(db, run_dir)
+    assert [f[:2] for f in fits] == [f[:2] for f in recorded_fits(clean_run, run_dir.name)]
     after_kill = [node for m, f, node, *_ in fits if f"{m}__{f}" not in before_kill]
     assert after_kill and set(after_kill) == {cluster.head.node_id}
     clean = fit_outputs(only_run(clean_run))
@@ -309,3 +325,19 @@ def test_a_store_without_training_fits_gains_it_on_connect(tmp_path):
         "rows",
     ]
     assert runs == [("r",)]
+
+
+def test_an_address_no_cluster_answers_at_is_one_line(tmp_path):
+    """`stockml train --ray-address` naming a port nobody listens on fails at once with
+    one line and exit status 2, before any work on the store."""
+    address = f"127.0.0.1:{free_port()}"
+    proc = subprocess.run(
+        train_command(tmp_path / "s.duckdb", address),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"stockml: error: no Ray cluster answers at {address}")
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "s.duckdb").exists()
