@@ -88,3 +88,40 @@ def test_meta_learner_inputs_are_chosen_by_cross_fitted_log_loss():
     assert inputs == "log"
     with pytest.raises(ValueError, match="inputs"):
         META(1, 7, inputs="odds")
+
+
+def test_probability_average_is_the_mean_of_the_models():
+    from training.models import ProbabilityAverage
+
+    a = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
+    b = np.array([[0.4, 0.3, 0.3], [0.2, 0.2, 0.6]])
+    model = ProbabilityAverage().fit(np.hstack([a, b]), np.array([-1, 1]))
+    np.testing.assert_allclose(model.predict_proba(np.hstack([a, b])), (a + b) / 2)
+
+
+def test_combiner_is_chosen_forward_on_the_last_training_block():
+    """A meta-learner fitted on a period whose relation flips in the last block loses the
+    forward check to the plain average; with a stable relation it wins."""
+    from training.models import ProbabilityAverage
+    from training.selection import choose_combiner, forward_holdout
+
+    oof, y, day_index = synthetic(seed=4)
+    rows = np.arange(len(y))
+    fit_rows, valid_rows = forward_holdout(rows, day_index, 240, 226)
+    assert day_index[fit_rows].max() < 226 and day_index[valid_rows].min() == 240
+    stable, scores = choose_combiner(
+        {"stack": (lambda: META(1, 7), oof[:, :3]), "average": (ProbabilityAverage, oof)},
+        y,
+        fit_rows,
+        valid_rows,
+    )
+    assert stable == "stack" and scores["stack"] < scores["average"]
+    flipped = y.copy()
+    flipped[valid_rows] = -flipped[valid_rows]  # the signal turns around in the last block
+    choice, _ = choose_combiner(
+        {"stack": (lambda: META(1, 7), oof[:, :3]), "average": (ProbabilityAverage, oof)},
+        flipped,
+        fit_rows,
+        valid_rows,
+    )
+    assert choice == "average"

@@ -215,6 +215,30 @@ def meta_learner(threads: int, seed: int, inputs: str = "proba", **params) -> Cl
     return model
 
 
+class ProbabilityAverage(ClassifierMixin, BaseEstimator):
+    """The simplest combiner: the mean of the base models' probabilities, learned from
+    nothing but the class order. Input: (n, 3 * n_models) probabilities side by side in
+    `stockml.defaults.CLASSES` order; output (n, 3). Under a shift between the training
+    period and the test window, an average often beats learned weights (it cannot overfit
+    them); whether a window uses it is chosen on its training period (training/selection.py).
+    `fit` accepts and ignores sample_weight."""
+
+    def fit(self, x, y, sample_weight=None):
+        import numpy as np
+
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, x):
+        import numpy as np
+
+        x = np.asarray(x, dtype=float)
+        return x.reshape(len(x), -1, 3).mean(axis=1)
+
+    def predict(self, x):
+        return self.classes_[self.predict_proba(x).argmax(axis=1)]
+
+
 class LabelShift(ClassifierMixin, BaseEstimator):
     """Meta-estimator for classifiers that want classes 0..K-1 (XGBoost): fits a clone of
     `estimator` on the classes' positions and maps predictions back to the labels."""

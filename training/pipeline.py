@@ -35,7 +35,7 @@ from stockml.errors import NothingToDoError
 from stockml.progress import progress_bar
 from training import tuning
 from training.calibration import CalibrationChoice, choose_calibration
-from training.models import BASE_MODELS, META, fit_model
+from training.models import BASE_MODELS, META, ProbabilityAverage, fit_model
 from training.ray_runner import (
     FitJob,
     checkpoint_name,
@@ -47,7 +47,13 @@ from training.ray_runner import (
     save_model,
     weights_of,
 )
-from training.selection import Selection, choose_inputs, forward_select
+from training.selection import (
+    Selection,
+    choose_combiner,
+    choose_inputs,
+    forward_holdout,
+    forward_select,
+)
 from training.stack import SignalModel, StackedModel
 from training.trades import MAX_COVERAGE, MIN_COVERAGE, choose_thresholds, decide
 from training.walkforward import Layout, cross_fitted, layout, meta_rows
@@ -296,6 +302,14 @@ def choose_decision(
 ) -> Decision:
     """Calibration and thresholds from cross-fitted meta-learner probabilities of `rows`."""
     proba = cross_fitted(lambda: META(1, SEED, inputs=inputs), oof, y, day_index, rows, horizon)
+    return decide_from(proba, y, day_index, rows, horizon)
+
+
+def decide_from(
+    proba: np.ndarray, y: np.ndarray, day_index: np.ndarray, rows: np.ndarray, horizon: int
+) -> Decision:
+    """Calibration and thresholds from out-of-sample probabilities `proba` of `rows` (the
+    forward out-of-fold average needs no cross-fitting: it learned nothing)."""
     calibration = choose_calibration(proba, y[rows], day_index[rows], horizon)
     if calibration.calibrator is not None:
         proba = calibration.calibrator.transform(proba)
@@ -341,9 +355,33 @@ def fit_stack(
         selection.inputs, selection.input_scores = choose_inputs(
             lambda inputs: META(1, SEED, inputs=inputs), x, y, day_index, rows, lay.horizon
         )
+        last = (lay.n_blocks if block is None else block) - 1
+        fit_rows, valid_rows = forward_holdout(
+            rows, day_index, int(lay.bounds[last]), lay.fit_end(last)
+        )
+        inputs = selection.inputs
+        if len(valid_rows) and len(np.unique(y[fit_rows])) == 3:
+            selection.combiner, selection.combiner_scores = choose_combiner(
+                {
+                    "stack": (lambda: META(1, SEED, inputs=inputs), x),
+                    "average": (ProbabilityAverage, oof),
+                },
+                y,
+                fit_rows,
+                valid_rows,
+            )
+        if selection.combiner == "average":
+            selection.kept = list(range(n_models))
+            x = oof
     weights = None if lives is None else weights_of(lives, rows)
-    meta = fit_model(META(1, SEED, inputs=selection.inputs), x[rows], y[rows], weights)
-    decision = choose_decision(x, y, day_index, rows, lay.horizon, selection.inputs)
+    decision_inputs = selection.inputs
+    if selection.combiner == "average":
+        meta = ProbabilityAverage().fit(x[rows], y[rows])
+        proba = meta.predict_proba(x[rows])
+        decision = decide_from(proba, y, day_index, rows, lay.horizon)
+    else:
+        meta = fit_model(META(1, SEED, inputs=decision_inputs), x[rows], y[rows], weights)
+        decision = choose_decision(x, y, day_index, rows, lay.horizon, decision_inputs)
     return meta, decision, rows, selection
 
 

@@ -35,6 +35,8 @@ class Selection:
     tried: dict[int, float] = field(default_factory=dict)
     inputs: str = "proba"  # the meta-learner's inputs: probabilities or their logs
     input_scores: dict[str, float] = field(default_factory=dict)
+    combiner: str = "stack"  # "stack" (the meta-learner) or "average" (of all base models)
+    combiner_scores: dict[str, float] = field(default_factory=dict)
 
     def reasons(self, names: list[str]) -> dict[str, str]:
         """Per model, in words: why it is in the stack or not."""
@@ -44,6 +46,12 @@ class Selection:
             out[names[j]] = (
                 f"kept (step {step + 1}): out-of-fold log loss {self.path[step]:.4f} -> "
                 f"{self.path[step + 1]:.4f} ({gain:+.4f} gained)"
+            )
+        if self.combiner_scores:
+            scores = ", ".join(f"{k} {v:.4f}" for k, v in self.combiner_scores.items())
+            out["combiner"] = (
+                f"{self.combiner} (log loss on the last training block, fitted on the blocks "
+                f"before it: {scores})"
             )
         if self.input_scores:
             scores = ", ".join(f"{k} {v:.4f}" for k, v in self.input_scores.items())
@@ -112,3 +120,30 @@ def choose_inputs(
         proba = cross_fitted(lambda i=inputs: make_meta(i), x, y, day_index, rows, horizon, folds)
         scores[inputs] = log_loss3(y[rows], proba)
     return ("log" if scores["log"] < scores["proba"] - 1e-6 else "proba"), scores
+
+
+def forward_holdout(
+    rows: np.ndarray, day_index: np.ndarray, start: int, fit_end: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split training-period `rows` forward: (rows whose days are before `fit_end`, rows from
+    day `start` on): fit on the past, score on the last block, as a test window is."""
+    return rows[day_index[rows] < fit_end], rows[day_index[rows] >= start]
+
+
+def choose_combiner(
+    candidates: dict[str, tuple[Callable[[], object], np.ndarray]],
+    y: np.ndarray,
+    fit_rows: np.ndarray,
+    valid_rows: np.ndarray,
+) -> tuple[str, dict[str, float]]:
+    """The candidate combiner (name -> (factory, its input matrix)) with the lowest log loss
+    on `valid_rows` when fitted on `fit_rows`: a forward check, the way a test window
+    meets its stack (cross-fitting mixes the training period's dates, which flatters a
+    learned combiner under a shift). Ties go to the first candidate."""
+    scores = {}
+    for name, (make, x) in candidates.items():
+        model = make().fit(x[fit_rows], y[fit_rows])
+        scores[name] = log_loss3(y[valid_rows], model.predict_proba(x[valid_rows]))
+    first = next(iter(scores))
+    best = min(scores, key=scores.get)
+    return (best if scores[best] < scores[first] - 1e-6 else first), scores
