@@ -160,6 +160,7 @@ def refresh_labels(
         delete=lambda gone: store.delete_labels(con, profile.name, gone),
         progress=progress,
     )
+    budget.release_duckdb(con)
     summary = {"profile": profile.name, **summary}
     structlog.get_logger("backtest").info("labels_refreshed", **summary)
     return summary

@@ -108,5 +108,6 @@ def refresh_features(
         progress=progress,
         first_status=None if kernels_cached() else compiling,
     )
+    budget.release_duckdb(con)
     structlog.get_logger("features").info("features_refreshed", **summary)
     return summary

@@ -90,8 +90,13 @@ class MemoryBudget:
         return max(MIN_CHUNK_ROWS, self.chunk_bytes // row_bytes)
 
     def bound_duckdb(self, con) -> None:
-        """Cap DuckDB's buffer pool on `con`'s database (it spills to disk beyond it)."""
+        """Cap DuckDB's buffer pool on `con`'s database (it spills to disk beyond it) for a
+        refresh; `release_duckdb` puts DuckDB's default back for the queries after it."""
         con.execute(f"SET memory_limit = '{self.duckdb_bytes // 2**20}MiB'")
+
+    @staticmethod
+    def release_duckdb(con) -> None:
+        con.execute("RESET memory_limit")
 
     def describe(self) -> str:
         return f"{self.limit / 2**30:.1f} GiB"

@@ -78,16 +78,28 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def refreshed(source: Path, target: Path, limit: int | str) -> tuple[dict, dict, str]:
     """Copy `source`, refresh features and swing labels under `limit`; both summaries and
-    DuckDB's memory_limit setting afterwards."""
+    DuckDB's memory_limit as set while the features were written."""
     target.write_bytes(source.read_bytes())
     con = store.connect(target)
+    default = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    seen = []
+    replace = store.replace_features
+
+    def spy(con, *args, **kwargs):
+        seen.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        return replace(con, *args, **kwargs)
+
     try:
+        store.replace_features = spy
         feats = refresh_features(con, progress=False, memory_limit=limit)
         labels = refresh_labels(con, SWING, progress=False, memory_limit=limit)
-        setting = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        after = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     finally:
+        store.replace_features = replace
         con.close()
-    return feats, labels, setting
+    assert after == default  # DuckDB's default is back for the queries after a refresh
+    assert len(set(seen)) == 1
+    return feats, labels, seen[0]
 
 
 def table(path: Path, sql: str) -> pl.DataFrame:
