@@ -51,8 +51,17 @@ def configure_numba_cache() -> Path:
 
 
 def kernels_cached() -> bool:
-    """Whether Numba's on-disk cache already holds the compiled feature kernels."""
-    import numba
+    """Whether Numba's on-disk cache holds both feature drivers compiled from the current
+    sources (imports the kernels, so Numba, but compiles nothing)."""
+    from features.kernels import DRIVERS, driver_cached
 
-    folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else _HERE / "__pycache__"
-    return any(folder.rglob("kernels.compute_all_nb-*.nbi"))
+    return all(driver_cached(name) for name in DRIVERS)
+
+
+def precompile() -> None:
+    """Compile the feature kernels into the configured cache now (bootstrap.sh's last step,
+    so that the first stockml command loads them); only loads them when already there."""
+    configure_numba_cache()
+    from features.kernels import compile_kernels
+
+    compile_kernels()

@@ -8,6 +8,10 @@ then subtract the oldest), so results agree with TA-Lib to the last few bits.
 No value ever depends on a later element (no look-ahead).
 Kernels use NumPy's error model (x/0 gives inf or NaN, no exception), which lets loops
 vectorise; the warm-up NaNs and zero guards are explicit where TA-Lib has them.
+Numba compiles a kernel once per distinct set of argument types, and a bare `True` or `1`
+passed to a kernel is a literal type of its own: flags and constants between kernels are
+passed as `np.bool_(True)` / `np.int64(1)` (or a run-time comparison), so each kernel is
+compiled once (the first run's compile time; see features.kernels).
 
 No feature is ever +-inf, for any valid input (positive prices, low <= open, close <= high,
 volume >= 0): a denominator that is zero, or zero but for rounding, gives NaN (stored NULL),
@@ -169,13 +173,13 @@ def _extreme_nb(x: np.ndarray, n: int, highest: bool) -> np.ndarray:
 @njit(cache=True, error_model="numpy")
 def max_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Highest value over n (TA-Lib MAX)."""
-    return _extreme_nb(x, n, True)
+    return _extreme_nb(x, n, np.bool_(True))
 
 
 @njit(cache=True, error_model="numpy")
 def min_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Lowest value over n (TA-Lib MIN)."""
-    return _extreme_nb(x, n, False)
+    return _extreme_nb(x, n, np.bool_(False))
 
 
 @njit(cache=True, error_model="numpy")
@@ -228,12 +232,12 @@ def _regression_nb(x: np.ndarray, n: int, forecast: bool) -> np.ndarray:
 
 @njit(cache=True, error_model="numpy")
 def linreg_slope_nb(x: np.ndarray, n: int) -> np.ndarray:
-    return _regression_nb(x, n, False)
+    return _regression_nb(x, n, np.bool_(False))
 
 
 @njit(cache=True, error_model="numpy")
 def tsf_nb(x: np.ndarray, n: int) -> np.ndarray:
-    return _regression_nb(x, n, True)
+    return _regression_nb(x, n, np.bool_(True))
 
 
 @njit(cache=True, error_model="numpy")

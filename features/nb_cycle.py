@@ -18,7 +18,8 @@ _B = 0.5769
 _DET, _Q1, _JI, _JQ = 0, 1, 2, 3
 
 
-@njit(cache=True, error_model="numpy")
+# inline="always": inlined into _cycle_nb, not compiled once per literal argument.
+@njit(inline="always", error_model="numpy")
 def _hilbert_step(kind, parity, value, idx, adj, buf, prev, prev_in):
     """One Hilbert FIR step for one of the four transforms on one bar parity."""
     temp = _A * value
@@ -196,12 +197,13 @@ def _cycle_nb(x: np.ndarray, warm: int, lookback: int, trend_mode: bool) -> np.n
 
 
 @njit(cache=True, error_model="numpy")
-def ht_dcperiod_nb(x: np.ndarray) -> np.ndarray:
-    """Dominant cycle period in bars (TA-Lib HT_DCPERIOD; first value after 32 bars)."""
-    return _cycle_nb(x, 9, 32, False)
-
-
-@njit(cache=True, error_model="numpy")
-def ht_trendmode_nb(x: np.ndarray) -> np.ndarray:
-    """1 in a trend, 0 in a cycle (TA-Lib HT_TRENDMODE; first value after 63 bars)."""
-    return _cycle_nb(x, 34, 63, True)
+def ht_cycle_nb(x: np.ndarray, trend_mode: bool) -> np.ndarray:
+    """Dominant cycle period in bars (TA-Lib HT_DCPERIOD; first value after 32 bars), or with
+    `trend_mode` 1 in a trend, 0 in a cycle (TA-Lib HT_TRENDMODE; first value after 63 bars).
+    One function with a run-time flag, so the long cycle kernel is compiled once."""
+    warm = 9
+    lookback = 32
+    if trend_mode:
+        warm = 34
+        lookback = 63
+    return _cycle_nb(x, warm, lookback, trend_mode)

@@ -59,12 +59,12 @@ def _wilder_gain_loss_nb(x: np.ndarray, n: int, cmo: bool) -> np.ndarray:
 
 @njit(cache=True, error_model="numpy")
 def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
-    return _wilder_gain_loss_nb(x, n, False)
+    return _wilder_gain_loss_nb(x, n, np.bool_(False))
 
 
 @njit(cache=True, error_model="numpy")
 def cmo_nb(x: np.ndarray, n: int) -> np.ndarray:
-    return _wilder_gain_loss_nb(x, n, True)
+    return _wilder_gain_loss_nb(x, n, np.bool_(True))
 
 
 @njit(cache=True, error_model="numpy")
