@@ -370,9 +370,7 @@ def fit_stack(
                 fit_rows,
                 valid_rows,
             )
-        if selection.combiner == "average":
-            selection.kept = list(range(n_models))
-            x = oof
+        x = oof[:, base_columns(selection.reads(n_models))]
     weights = None if lives is None else weights_of(lives, rows)
     decision_inputs = selection.inputs
     if selection.combiner == "average":
@@ -413,7 +411,8 @@ def stack_windows(
             )
             save_model(run_dir, f"meta__b{block}", meta)
             rows = np.flatnonzero(lay.block_of(day_index) == block)
-            proba = meta.predict_proba(oof[np.ix_(rows, base_columns(selection.kept))])
+            reads = selection.reads(len(models))
+            proba = meta.predict_proba(oof[np.ix_(rows, base_columns(reads))])
             if decision.calibration.calibrator is not None:
                 proba = decision.calibration.calibrator.transform(proba)
             base = {m: oof[rows, 3 * j : 3 * j + 3] for j, m in enumerate(models)}
@@ -427,7 +426,7 @@ def stack_windows(
                     {**base, "stack": proba},
                     decide(proba, decision.t_call, decision.t_put),
                     decision,
-                    [models[j] for j in selection.kept],
+                    [models[j] for j in reads],
                     selection.reasons(models) if select else {},
                 )
             )
@@ -436,7 +435,11 @@ def stack_windows(
             oof, samples.y, day_index, lay, None, lives, select
         )
         stack = StackedModel.from_fitted(
-            [(models[j], load_model(fits, live_names[models[j]])) for j in selection.kept], meta
+            [
+                (models[j], load_model(fits, live_names[models[j]]))
+                for j in selection.reads(len(models))
+            ],
+            meta,
         )
         live = SignalModel(
             stack,

@@ -38,6 +38,11 @@ class Selection:
     combiner: str = "stack"  # "stack" (the meta-learner) or "average" (of all base models)
     combiner_scores: dict[str, float] = field(default_factory=dict)
 
+    def reads(self, n_models: int) -> list[int]:
+        """The base models the window's combiner reads: the kept ones for the meta-learner,
+        every one for the average."""
+        return list(range(n_models)) if self.combiner == "average" else list(self.kept)
+
     def reasons(self, names: list[str]) -> dict[str, str]:
         """Per model, in words: why it is in the stack or not."""
         out = {}
@@ -60,8 +65,11 @@ class Selection:
         for j, name in enumerate(names):
             if j not in self.kept:
                 best = self.tried.get(j, float("nan"))
+                verdict = "read by the average; the meta-learner would leave it out"
+                if self.combiner != "average":
+                    verdict = "left out"
                 out[name] = (
-                    f"left out: adding it gave {best:.4f} against {final:.4f} "
+                    f"{verdict}: adding it gave {best:.4f} against {final:.4f} "
                     f"(less than {MIN_GAIN} gained)"
                 )
         return out
