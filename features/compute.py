@@ -95,7 +95,7 @@ def refresh_features(
     # faults (the OS zeroing new memory) than the kernels take to fill it. Each batch is
     # stored as float32 copies, so the buffer is free again when `compute` returns.
     buffer = np.empty(len(COLUMNS) * plan.largest_batch)
-    compiling = "compiling the kernels: first run in this checkout only, ~1 min"
+    compiling = "compiling the kernels (bootstrap.sh does it once per checkout): ~50 s of CPU"
     summary = refresh_derived(
         con,
         plan,
