@@ -56,3 +56,22 @@ def test_bad_input_is_a_value_error():
         average_uniqueness(np.zeros(2), np.zeros(3, int), np.zeros(2, int))
     with pytest.raises(ValueError, match=">= 0"):
         average_uniqueness(np.zeros(1), np.zeros(1, int), np.array([-1]))
+
+
+def test_with_labels_every_class_keeps_its_row_count_as_weight():
+    """Stops and targets exit early (more unique), timeouts live the whole horizon: raw
+    uniqueness would shift the class prior; per class it cannot."""
+    rng = np.random.default_rng(3)
+    n = 400
+    labels = rng.choice([-1, 0, 1], n, p=[0.3, 0.5, 0.2])
+    offsets = np.where(labels == 0, 14, rng.integers(1, 6, n))
+    days = np.arange(n)
+    raw = uniqueness_weights(np.zeros(n), days, offsets)
+    assert raw[labels == 0].mean() < 0.8 * raw[labels != 0].mean()  # the tilt exists
+    w = uniqueness_weights(np.zeros(n), days, offsets, labels)
+    for c in (-1, 0, 1):
+        assert w[labels == c].sum() == pytest.approx(np.sum(labels == c))
+    # within a class the order of uniqueness is kept
+    u = average_uniqueness(np.zeros(n), days, offsets)
+    mask = labels == 1
+    assert np.array_equal(np.argsort(w[mask], kind="stable"), np.argsort(u[mask], kind="stable"))

@@ -318,10 +318,11 @@ def decide_from(
 
 
 def label_lives(samples: Samples, day_index: np.ndarray) -> np.ndarray:
-    """(n, 3) int64: each row's symbol code, trading-day index and exit offset, what
-    `ray_runner.weights_of` needs to weight any subset of rows by label uniqueness."""
+    """(n, 4) int64: each row's symbol code, trading-day index, exit offset and label,
+    what `ray_runner.weights_of` needs to weight any subset of rows by label uniqueness
+    (within each class)."""
     codes = np.unique(samples.symbols, return_inverse=True)[1]
-    return np.column_stack([codes, day_index, samples.exit_offset]).astype(np.int64)
+    return np.column_stack([codes, day_index, samples.exit_offset, samples.y]).astype(np.int64)
 
 
 def base_columns(kept: list[int]) -> np.ndarray:

@@ -157,7 +157,7 @@ def weights_of(lives: np.ndarray, rows: np.ndarray) -> np.ndarray:
     from training.weights import uniqueness_weights
 
     part = lives[rows]
-    return uniqueness_weights(part[:, 0], part[:, 1], part[:, 2])
+    return uniqueness_weights(part[:, 0], part[:, 1], part[:, 2], part[:, 3])
 
 
 def fit_one(
@@ -169,7 +169,8 @@ def fit_one(
     lives: np.ndarray | None = None,
 ) -> FitResult:
     """Fit one model on its rows and predict its predict rows; touches no file. With
-    `lives` ((n, 3) int64: symbol code, day index, exit offset of each row's label), rows
+    `lives` ((n, 4) int64: symbol code, day index, exit offset and class of each row's
+    label), rows
     are weighted by their label's average uniqueness among the job's own training rows
     (training/weights.py): computed per fit, so no label outside the fit (a purged or
     test row) shapes a training row's weight."""

@@ -7,7 +7,7 @@ Financial Machine Learning* (2018), ch. 4.4-4.5: for each stock and trading day 
 concurrency c_d is the number of that stock's labels whose life includes d; a label's
 average uniqueness is the mean of 1 / c_d over its life. Rows are weighted by it (scaled to
 mean 1), so a stretch of n overlapping labels counts about as much as its independent
-outcomes.
+outcomes; within each class, so the classes keep their prior (see `uniqueness_weights`).
 """
 
 from __future__ import annotations
@@ -53,9 +53,25 @@ def average_uniqueness(
 
 
 def uniqueness_weights(
-    symbols: np.ndarray, day_index: np.ndarray, exit_offset: np.ndarray
+    symbols: np.ndarray,
+    day_index: np.ndarray,
+    exit_offset: np.ndarray,
+    labels: np.ndarray | None = None,
 ) -> np.ndarray:
     """`average_uniqueness` scaled to mean 1 (so regularisation set in rows, such as a
-    minimum leaf size, keeps its meaning). Returns (n,) float64; empty in, empty out."""
+    minimum leaf size, keeps its meaning). With `labels`, scaled within each class so every
+    class keeps its row count as its total weight: a label's length depends on its outcome
+    (a stop or target exits early, a timeout lives the whole horizon and overlaps most), so
+    raw uniqueness would tilt the classes' prior towards early exits and miscalibrate every
+    model; per class, the weights only move weight from redundant rows to distinct ones.
+    Returns (n,) float64; empty in, empty out."""
     u = average_uniqueness(symbols, day_index, exit_offset)
-    return u / u.mean() if len(u) else u
+    if not len(u):
+        return u
+    if labels is None:
+        return u / u.mean()
+    out = np.empty_like(u)
+    for c in np.unique(labels):
+        mask = labels == c
+        out[mask] = u[mask] / u[mask].mean()
+    return out
