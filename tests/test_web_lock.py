@@ -154,9 +154,15 @@ def test_pages_show_the_last_copy_while_a_writer_holds_the_store(first_store, tm
     try:
         assert "Renamed Inc" not in httpx.get(base + "/ingest").text
         writer = hold_writer(first_store)
-        page = httpx.get(base + "/ingest")
-        assert page.status_code == 200 and f"written by process {writer.pid}" in page.text
-        assert "Renamed Inc" not in page.text
+        # The server asks for the lock at most every 0.25 s (Snapshots.check_interval): a
+        # request that soon after the writer started may not name it yet, but no page may
+        # ever show the writer's unfinished change.
+        deadline = time.monotonic() + 10
+        while f"written by process {writer.pid}" not in (page := httpx.get(base + "/ingest")).text:
+            assert page.status_code == 200 and "Renamed Inc" not in page.text
+            assert time.monotonic() < deadline, "the writer was never named"
+            time.sleep(0.05)
+        assert page.status_code == 200 and "Renamed Inc" not in page.text
         writer.stdin.close()
         writer.wait(timeout=30)
         deadline = time.monotonic() + 10
