@@ -13,13 +13,19 @@ from typing import BinaryIO
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """Call `write(handle)` on a temporary file beside `path`, flush it to disk, then rename
     it over `path` (atomic on POSIX). Returns `path`. The temporary file keeps the real
-    suffix last (`name.tmp.png`), so writers that infer a format from it still work."""
-    temp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    with temp.open("wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temp.replace(path)
+    suffix last (`name.<pid>-<random>.tmp.png`), so writers that infer a format from it
+    still work, and is unique to this call, so two writers of the same file (a rerun
+    beside a process that has not died yet) never rename each other's half-written file."""
+    temp = path.with_name(f"{path.stem}.{os.getpid()}-{os.urandom(4).hex()}.tmp{path.suffix}")
+    try:
+        with temp.open("wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     return path
 
 
