@@ -55,3 +55,15 @@ def sp500_bars(sp500_parquet: Path):
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "store" / "stockml.duckdb"
+
+
+def insert_prices(con, bars) -> None:
+    """Put real bars (the shared data set's columns) straight into a store's `prices`."""
+    con.register(
+        "_p",
+        bars.select(
+            "symbol", "date", "open", "high", "low", "close", "adjclose", "volume"
+        ).to_arrow(),
+    )
+    con.execute("INSERT INTO prices SELECT * FROM _p")
+    con.unregister("_p")

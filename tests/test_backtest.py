@@ -19,6 +19,7 @@ from backtest.nb import label_triple_barrier_nb
 from features.compute import adjust_bars
 from stockml import store
 from stockml.errors import InputError
+from tests.conftest import insert_prices
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "example_queries.sql"
@@ -149,14 +150,7 @@ def sample_store(tmp_path_factory, sp500_bars):
     symbols = sp500_bars["symbol"].unique().sort().to_list()[:30]
     bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2015, 1, 1)))
     con = store.connect(db)
-    con.register(
-        "_p",
-        bars.select(
-            "symbol", "date", "open", "high", "low", "close", "adjclose", "volume"
-        ).to_arrow(),
-    )
-    con.execute("INSERT INTO prices SELECT * FROM _p")
-    con.unregister("_p")
+    insert_prices(con, bars)
     store.upsert_symbols(con, listing_rows())
     import csv
 

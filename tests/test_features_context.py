@@ -159,20 +159,14 @@ def test_context_is_stored_and_joined_into_samples(tmp_path, sp500_bars):
     from features.compute import refresh_features
     from features.context_refresh import refresh_context
     from stockml import store
+    from tests.conftest import insert_prices
 
     db = tmp_path / "c.duckdb"
     symbols = sp500_bars["symbol"].unique().sort().to_list()[:12]
     bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2017, 1, 1)))
     con = store.connect(db)
     try:
-        con.register(
-            "_p",
-            bars.select(
-                "symbol", "date", "open", "high", "low", "close", "adjclose", "volume"
-            ).to_arrow(),
-        )
-        con.execute("INSERT INTO prices SELECT * FROM _p")
-        con.unregister("_p")
+        insert_prices(con, bars)
         store.upsert_symbols(con, [(s, s, SECTORS[i % 3]) for i, s in enumerate(symbols)])
         refresh_features(con, progress=False)
         refresh_labels(con, resolve_profile("swing"), progress=False)

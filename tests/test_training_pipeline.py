@@ -15,6 +15,7 @@ import pytest
 
 from stockml import store
 from stockml.errors import NothingToDoError, StoreError
+from tests.conftest import insert_prices
 from training.pipeline import run_training
 from training.ray_runner import load_model
 
@@ -29,14 +30,7 @@ def small_store(tmp_path_factory, sp500_bars):
     symbols = sp500_bars["symbol"].unique().sort().to_list()[:12]
     bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2017, 1, 1)))
     con = store.connect(db)
-    con.register(
-        "_p",
-        bars.select(
-            "symbol", "date", "open", "high", "low", "close", "adjclose", "volume"
-        ).to_arrow(),
-    )
-    con.execute("INSERT INTO prices SELECT * FROM _p")
-    con.unregister("_p")
+    insert_prices(con, bars)
     con.close()
     return db
 
