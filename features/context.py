@@ -56,22 +56,88 @@ def _trailing(name: str, n: int) -> pl.Expr:
     return c / c.shift(n) - 1
 
 
-def market_index(stocks: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.DataFrame:
+def stock_series(bars: pl.DataFrame) -> pl.DataFrame:
+    """Stage 1, per symbol (needs each symbol's whole history, no other symbol).
+
+    bars: symbol, date, close (adjusted, > 0), sector (NULL: "Unknown") and the `RANKED`
+    catalog columns (NaN or NULL during warm-up), any row order. Returns symbol, date,
+    sector, the ranked columns (NaN as NULL), r1/r5/r20/r60 (trailing returns over trading
+    rows) and above/high/low (close above its 50-day mean, at its 20-day high, at its 20-day
+    low; NULL during warm-up), sorted by symbol and date."""
+    ranked = [pl.col(name).fill_nan(None) for name in RANKED]
+    close = pl.col("close")
+    return (
+        bars.select("symbol", "date", "close", "sector", *ranked)
+        .with_columns(pl.col("sector").fill_null(UNKNOWN_SECTOR))
+        .sort("symbol", "date")
+        .with_columns(
+            _trailing("close", 1).over("symbol").alias("r1"),
+            _trailing("close", 5).over("symbol").alias("r5"),
+            _trailing("close", 20).over("symbol").alias("r20"),
+            _trailing("close", 60).over("symbol").alias("r60"),
+            (close > close.rolling_mean(50)).over("symbol").alias("above"),
+            (close >= close.rolling_max(20)).over("symbol").alias("high"),
+            (close <= close.rolling_min(20)).over("symbol").alias("low"),
+        )
+        .drop("close")
+    )
+
+
+def daily_market(stocks: pl.DataFrame) -> pl.DataFrame:
+    """Stage 2a, per day (needs every stock of a day, no other day): date, ret (the
+    equal-weighted index's return: the mean of the day's r1, each clipped to +-RETURN_CLIP;
+    NULL when no stock has one) and the three breadth shares, sorted by date."""
+    return (
+        stocks.group_by("date")
+        .agg(
+            pl.col("r1").clip(-RETURN_CLIP, RETURN_CLIP).mean().alias("ret"),
+            pl.col("above").cast(pl.Float64).mean().alias("mkt_breadth_sma_50"),
+            pl.col("high").cast(pl.Float64).mean().alias("mkt_high_20_share"),
+            pl.col("low").cast(pl.Float64).mean().alias("mkt_low_20_share"),
+        )
+        .sort("date")
+    )
+
+
+def cross_section(stocks: pl.DataFrame) -> pl.DataFrame:
+    """Stage 2b, per day: symbol, date and the sec_* and xs_rank_* columns of every row of
+    `stocks` (stage 1's frame, or any set of whole days of it)."""
+
+    def rank(name: str) -> pl.Expr:
+        col = pl.col(name)
+        n = col.count().over("date")
+        pct = (col.rank("average").over("date") - 1) / (n - 1)
+        return pl.when(col.is_null()).then(None).when(n == 1).then(0.5).otherwise(pct)
+
+    def sector_median(name: str) -> pl.Expr:
+        return pl.col(name).median().over("date", "sector")
+
+    return stocks.select(
+        "symbol",
+        "date",
+        sector_median("r20").alias("sec_ret_20"),
+        sector_median("r60").alias("sec_ret_60"),
+        (pl.col("r5") - sector_median("r5")).alias("sec_rel_ret_5"),
+        (pl.col("r20") - sector_median("r20")).alias("sec_rel_ret_20"),
+        (pl.col("r60") - sector_median("r60")).alias("sec_rel_ret_60"),
+        *[rank(name).alias(f"xs_rank_{name}") for name in RANKED],
+    )
+
+
+def market_index(daily: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.DataFrame:
     """date, level (M), ret (daily return of M; NULL on the first day), one row per market
-    day, from `stocks` (symbol, date, r1) or from `market` (date, close) when given."""
+    day: from `daily` (date, ret: `daily_market` over every day, in any number of pieces)
+    or from `market` (date, close of a market symbol) when given. M starts at 1."""
     if market is not None and market.height:
         frame = market.select("date", pl.col("close").alias("level")).sort("date")
         return frame.with_columns((pl.col("level") / pl.col("level").shift(1) - 1).alias("ret"))
-    daily = (
-        stocks.group_by("date")
-        .agg(pl.col("r1").clip(-RETURN_CLIP, RETURN_CLIP).mean().alias("ret"))
-        .sort("date")
-    )
+    daily = daily.select("date", "ret").sort("date")
     return daily.with_columns((1 + pl.col("ret").fill_null(0.0)).cum_prod().alias("level"))
 
 
 def market_features(index: pl.DataFrame, breadth: pl.DataFrame) -> pl.DataFrame:
-    """date and the mkt_* columns that are the same for every stock that day."""
+    """date, mkt_r1 (the index's daily return) and the mkt_* columns that are the same for
+    every stock that day, from the whole index history and the daily breadth shares."""
     m, r = pl.col("level"), pl.col("ret")
     return (
         index.sort("date")
@@ -84,42 +150,22 @@ def market_features(index: pl.DataFrame, breadth: pl.DataFrame) -> pl.DataFrame:
             (m / m.rolling_mean(200) - 1).alias("mkt_dist_sma_200"),
         )
         .join(breadth, on="date", how="left")
+        .rename({"ret": "mkt_r1"})
+        .drop("level")
     )
 
 
-def context_frame(bars: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Every context column of `CONTEXT_COLUMNS` for every row of `bars`.
-
-    bars: one row per symbol and trading day with symbol, date, close (adjusted, > 0),
-      sector (NULL: its own "Unknown" group) and the `RANKED` catalog columns (NaN or NULL
-      during warm-up). market: optional date, close of a market symbol (see module doc).
-    Returns symbol, date and the context columns (Float64, NULL where a window is not full
-    yet), sorted by symbol and date. Raises polars' ColumnNotFoundError on a missing column.
-    """
-    ranked = [pl.col(name).fill_nan(None) for name in RANKED]
-    stocks = (
-        bars.select("symbol", "date", "close", "sector", *ranked)
-        .with_columns(pl.col("sector").fill_null(UNKNOWN_SECTOR))
+def finish(stocks: pl.DataFrame, markets: pl.DataFrame, sections: pl.DataFrame) -> pl.DataFrame:
+    """Stage 3, per symbol: the context columns of `stocks` (stage 1's symbol, date, r1,
+    r20 for whole symbols) from the market's columns (`market_features`) and the rows'
+    cross-section (`cross_section`). Returns symbol, date, `CONTEXT_COLUMNS` (Float64),
+    sorted by symbol and date."""
+    frame = (
+        stocks.select("symbol", "date", "r1", "r20")
+        .join(markets, on="date", how="left")
+        .join(sections, on=["symbol", "date"], how="left")
         .sort("symbol", "date")
-        .with_columns(
-            _trailing("close", 1).over("symbol").alias("r1"),
-            _trailing("close", 5).over("symbol").alias("r5"),
-            _trailing("close", 20).over("symbol").alias("r20"),
-            _trailing("close", 60).over("symbol").alias("r60"),
-            (pl.col("close") > pl.col("close").rolling_mean(50)).over("symbol").alias("above"),
-            (pl.col("close") >= pl.col("close").rolling_max(20)).over("symbol").alias("high"),
-            (pl.col("close") <= pl.col("close").rolling_min(20)).over("symbol").alias("low"),
-        )
     )
-    breadth = stocks.group_by("date").agg(
-        pl.col("above").cast(pl.Float64).mean().alias("mkt_breadth_sma_50"),
-        pl.col("high").cast(pl.Float64).mean().alias("mkt_high_20_share"),
-        pl.col("low").cast(pl.Float64).mean().alias("mkt_low_20_share"),
-    )
-    index = market_index(stocks, market)
-    markets = market_features(index, breadth).rename({"ret": "mkt_r1"}).drop("level")
-    stocks = stocks.join(markets, on="date", how="left").sort("symbol", "date")
-
     r, big_r = pl.col("r1"), pl.col("mkt_r1")
     # beta over 60 rows: (E[rR] - E[r]E[R]) / (E[R^2] - E[R]^2), NULL while either is
     # missing in the window or when the index did not move at all.
@@ -128,26 +174,25 @@ def context_frame(bars: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.
     mean = lambda e: e.rolling_mean(60).over("symbol")  # noqa: E731
     var = mean(mm * mm) - mean(mm) ** 2
     beta = pl.when(var > 1e-14).then((mean(rr * mm) - mean(rr) * mean(mm)) / var)
-
-    def rank(name: str) -> pl.Expr:
-        col = pl.col(name)
-        n = col.count().over("date")
-        pct = (col.rank("average").over("date") - 1) / (n - 1)
-        return pl.when(col.is_null()).then(None).when(n == 1).then(0.5).otherwise(pct)
-
-    def sector_median(name: str) -> pl.Expr:
-        return pl.col(name).median().over("date", "sector")
-
-    out = stocks.with_columns(
+    out = frame.with_columns(
         (pl.col("r20") - pl.col("mkt_ret_20")).alias("mkt_rel_ret_20"),
         beta.alias("beta_60"),
-        sector_median("r20").alias("sec_ret_20"),
-        sector_median("r60").alias("sec_ret_60"),
-        (pl.col("r5") - sector_median("r5")).alias("sec_rel_ret_5"),
-        (pl.col("r20") - sector_median("r20")).alias("sec_rel_ret_20"),
-        (pl.col("r60") - sector_median("r60")).alias("sec_rel_ret_60"),
-        *[rank(name).alias(f"xs_rank_{name}") for name in RANKED],
     )
-    return out.select(
-        "symbol", "date", *[pl.col(c).cast(pl.Float64) for c in CONTEXT_COLUMNS]
-    ).sort("symbol", "date")
+    return out.select("symbol", "date", *[pl.col(c).cast(pl.Float64) for c in CONTEXT_COLUMNS])
+
+
+def context_frame(bars: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every context column of `CONTEXT_COLUMNS` for every row of `bars`, in memory.
+
+    bars: one row per symbol and trading day with symbol, date, close (adjusted, > 0),
+      sector (NULL: its own "Unknown" group) and the `RANKED` catalog columns (NaN or NULL
+      during warm-up). market: optional date, close of a market symbol (see module doc).
+    Returns symbol, date and the context columns (Float64, NULL where a window is not full
+    yet), sorted by symbol and date. Raises polars' ColumnNotFoundError on a missing column.
+    The three stages are those `features/context_refresh.py` runs in chunks (of symbols for
+    stages 1 and 3, of days for stage 2) to bound memory at market scale.
+    """
+    stocks = stock_series(bars)
+    daily = daily_market(stocks)
+    markets = market_features(market_index(daily, market), daily.drop("ret"))
+    return finish(stocks, markets, cross_section(stocks))

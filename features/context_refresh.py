@@ -1,10 +1,29 @@
-"""The store side of context features: read the universe, compute, swap `context_features`.
+"""The store side of context features: compute the universe's context in chunks and swap
+`context_features` whole.
 
 Context columns of one stock depend on every stock (an index, breadth, sector medians,
 ranks), so the table is recomputed whole whenever its inputs change: any symbol's prices
 fingerprint, the feature catalog, the context catalog, or the symbols' sectors. The digest
 of those inputs is stored beside the table (`settings.context_version`); an unchanged store
-costs one query. The computation itself is `features.context.context_frame` (pure).
+costs one query.
+
+Memory is bounded by `--memory-limit` (stockml.memory), not by the universe: the pure
+stages of `features.context` run on chunks, their outputs go through scratch tables in the
+store (DuckDB spills beyond its share of the budget), and only one-row-per-day frames (the
+market index, breadth) are ever whole in memory:
+
+    1. stocks    per symbol chunk: prices + sector + ranked features -> `stock_series`
+                 -> `_context_stocks`
+    2. sections  per chunk of whole days: `_context_stocks` -> `daily_market` (kept: one
+                 row a day) and `cross_section` -> `_context_sections`
+    3. finish    the market's columns from the whole daily series; per symbol chunk:
+                 `_context_stocks` + `_context_sections` -> `finish` -> `_context_new`
+    4. swap      `_context_new` becomes `context_features` with the new version, in one
+                 transaction; an interrupted refresh leaves the old table and version, and
+                 the next one starts over.
+
+`context_frame` (the same stages on the whole universe in memory) is the reference the
+chunked result is tested equal to.
 """
 
 from __future__ import annotations
@@ -18,10 +37,26 @@ import polars as pl
 import structlog
 
 from features.catalog import CATALOG_VERSION
-from features.context import CONTEXT_CATALOG, CONTEXT_COLUMNS, MARKET_SYMBOLS, RANKED
-from features.context import context_frame as compute_context
+from features.context import (
+    CONTEXT_CATALOG,
+    CONTEXT_COLUMNS,
+    MARKET_SYMBOLS,
+    RANKED,
+    cross_section,
+    daily_market,
+    finish,
+    market_features,
+    market_index,
+    stock_series,
+)
 from stockml import store
+from stockml.memory import MemoryBudget
 from stockml.progress import progress_bar
+
+# Bytes one stock-day costs in flight in the largest stage (measured with
+# benchmarks/bench_context.py: the polars frames of a chunk with their sorted and joined
+# copies, and the Arrow buffer handed to DuckDB), rounded up.
+CONTEXT_ROW_BYTES = 1_000
 
 
 def context_version(con: Any) -> str:
@@ -35,16 +70,24 @@ def context_version(con: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def read_universe(con: Any) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """(bars, market) as `context_frame` takes them: every stored symbol's adjusted close,
-    sector and ranked catalog features; the first stored market symbol's close, if any."""
+def read_bars(con: Any, symbols: list[str] | None = None) -> pl.DataFrame:
+    """What `stock_series` takes, for `symbols` (None: every stored symbol): adjusted
+    close, sector and the ranked catalog features, sorted by symbol and date."""
     ranked = ", ".join(f"f.{name}" for name in RANKED)
-    bars = store.query_pl(
+    where, params = "", None
+    if symbols is not None:
+        where, params = "WHERE p.symbol IN (SELECT unnest(?)) ", [list(symbols)]
+    return store.query_pl(
         con,
         f"SELECT p.symbol, p.date, p.adjclose AS close, s.sector, {ranked} "
         "FROM prices p LEFT JOIN symbols s USING (symbol) "
-        "LEFT JOIN features f USING (symbol, date) ORDER BY p.symbol, p.date",
+        f"LEFT JOIN features f USING (symbol, date) {where}ORDER BY p.symbol, p.date",
+        params,
     )
+
+
+def read_market(con: Any) -> pl.DataFrame | None:
+    """date, close of the first stored market symbol (`MARKET_SYMBOLS`), or None."""
     for symbol in MARKET_SYMBOLS:
         market = store.query_pl(
             con,
@@ -52,29 +95,100 @@ def read_universe(con: Any) -> tuple[pl.DataFrame, pl.DataFrame | None]:
             [symbol],
         )
         if market.height:
-            return bars, market
-    return bars, None
+            return market
+    return None
 
 
-def refresh_context(con: Any, progress: bool = True) -> dict[str, Any]:
-    """Bring `context_features` in step with the store (needs `features` up to date first).
-    Returns rows, seconds and whether it was up_to_date."""
+def read_universe(con: Any) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """(bars, market) of the whole store as `context_frame` takes them, in memory: for
+    small stores and tests; `refresh_context` reads in chunks instead."""
+    return read_bars(con), read_market(con)
+
+
+def day_chunks(con: Any, max_rows: int) -> list[tuple[Any, Any]]:
+    """(first, last) dates of consecutive day ranges of `_context_stocks` holding about
+    `max_rows` rows each (a day is never split)."""
+    days = con.execute(
+        "SELECT date, count(*) FROM _context_stocks GROUP BY date ORDER BY date"
+    ).fetchall()
+    chunks: list[list[Any]] = []
+    rows = 0
+    for day, n in days:
+        if not chunks or rows + n > max_rows:
+            chunks.append([day, day])
+            rows = 0
+        chunks[-1][1] = day
+        rows += n
+    return [(first, last) for first, last in chunks]
+
+
+def refresh_context(
+    con: Any,
+    progress: bool = True,
+    memory_limit: int | str | None = None,
+    chunk_rows: int | None = None,
+) -> dict[str, Any]:
+    """Bring `context_features` in step with the store (needs `features` up to date
+    first), in chunks sized to `memory_limit` (bytes or `6G`; None: a quarter of RAM) or
+    of `chunk_rows` stock-days when given (tests, benchmarks). Returns rows, chunks,
+    day_chunks, seconds and whether it was up_to_date. Raises InputError on a bad limit."""
     started = time.perf_counter()
     store.ensure_context_table(con, CONTEXT_COLUMNS)
     version = context_version(con)
     if store.context_state(con) == version:
         return {"rows": 0, "up_to_date": True, "seconds": 0.0}
-    with progress_bar("context", 3, progress) as bar:
-        bar.update(status="reading the universe")
-        bars, market = read_universe(con)
-        bar.advance(1, status=f"computing {len(CONTEXT_COLUMNS)} columns")
-        frame = compute_context(bars, market)
-        bar.advance(1, status=f"writing {frame.height:,} rows")
-        store.replace_context(con, frame, version)
-        bar.advance(1, status="done")
+    budget = MemoryBudget.of(memory_limit)
+    budget.bound_duckdb(con)
+    try:
+        max_rows = chunk_rows or budget.chunk_rows(CONTEXT_ROW_BYTES)
+        sizes = store.row_counts(con, sorted(store.prices_fingerprints(con)))
+        batches = store.symbol_batches(sizes, max_rows)
+        total = sum(sizes.values())
+        market = read_market(con)
+        store.reset_context_scratch(con, CONTEXT_COLUMNS)
+        days: list[tuple[Any, Any]] = []
+        with progress_bar("context", 3 * total, progress) as bar:
+            for batch in batches:
+                bar.update(status=f"1/3 stock series · {batch[-1]}")
+                stocks = stock_series(read_bars(con, batch))
+                store.append_context_scratch(con, "_context_stocks", stocks)
+                bar.advance(stocks.height)
+            days = day_chunks(con, max_rows) if batches else []
+            daily = [pl.DataFrame(schema={"date": pl.Date, "ret": pl.Float64})]
+            for first, last in days:
+                bar.update(status=f"2/3 cross-sections · {last}")
+                stocks = store.query_pl(
+                    con,
+                    "SELECT * FROM _context_stocks WHERE date BETWEEN ? AND ?",
+                    [first, last],
+                )
+                daily.append(daily_market(stocks))
+                store.append_context_scratch(con, "_context_sections", cross_section(stocks))
+                bar.advance(stocks.height)
+            stocks = None  # the last day chunk, before stage 3 reads its own
+            days_frame = pl.concat(daily, how="diagonal_relaxed")
+            markets = market_features(market_index(days_frame, market), days_frame.drop("ret"))
+            for batch in batches:
+                bar.update(status=f"3/3 market, beta · {batch[-1]}")
+                picked = "WHERE symbol IN (SELECT unnest(?))"
+                stocks = store.query_pl(
+                    con,
+                    f"SELECT symbol, date, r1, r20 FROM _context_stocks {picked}",
+                    [batch],
+                )
+                sections = store.query_pl(con, f"SELECT * FROM _context_sections {picked}", [batch])
+                frame = finish(stocks, markets, sections)
+                store.append_context_scratch(con, "_context_new", frame)
+                bar.advance(frame.height)
+            bar.update(status="swapping in the new table")
+            store.swap_context(con, version)
+    finally:
+        budget.release_duckdb(con)
     summary = {
-        "rows": frame.height,
+        "rows": total,
         "up_to_date": False,
+        "chunks": len(batches),
+        "day_chunks": len(days),
         "market": "equal-weighted universe" if market is None else "stored market symbol",
         "seconds": round(time.perf_counter() - started, 2),
     }

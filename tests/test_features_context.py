@@ -203,3 +203,94 @@ def test_context_is_stored_and_joined_into_samples(tmp_path, sp500_bars):
     )
     assert out.returncode == 0, out.stderr
     assert pl.read_csv(tmp_path / "n.csv")["n"][0] > 1000
+
+
+@pytest.fixture()
+def context_store(tmp_path, sp500_bars):
+    """A real store: 12 real stocks 2017-2021 with sectors, features and swing labels."""
+    from datetime import date
+
+    from backtest.labels import refresh_labels, resolve_profile
+    from features.compute import refresh_features
+    from stockml import store
+    from tests.conftest import insert_prices
+
+    symbols = sp500_bars["symbol"].unique().sort().to_list()[:12]
+    bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2017, 1, 1)))
+    # Two symbols list late, so day chunks hold different numbers of stocks.
+    bars = bars.filter(~pl.col("symbol").is_in(symbols[:2]) | (pl.col("date") >= date(2019, 6, 3)))
+    con = store.connect(tmp_path / "chunks.duckdb")
+    insert_prices(con, bars)
+    store.upsert_symbols(con, [(s, s, SECTORS[i % 3]) for i, s in enumerate(symbols)])
+    refresh_features(con, progress=False)
+    refresh_labels(con, resolve_profile("swing"), progress=False)
+    yield con
+    con.close()
+
+
+def stored_context(con) -> pl.DataFrame:
+    from stockml import store
+
+    return store.query_pl(con, "SELECT * FROM context_features ORDER BY symbol, date")
+
+
+def test_chunked_refresh_equals_the_in_memory_frame(context_store):
+    """Symbol chunks of ~3,000 rows and day chunks of as many (several of each), through
+    the scratch tables, store what `context_frame` computes on the whole universe at once;
+    no scratch table is left behind."""
+    from features.context_refresh import read_universe, refresh_context
+    from stockml import store
+
+    con = context_store
+    summary = refresh_context(con, progress=False, chunk_rows=3_000)
+    assert summary["chunks"] >= 3 and summary["day_chunks"] >= 3, summary
+    chunked = stored_context(con)
+    whole = store.feature_rows(context_frame(*read_universe(con)))
+    assert chunked.height == whole.height == summary["rows"]
+    assert chunked["symbol"].to_list() == whole["symbol"].to_list()
+    assert chunked["date"].to_list() == whole["date"].to_list()
+    for name in CONTEXT_COLUMNS:
+        a = chunked[name].to_numpy().astype(float)
+        b = whole[name].to_numpy().astype(float)
+        assert np.array_equal(np.isnan(a), np.isnan(b)), name
+        assert np.allclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=True), name
+    assert not np.all(np.isnan(chunked["beta_60"].to_numpy().astype(float)))
+    left = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '\\_context%' "
+        "ESCAPE '\\'"
+    ).fetchall()
+    assert left == []
+
+
+def test_an_interrupted_refresh_keeps_the_old_table(context_store, monkeypatch):
+    """A failure in the last stage leaves the stored context and its version as they were;
+    the next refresh starts over and completes."""
+    import features.context_refresh as refresh
+
+    con = context_store
+    refresh.refresh_context(con, progress=False, chunk_rows=3_000)
+    before = stored_context(con)
+    version = con.execute("SELECT value FROM settings WHERE key = 'context_version'").fetchone()
+    con.execute(
+        "UPDATE prices SET adjclose = adjclose * 1.02 WHERE date = (SELECT max(date) "
+        "FROM prices) AND symbol = (SELECT min(symbol) FROM prices)"
+    )
+    calls = {"n": 0}
+    real_finish = refresh.finish
+
+    def failing_finish(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_finish(*args)
+
+    monkeypatch.setattr(refresh, "finish", failing_finish)
+    with pytest.raises(KeyboardInterrupt):
+        refresh.refresh_context(con, progress=False, chunk_rows=3_000)
+    assert stored_context(con).equals(before)
+    now = con.execute("SELECT value FROM settings WHERE key = 'context_version'").fetchone()
+    assert now == version
+    monkeypatch.setattr(refresh, "finish", real_finish)
+    again = refresh.refresh_context(con, progress=False, chunk_rows=3_000)
+    assert not again["up_to_date"] and again["rows"] == before.height
+    assert not stored_context(con).equals(before)

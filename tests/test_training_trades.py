@@ -185,3 +185,49 @@ def test_equity_curve_refuses_bad_arguments(n, fraction, match):
     """Mismatched lengths and a stake outside (0, 1] are programming errors."""
     with pytest.raises(ValueError, match=match):
         equity_curve(np.arange(3), np.zeros(n), fraction)
+
+
+def test_exit_volatility_walks_each_stocks_own_history(tmp_path, sp500_bars):
+    """Each signal's exit date is `exit_offset` rows later in its own stock's stored
+    history, with that day's vol_20; an exit past the last stored day is NaT/NaN. Checked
+    against pandas shifting each stock's rows, on three real stocks."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from features.compute import refresh_features
+    from stockml import store
+    from tests.conftest import insert_prices
+    from training.evaluation import exit_volatility
+
+    symbols = sp500_bars["symbol"].unique().sort().to_list()[:3]
+    bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2020, 1, 1)))
+    con = store.connect(tmp_path / "x.duckdb")
+    try:
+        insert_prices(con, bars)
+        refresh_features(con, progress=False)
+        feats = store.query_pl(con, "SELECT symbol, date, vol_20 FROM features").to_pandas()
+        feats = feats.sort_values(["symbol", "date"]).reset_index(drop=True)
+        rng = np.random.default_rng(3)
+        rows = np.sort(rng.choice(len(feats), 40, replace=False))
+        offsets = rng.integers(1, 15, size=len(feats))
+        offsets[rows[-1]] = 10_000  # past the end of its history
+        samples = SimpleNamespace(
+            symbols=feats["symbol"].to_numpy(),
+            dates=feats["date"].to_numpy(),
+            exit_offset=offsets,
+        )
+        got_date, got_vol = exit_volatility(con, samples, rows[::-1])
+    finally:
+        con.close()
+    want_date, want_vol = [], []
+    for i in rows[::-1]:
+        history = feats[feats["symbol"] == feats["symbol"][i]].reset_index(drop=True)
+        at = int(np.flatnonzero(history["date"] == feats["date"][i])[0]) + offsets[i]
+        inside = at < len(history)
+        want_date.append(history["date"][at] if inside else "NaT")
+        want_vol.append(float(history["vol_20"][at]) if inside else np.nan)
+    assert np.isnat(got_date[0]) and np.isnan(got_vol[0])
+    assert [str(d)[:10] for d in got_date[1:]] == [str(d)[:10] for d in want_date[1:]]
+    np.testing.assert_allclose(got_vol, want_vol, equal_nan=True)

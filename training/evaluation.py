@@ -145,30 +145,35 @@ def pool(per_window: list[dict[str, dict]], samples, rows, y_train) -> dict[str,
 
 def exit_volatility(con: Any, samples, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each row: the trading date it exits on (`exit_offset` trading days later in its
-    own stock's history) and its `vol_20` on that date (NaN where not stored)."""
+    own stock's history) and its `vol_20` on that date (NaT/NaN where not stored).
+
+    DuckDB walks the histories (the `features` table can be the whole market: it spills
+    under the memory limit instead of coming into Python); only one row per signal comes
+    back."""
     from stockml import store
 
-    feats = store.query_pl(
-        con, "SELECT symbol, date, vol_20 FROM features ORDER BY symbol, date"
-    ).with_columns(pos=pl.int_range(pl.len()).over("symbol"))
     entry = pl.DataFrame(
         {
             "symbol": samples.symbols[rows],
             "date": samples.dates[rows],
-            "offset": samples.exit_offset[rows],
+            "offset": np.asarray(samples.exit_offset[rows], dtype=np.int64),
             "i": np.arange(len(rows)),
         }
     ).with_columns(pl.col("date").cast(pl.Date))
-    found = (
-        entry.join(feats.select("symbol", "date", "pos"), on=["symbol", "date"], how="left")
-        .with_columns(pos=pl.col("pos") + pl.col("offset"))
-        .join(
-            feats.select("symbol", "pos", pl.col("date").alias("exit_date"), "vol_20"),
-            on=["symbol", "pos"],
-            how="left",
+    con.register("_signals", entry.to_arrow())
+    try:
+        found = store.query_pl(
+            con,
+            "WITH hist AS (SELECT symbol, date, vol_20, row_number() OVER "
+            "(PARTITION BY symbol ORDER BY date) AS pos FROM features "
+            "WHERE symbol IN (SELECT DISTINCT symbol FROM _signals)), "
+            "ex AS (SELECT s.i, s.symbol, h.pos + s.offset AS pos FROM _signals s "
+            "LEFT JOIN hist h USING (symbol, date)) "
+            "SELECT ex.i, x.date AS exit_date, x.vol_20 FROM ex "
+            "LEFT JOIN hist x ON x.symbol = ex.symbol AND x.pos = ex.pos ORDER BY ex.i",
         )
-        .sort("i")
-    )
+    finally:
+        con.unregister("_signals")
     return found["exit_date"].to_numpy(), found["vol_20"].to_numpy().astype(float)
 
 

@@ -464,12 +464,14 @@ def run_training(
     windows: int = WINDOWS,
     max_samples: int | None = None,
     recipe: Recipe | None = None,
+    memory_limit: int | str | None = None,
 ) -> RunResult:
     """Refresh the sample store if stale, then fit, stack and evaluate every walk-forward
     window, refit the live signal model, and record the run. `profile` is a profile name or
     a resolved `backtest.labels.Profile`; `serial` runs the same fits in this process
     without Ray (the benchmark's baseline); `max_samples` caps the samples trained on
-    (training.sampling: stratified by date; the cap and the count go in the run's params)."""
+    (training.sampling: stratified by date; the cap and the count go in the run's params);
+    `memory_limit` bounds the refreshes of the sample store (stockml.memory)."""
     from backtest.labels import refresh_labels, resolve_profile
     from features.compute import refresh_features
     from features.context_refresh import refresh_context
@@ -483,9 +485,9 @@ def run_training(
     try:
         if not store.prices_fingerprints(con):
             raise NothingToDoError(f"no prices in {db_path}: run `stockml ingest` first")
-        refresh_features(con, progress=progress)
-        refresh_context(con, progress=progress)
-        refresh_labels(con, chosen, progress=progress)
+        refresh_features(con, progress=progress, memory_limit=memory_limit)
+        refresh_context(con, progress=progress, memory_limit=memory_limit)
+        refresh_labels(con, chosen, progress=progress, memory_limit=memory_limit)
         samples = load_samples(con, chosen.name, context=recipe.context, max_samples=max_samples)
         params = {
             **recipe.params(),

@@ -53,7 +53,7 @@ def backtest(
         if not store.prices_fingerprints(con):
             raise NothingToDoError(f"no prices in {db}: run `stockml ingest` first")
         feats = refresh_features(con, progress=not quiet, memory_limit=memory_limit)
-        refresh_context(con, progress=not quiet)
+        refresh_context(con, progress=not quiet, memory_limit=memory_limit)
         labels = refresh_labels(con, chosen, progress=not quiet, memory_limit=memory_limit)
         balance = store.query_pl(
             con,

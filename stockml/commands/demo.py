@@ -39,7 +39,8 @@ def demo(
         0,
         "--scale",
         help="Simulate this many synthetic stocks instead of the built-in universe "
-        "(market scale: e.g. 5000; features and labels in chunks sized to --memory-limit).",
+        "(market scale: e.g. 5000; features, context and labels in chunks sized to "
+        "--memory-limit).",
     ),
     years: float = typer.Option(
         None, "--years", help=f"Years of history (default 5; with --scale, {SCALE_YEARS:g})."
@@ -47,7 +48,8 @@ def demo(
     memory_limit: str = typer.Option(
         None,
         "--memory-limit",
-        help="Memory features and labels may use, e.g. 6G (default: a quarter of RAM).",
+        help="Memory features, context, labels and training's reads may use, e.g. 6G "
+        "(default: a quarter of RAM).",
     ),
     max_samples: int = typer.Option(
         None,
@@ -123,13 +125,17 @@ def demo(
     del market, server  # the served market (1.8 GB at 5,000 x 20 y) is in the store now
     from backtest.labels import PROFILES, refresh_labels
     from features.compute import refresh_features
+    from features.context_refresh import refresh_context
     from stockml import store
 
     if not quiet:
-        console.rule("[bold]2. backtest[/] 179 features and 14-day triple-barrier labels")
+        console.rule(
+            "[bold]2. backtest[/] 179 features, market context and 14-day triple-barrier labels"
+        )
     con = store.connect(db)
     try:
         refresh_features(con, progress=not quiet, memory_limit=memory_limit)
+        refresh_context(con, progress=not quiet, memory_limit=memory_limit)
         refresh_labels(
             con, PROFILES[DEFAULT_PROFILE], progress=not quiet, memory_limit=memory_limit
         )
@@ -159,7 +165,13 @@ def demo(
 
         if not quiet:
             console.rule("[bold]3. train[/] eight models on Ray, walk-forward over 4 test windows")
-        result = run_training(db, DEFAULT_PROFILE, progress=not quiet, max_samples=max_samples)
+        result = run_training(
+            db,
+            DEFAULT_PROFILE,
+            progress=not quiet,
+            max_samples=max_samples,
+            memory_limit=memory_limit,
+        )
         signals = latest_signals(db, result.run_id)
         if not quiet:
             print_summary(console, result)

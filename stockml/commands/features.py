@@ -38,7 +38,7 @@ def features(
         if not store.prices_fingerprints(con):
             raise NothingToDoError(f"no prices in {db}: run `stockml ingest` first")
         summary = refresh_features(con, progress=not quiet, memory_limit=memory_limit)
-        refresh_context(con, progress=not quiet)
+        refresh_context(con, progress=not quiet, memory_limit=memory_limit)
     finally:
         con.close()
     if not quiet:

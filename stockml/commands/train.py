@@ -50,6 +50,12 @@ def train(
         help="Also run the ablation (catalog features only; + context; + uniqueness "
         "weights; the final stack): four walk-forward runs, one table in the final report.",
     ),
+    memory_limit: str = typer.Option(
+        None,
+        "--memory-limit",
+        help="Memory the refreshes of features, context and labels may use, e.g. 6G "
+        "(default: a quarter of RAM).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
     """Walk-forward: K test windows over the last 20% of days, each with its own training
@@ -59,6 +65,7 @@ def train(
     report.md beside the store, with every baseline and 95% intervals."""
     from backtest.labels import resolve_profile
     from stockml.logs import configure_logging, log_path_for
+    from stockml.memory import MemoryBudget
     from stockml.progress import console
     from training.pipeline import run_training
     from training.ray_runner import check_ray_address
@@ -67,8 +74,14 @@ def train(
     configure_logging(log_path_for(db))
     names = parse_models(models)
     check_ray_address(ray_address)  # seconds, not the minutes ray.init retries for
+    MemoryBudget.of(memory_limit)  # a bad --memory-limit fails now, in one line
     options = dict(
-        ray_address=ray_address, fresh=fresh, progress=not quiet, models=names, windows=windows
+        memory_limit=memory_limit,
+        ray_address=ray_address,
+        fresh=fresh,
+        progress=not quiet,
+        models=names,
+        windows=windows,
     )
     if ablation:
         from training.ablation import run_ablation

@@ -23,6 +23,7 @@ from stockml.store.connection import (
     transaction,
 )
 from stockml.store.derived import (
+    append_context_scratch,
     context_state,
     delete_features,
     delete_labels,
@@ -34,6 +35,8 @@ from stockml.store.derived import (
     replace_context,
     replace_features,
     replace_labels,
+    reset_context_scratch,
+    swap_context,
     symbol_batches,
 )
 from stockml.store.prices import (
@@ -59,6 +62,7 @@ __all__ = [
     "IngestState",
     "IngestStatusRecord",
     "SymbolWrite",
+    "append_context_scratch",
     "append_metrics",
     "connect",
     "context_state",
@@ -83,9 +87,11 @@ __all__ = [
     "replace_labels",
     "replace_price_flags",
     "replace_signals",
+    "reset_context_scratch",
     "row_counts",
     "set_setting",
     "stored_actions",
+    "swap_context",
     "symbol_batches",
     "transaction",
     "upsert_symbols",

@@ -23,6 +23,9 @@ from stockml.store.schema import (
 )
 
 CONTEXT_VERSION_KEY = "context_version"
+# Scratch tables of a context refresh (features/context_refresh.py): stage 1's per-symbol
+# series, stage 2's cross-sections, stage 3's finished rows (renamed to context_features).
+CONTEXT_SCRATCH = ("_context_stocks", "_context_sections", "_context_new")
 
 
 def ensure_features_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> None:
@@ -187,6 +190,42 @@ def ensure_context_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str])
 def context_state(con: duckdb.DuckDBPyConnection) -> str | None:
     """The version (inputs' digest) the stored context was computed from, if any."""
     return get_setting(con, CONTEXT_VERSION_KEY)
+
+
+def reset_context_scratch(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> None:
+    """Drop what an interrupted refresh left in the scratch tables and create the empty
+    table the finished rows go to (`_context_new`, typed like `context_features`)."""
+    with transaction(con):
+        for table in CONTEXT_SCRATCH:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(context_ddl(columns, "_context_new"))
+
+
+def append_context_scratch(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Append `frame` to the scratch `table` (created with the frame's types the first
+    time), types kept: scratch values stay float64 so the chunked refresh equals the
+    in-memory `context_frame`; only `_context_new` stores float32 (NaN as NULL)."""
+    if table not in CONTEXT_SCRATCH:
+        raise ValueError(f"{table!r} is not a context scratch table")
+    values = feature_rows(frame) if table == "_context_new" else frame
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchall()[0][0]
+    verb = f"INSERT INTO {table}" if exists else f"CREATE TABLE {table} AS"
+    sql = f"{verb} SELECT * FROM _new"
+    insert_frame(con, values, sql)
+
+
+def swap_context(con: duckdb.DuckDBPyConnection, version: str) -> None:
+    """`_context_new` becomes `context_features` and `version` is recorded, in one
+    transaction (the `samples` view binds the name when queried); the other scratch tables
+    are dropped."""
+    with transaction(con):
+        con.execute("DROP TABLE context_features")
+        con.execute("ALTER TABLE _context_new RENAME TO context_features")
+        set_setting(con, CONTEXT_VERSION_KEY, version)
+        for table in CONTEXT_SCRATCH[:-1]:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def replace_context(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, version: str) -> None:

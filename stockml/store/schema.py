@@ -20,6 +20,8 @@ Tables:
     context_features   market, sector and cross-sectional columns per symbol and date
                        (features/context.csv), recomputed whole when any price changes
     samples (view)     features joined with labels and context: the table users query
+    _context_*         scratch tables of a context refresh in progress (stock series,
+                       cross-sections, the new table), dropped when it ends or restarts
     training_runs, model_metrics, signals, signal_trades   written by training/
     training_fits      one row per (run, model, fold) fit: the Ray node and host it ran on
 
@@ -202,14 +204,15 @@ def features_ddl(columns: Sequence[str]) -> str:
     )
 
 
-def context_ddl(columns: Sequence[str]) -> str:
-    """CREATE `context_features` with the context catalog's columns (features/context.csv)."""
+def context_ddl(columns: Sequence[str], table: str = "context_features") -> str:
+    """CREATE `table` (`context_features`, or the scratch table a refresh fills before it
+    takes that name) with the context catalog's columns (features/context.csv)."""
     for name in columns:
         if not _COLUMN_NAME.fullmatch(name):
             raise ValueError(f"bad context column name {name!r}")
     cols = ",\n    ".join(f"{name} {FEATURE_SQL_TYPE}" for name in columns)
     return (
-        "CREATE TABLE context_features (\n    symbol VARCHAR NOT NULL,\n    date DATE NOT NULL,"
+        f"CREATE TABLE {table} (\n    symbol VARCHAR NOT NULL,\n    date DATE NOT NULL,"
         f"\n    {cols}\n);"
     )
 
