@@ -98,8 +98,9 @@ def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from
     after, state_after = fit_outputs(second.run_dir), window_state(second)
     last_block = 4 + from_window  # blocks 0..4 before the windows; block 0 only trains
     kept = [n for n in before if "live" not in n and fit_block(n) <= last_block]
-    # every model's fits of blocks 1..k, plus the tuning alternative's inner blocks 1..4
-    assert len(kept) == len(MODELS) * (last_block + 4)
+    # every model's fits of blocks 1..k, plus the two tuning alternatives' (the regularised
+    # one and, the run being weighted, the unweighted default) inner blocks 1..4
+    assert len(kept) == len(MODELS) * (last_block + 2 * 4)
     assert first.tuning and all(w.kept for w in first.windows)
     for name in kept:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
@@ -301,8 +302,9 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
     result = run_training(db, "swing", progress=False, models=models.split(","))
     for path, stamp in finished.items():
         assert path.stat().st_mtime_ns == stamp, f"{path.name} was refitted"
-    # per model: 4 inner blocks x 2 tuning candidates, 4 window blocks and the live fit
-    assert len(list((result.run_dir / "fits").glob("*.json"))) == len(MODELS) * 13
+    # per model: 4 inner blocks x 3 tuning candidates (default, regularised, unweighted),
+    # 4 window blocks and the live fit
+    assert len(list((result.run_dir / "fits").glob("*.json"))) == len(MODELS) * 17
     assert result.report.exists() and "stack" in result.metrics
 
 

@@ -173,7 +173,8 @@ def fit_one(
     label), rows
     are weighted by their label's average uniqueness among the job's own training rows
     (training/weights.py): computed per fit, so no label outside the fit (a purged or
-    test row) shapes a training row's weight."""
+    test row) shapes a training row's weight; a job whose params say `weighted=False` (a
+    tuning candidate) is fitted unweighted."""
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
     from threadpoolctl import threadpool_limits
@@ -184,8 +185,10 @@ def fit_one(
     with threadpool_limits(threads), warnings.catch_warnings():
         # The MLP's iteration cap is a time budget, not a failure.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = BASE_MODELS[job.model](threads, seed, **dict(job.params))
-        w = None if lives is None else weights_of(lives, job.train_rows)
+        params = dict(job.params)
+        weighted = params.pop("weighted", True)  # training/tuning.py's UNWEIGHTED candidate
+        model = BASE_MODELS[job.model](threads, seed, **params)
+        w = None if lives is None or not weighted else weights_of(lives, job.train_rows)
         fit_model(model, x[job.train_rows], y[job.train_rows], w)
         proba = (
             model.predict_proba(x[job.predict_rows]) if len(job.predict_rows) else np.empty((0, 3))

@@ -291,25 +291,32 @@ def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
 def model_choice_lines(data: ReportData) -> list[str]:
     """What the stack learned from and which base models and settings it kept, all chosen
     on training periods: the tuning grid's log losses and each window's forward selection."""
+    from training import tuning  # tuning scores with this module's log loss
+
     lines = ["", "## What the stack learns from, chosen on the training period", ""]
     if data.recipe:
         lines += [f"Recipe: {data.recipe}.", ""]
     if data.tuning:
         lines += [
-            "Settings: each base model's default and one more regularised alternative, fitted "
-            "on the inner blocks (before the first test window) and chosen by forward "
-            "out-of-fold log loss on rows whose labels end before it (training/tuning.py):",
+            "Settings: each base model's default, one more regularised alternative and, when "
+            "rows are weighted, the default without weights, fitted on the inner blocks "
+            "(before the first test window) and chosen by forward out-of-fold log loss on "
+            "rows whose labels end before it (training/tuning.py):",
             "",
-            "| model | default | alternative | chosen |",
+            "| model | default | alternatives (log loss) | chosen |",
             "| --- | --- | --- | --- |",
         ]
         for model, t in data.tuning.items():
-            scores = t["scores"]
-            alt = ", ".join(f"{k}={v}" for k, v in t["alternative"].items()) or "-"
+            scores = {int(k): v for k, v in t["scores"].items()}
+            grid = t.get("candidates") or [{}]
+            alternatives = "; ".join(
+                f"{scores.get(i, float('nan')):.4f} ({tuning.describe(c)})"
+                for i, c in enumerate(grid)
+                if i
+            )
             lines.append(
-                f"| {model} | {scores.get(0, float('nan')):.4f} | "
-                f"{scores.get(1, float('nan')):.4f} ({alt}) | "
-                f"{'default' if t['chosen'] == 0 else 'alternative'} |"
+                f"| {model} | {scores.get(0, float('nan')):.4f} | {alternatives or '-'} | "
+                f"{tuning.describe(grid[t['chosen']]) if t['chosen'] < len(grid) else '?'} |"
             )
         lines.append("")
     selected = [w for w in data.windows if getattr(w, "selection", None)]

@@ -54,7 +54,8 @@ def demo(
     max_samples: int = typer.Option(
         None,
         "--max-samples",
-        help="Train on a date-stratified sample of at most this many labelled days "
+        help="Train on a date-stratified sample of about this many labelled days (each day "
+        "keeps its share, rounded up) "
         f"(default: all; with --scale, {SCALE_MAX_SAMPLES:,}).",
     ),
     train: bool = typer.Option(
@@ -192,7 +193,7 @@ def demo(
             params = json.loads(row[0])
             console.print(
                 f"trained on a date-stratified sample of {params.get('samples', 'all'):,} "
-                f"labelled stock-days (cap {max_samples:,})"
+                f"labelled stock-days (asked: {max_samples:,}; each day's share is rounded up)"
             )
         console.print(
             "peak resident memory (this process and its children, Ray's included): "
