@@ -324,7 +324,7 @@ def test_serial_baseline_fits_exactly_what_ray_fits(small_store):
     assert serial.run_id == parallel.run_id
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())  # refitted, not reused
     in_process = fit_outputs(serial.run_dir)
-    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * 13
+    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * 17
     for name in by_ray:
         np.testing.assert_array_equal(by_ray[name], in_process[name], err_msg=name)
     np.testing.assert_array_equal(stack_by_ray, np.load(serial.run_dir / "test_probabilities.npy"))
