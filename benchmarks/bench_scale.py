@@ -1,9 +1,10 @@
-"""Features + labels at market scale: does the cost per row stay flat as the universe grows?
+"""Features, context + labels at market scale: does the cost per row stay flat as the
+universe grows?
 
 For each size N (default 500, 1,000, 2,000, 5,000 simulated symbols x 20 years, ~5,000 bars
 each) a fresh store gets the first N symbols' prices, then a child process runs the real
-refresh (`refresh_features`, then `refresh_labels` for swing) under `--memory-limit`, in
-symbol chunks sized to it. Printed per size: rows, wall seconds, rows/s, wall and CPU
+refresh (`refresh_features`, `refresh_context`, then `refresh_labels` for swing) under
+`--memory-limit`, in chunks sized to it. Printed per size: rows, wall seconds, rows/s, wall and CPU
 seconds per million rows (CPU: all threads of the refresh, less sensitive to other load on
 the machine), chunks, and the child's peak RSS (the kernel's high-water mark, `os.wait4`).
 The baseline is the smallest size, measured in the same run: the ratio largest/smallest
@@ -39,9 +40,11 @@ SEED = 7
 
 
 def child(db: Path, memory_limit: str | None) -> None:
-    """The measured process: refresh features and labels of `db`, print a JSON line."""
+    """The measured process: refresh features, context and labels of `db`, print a JSON
+    line."""
     from backtest.labels import PROFILES, refresh_labels
     from features.compute import refresh_features
+    from features.context_refresh import refresh_context
     from stockml import store
     from stockml.logs import configure_logging
 
@@ -52,6 +55,8 @@ def child(db: Path, memory_limit: str | None) -> None:
         started, cpu = time.perf_counter(), time.process_time()
         feats = refresh_features(con, progress=False, memory_limit=memory_limit)
         middle = time.perf_counter()
+        context = refresh_context(con, progress=False, memory_limit=memory_limit)
+        after_context = time.perf_counter()
         labels = refresh_labels(con, PROFILES["swing"], progress=False, memory_limit=memory_limit)
         ended, cpu = time.perf_counter(), time.process_time() - cpu
     finally:
@@ -62,9 +67,11 @@ def child(db: Path, memory_limit: str | None) -> None:
                 "rows": feats["rows"],
                 "label_rows": labels["rows"],
                 "features_s": middle - started,
-                "labels_s": ended - middle,
+                "context_s": after_context - middle,
+                "labels_s": ended - after_context,
                 "cpu_s": cpu,
                 "feature_chunks": feats["chunks"],
+                "context_chunks": context["chunks"],
                 "label_chunks": labels["chunks"],
             }
         )
@@ -215,8 +222,8 @@ def main() -> None:
         )
     results = []
     header = (
-        f"{'symbols':>8} {'rows':>12} {'feat s':>8} {'label s':>8} {'total s':>8} "
-        f"{'rows/s':>9} {'s/M rows':>9} {'CPU s/M':>8} {'chunks f/l':>10} {'peak RSS':>9}"
+        f"{'symbols':>8} {'rows':>12} {'feat s':>8} {'ctx s':>7} {'label s':>8} {'total s':>8} "
+        f"{'rows/s':>9} {'s/M rows':>9} {'CPU s/M':>8} {'chunks f/c/l':>12} {'peak RSS':>9}"
     )
     print(header, flush=True)
     for n in sizes:
@@ -225,14 +232,16 @@ def main() -> None:
             db.unlink()
         copy_first(master, db, n)
         f = measure(db, args.memory_limit)
-        total = f["features_s"] + f["labels_s"]
+        total = f["features_s"] + f["context_s"] + f["labels_s"]
         f.update(symbols=n, total_s=total, s_per_m=total / f["rows"] * 1e6)
         f["cpu_per_m"] = f["cpu_s"] / f["rows"] * 1e6
         results.append(f)
         print(
-            f"{n:>8,} {f['rows']:>12,} {f['features_s']:>8.1f} {f['labels_s']:>8.1f} "
+            f"{n:>8,} {f['rows']:>12,} {f['features_s']:>8.1f} {f['context_s']:>7.1f} "
+            f"{f['labels_s']:>8.1f} "
             f"{total:>8.1f} {f['rows'] / total:>9,.0f} {f['s_per_m']:>9.2f} "
-            f"{f['cpu_per_m']:>8.2f} {f['feature_chunks']:>5}/{f['label_chunks']:<4} "
+            f"{f['cpu_per_m']:>8.2f} "
+            f"{f['feature_chunks']:>5}/{f['context_chunks']}/{f['label_chunks']:<4} "
             f"{f['peak_rss'] / 2**30:>7.2f} G",
             flush=True,
         )
