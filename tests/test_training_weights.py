@@ -75,3 +75,31 @@ def test_with_labels_every_class_keeps_its_row_count_as_weight():
     u = average_uniqueness(np.zeros(n), days, offsets)
     mask = labels == 1
     assert np.array_equal(np.argsort(w[mask], kind="stable"), np.argsort(u[mask], kind="stable"))
+
+
+def test_the_unweighted_tuning_candidate_fits_without_weights():
+    """A weighted run's last tuning candidate (`weighted=False`) fits exactly what an
+    unweighted run fits; the default candidate does use the weights (its predictions
+    differ). On random data with overlapping 14-day label lives."""
+    from training.ray_runner import FitJob, fit_one
+    from training.tuning import UNWEIGHTED, as_params, candidates
+
+    assert candidates("lightgbm", weighted=True)[-1] == UNWEIGHTED
+    assert UNWEIGHTED not in candidates("lightgbm", weighted=False)
+    rng = np.random.default_rng(0)
+    n = 600
+    x = rng.normal(size=(n, 5))
+    y = rng.integers(-1, 2, size=n)
+    symbols = np.repeat(np.arange(3), n // 3)
+    days = np.tile(np.arange(n // 3), 3)
+    offsets = rng.integers(1, 15, size=n)
+    lives = np.column_stack([symbols, days, offsets, y]).astype(np.int64)
+    rows = np.arange(n)
+
+    def predict(params, with_lives):
+        job = FitJob("logistic", "b1", rows[:400], rows[400:], params)
+        return fit_one(job, x, y, 1, 0, lives if with_lives else None).proba
+
+    unweighted = predict(as_params(UNWEIGHTED), with_lives=True)
+    np.testing.assert_array_equal(unweighted, predict((), with_lives=False))
+    assert not np.allclose(predict((), with_lives=True), unweighted)
