@@ -422,3 +422,4 @@ def test_ablation_runs_every_variant_and_reports_one_table(small_store):
     report = runs[-1][1].report.read_text()
     assert "## Ablation" in report and "catalog features only" in report
     assert "## What the stack learns from" in report and "Recipe: catalog features" in report
+    assert "labelled stock-days of 12 symbols" in report  # all of them: no sample asked

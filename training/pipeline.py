@@ -494,6 +494,7 @@ def run_training(
     from features.context_refresh import refresh_context
     from stockml.memory import MemoryBudget
     from training.evaluation import evaluate_run
+    from training.sampling import labelled_count
 
     log = structlog.get_logger("training")
     chosen = resolve_profile(profile) if isinstance(profile, str) else profile
@@ -521,8 +522,17 @@ def run_training(
             "max_coverage": MAX_COVERAGE,
             "seed": SEED,
         }
+        data_text = (
+            f"{len(samples.y):,} labelled stock-days of {len(np.unique(samples.symbols)):,} symbols"
+        )
         if max_samples is not None:
             params.update(max_samples=max_samples, samples=len(samples.y))
+            labelled = labelled_count(con, chosen.name)
+            if labelled > len(samples.y):
+                data_text += (
+                    f", a date-stratified sample of the store's {labelled:,} (--max-samples "
+                    f"{max_samples:,}: each day keeps its share, training/sampling.py)"
+                )
         try:
             lay = layout(samples.dates, chosen.hold_days, windows, INNER_BLOCKS)
         except ValueError as exc:
@@ -593,7 +603,7 @@ def run_training(
             run_id,
             run_dir,
             models,
-            recipe.describe(),
+            f"{recipe.describe()}; trained on {data_text}",
             settings,
         )
         save_model(run_dir, "signal_model", live)
