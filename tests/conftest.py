@@ -67,3 +67,24 @@ def insert_prices(con, bars) -> None:
     )
     con.execute("INSERT INTO prices SELECT * FROM _p")
     con.unregister("_p")
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory, sp500_bars) -> Path:
+    """Twelve real stocks, 2017-2021, prices only: enough for a 5-fold stack in seconds
+    (the training and web tests' store; module-scoped, so each module trains its own)."""
+    from datetime import date
+
+    import polars as pl
+
+    from stockml import store
+
+    db = tmp_path_factory.mktemp("train") / "s.duckdb"
+    symbols = sp500_bars["symbol"].unique().sort().to_list()[:12]
+    bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2017, 1, 1)))
+    con = store.connect(db)
+    try:
+        insert_prices(con, bars)
+    finally:
+        con.close()
+    return db

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +14,11 @@ import pytest
 
 from stockml import store
 from stockml.errors import NothingToDoError, StoreError
-from tests.conftest import insert_prices
 from training.pipeline import run_training
 from training.ray_runner import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["logistic", "lightgbm"]
-
-
-@pytest.fixture(scope="module")
-def small_store(tmp_path_factory, sp500_bars):
-    """Twelve real stocks, 2017-2021: enough for a 5-fold stack in seconds."""
-    db = tmp_path_factory.mktemp("train") / "s.duckdb"
-    symbols = sp500_bars["symbol"].unique().sort().to_list()[:12]
-    bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2017, 1, 1)))
-    con = store.connect(db)
-    insert_prices(con, bars)
-    con.close()
-    return db
 
 
 def fit_outputs(run_dir: Path) -> dict[str, np.ndarray]:

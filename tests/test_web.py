@@ -1,6 +1,6 @@
 """`stockml serve` as a user meets it: a real server process, real HTTP, real Chromium.
 
-One trained 12-stock store (the training tests' `small_store`, trained once here with the
+One trained 12-stock store (conftest's `small_store`, trained once here with the
 two tree boosters) is served by `stockml serve` in a subprocess; the HTTP tests read its
 pages and JSON against the store's own rows, the browser tests drive Debian's Chromium
 through Playwright and save screenshots under test-artifacts/web/.
@@ -25,7 +25,6 @@ import pytest
 
 from stockml import store
 from tests.conftest import CONSTITUENTS_CSV
-from tests.test_training_pipeline import small_store  # noqa: F401  (the shared 12-stock store)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "web"
@@ -48,7 +47,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def web_store(small_store, tmp_path_factory):  # noqa: F811
+def web_store(small_store, tmp_path_factory):
     """The 12-stock store trained once (two windows, in-process, context features, no tuning
     or base-model selection), signals scored, names and sectors listed, plus a stored signal
     for a hostile symbol."""
