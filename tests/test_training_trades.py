@@ -218,6 +218,7 @@ def test_exit_volatility_walks_each_stocks_own_history(tmp_path, sp500_bars):
             dates=feats["date"].to_numpy(),
             exit_offset=offsets,
         )
+        con.execute("SELECT * FROM features")  # a result left unfinished, as the pipeline may
         got_date, got_vol = exit_volatility(con, samples, rows[::-1])
     finally:
         con.close()

@@ -160,6 +160,7 @@ def exit_volatility(con: Any, samples, rows: np.ndarray) -> tuple[np.ndarray, np
             "i": np.arange(len(rows)),
         }
     ).with_columns(pl.col("date").cast(pl.Date))
+    con.complete()  # DuckDB 2 refuses register() while an execute() result is unfinished
     con.register("_signals", entry.to_arrow())
     try:
         found = store.query_pl(

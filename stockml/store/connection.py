@@ -89,7 +89,9 @@ def query_pl(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | N
 
 def insert_frame(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, sql: str) -> None:
     """Run `sql` with `frame` visible as the table `_new`: one INSERT for many rows
-    (executemany costs ~2 ms a row in DuckDB)."""
+    (executemany costs ~2 ms a row in DuckDB). Finishes any unfinished result first (DuckDB
+    2 refuses register() beside one)."""
+    con.complete()
     con.register("_new", frame.to_arrow())
     try:
         con.execute(sql)
