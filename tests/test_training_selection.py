@@ -90,19 +90,44 @@ def test_meta_learner_inputs_are_chosen_by_cross_fitted_log_loss():
         META(1, 7, inputs="odds")
 
 
-def test_probability_average_is_the_mean_of_the_models():
-    from training.models import ProbabilityAverage
+def test_ensemble_selection_weights_skill_and_drops_noise():
+    """Greedy picks with replacement (Caruana et al. 2004): the informative model (or its
+    copy) carries the weight, the noise model none; the mean it predicts is the weighted
+    mean of the inputs; a restriction to the weighted models predicts the same."""
+    from training.models import EnsembleSelection
 
-    a = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
-    b = np.array([[0.4, 0.3, 0.3], [0.2, 0.2, 0.6]])
-    model = ProbabilityAverage().fit(np.hstack([a, b]), np.array([-1, 1]))
-    np.testing.assert_allclose(model.predict_proba(np.hstack([a, b])), (a + b) / 2)
+    oof, y, _ = synthetic(seed=2)
+    model = EnsembleSelection().fit(oof, y)
+    w = model.weights_
+    assert w.shape == (3,) and np.isclose(w.sum(), 1.0)
+    assert w[1] == 0 and w[0] + w[2] == 1.0
+    expected = sum(w[j] * oof[:, 3 * j : 3 * j + 3] for j in range(3))
+    np.testing.assert_allclose(model.predict_proba(oof), expected)
+    keep = [j for j in range(3) if w[j] > 0]
+    cols = np.concatenate([np.arange(3 * j, 3 * j + 3) for j in keep])
+    np.testing.assert_allclose(model.restricted(keep).predict_proba(oof[:, cols]), expected)
+    with pytest.raises(ValueError, match="missing"):
+        model.restricted([1])
+
+
+def test_ensemble_selection_mixes_two_models_that_err_apart():
+    """Two models each confidently right on its half of the rows and uniform on the other
+    half: the greedy path takes both (their mean beats either alone), weight 0.5 each."""
+    from training.models import EnsembleSelection
+
+    y = np.array([1, -1] * 50)
+    good, bad = np.array([0.05, 0.05, 0.9]), np.array([0.9, 0.05, 0.05])
+    a = np.where((np.arange(100) < 50)[:, None], np.where((y == 1)[:, None], good, bad), 1 / 3)
+    b = np.where((np.arange(100) >= 50)[:, None], np.where((y == 1)[:, None], good, bad), 1 / 3)
+    model = EnsembleSelection().fit(np.hstack([a, b]), y)
+    np.testing.assert_allclose(model.weights_, [0.5, 0.5])
 
 
 def test_combiner_is_chosen_forward_on_the_last_training_block():
     """A meta-learner fitted on a period whose relation flips in the last block loses the
-    forward check to the plain average; with a stable relation it wins."""
-    from training.models import ProbabilityAverage
+    forward check to ensemble selection (a mean cannot sharpen what it reads); with a
+    stable relation it wins."""
+    from training.models import EnsembleSelection
     from training.selection import choose_combiner, forward_holdout
 
     oof, y, day_index = synthetic(seed=4)
@@ -110,18 +135,18 @@ def test_combiner_is_chosen_forward_on_the_last_training_block():
     fit_rows, valid_rows = forward_holdout(rows, day_index, 240, 226)
     assert day_index[fit_rows].max() < 226 and day_index[valid_rows].min() == 240
     stable, scores = choose_combiner(
-        {"stack": (lambda: META(1, 7), oof[:, :3]), "average": (ProbabilityAverage, oof)},
+        {"stack": (lambda: META(1, 7), oof[:, :3]), "ensemble": (EnsembleSelection, oof)},
         y,
         fit_rows,
         valid_rows,
     )
-    assert stable == "stack" and scores["stack"] < scores["average"]
+    assert stable == "stack" and scores["stack"] < scores["ensemble"]
     flipped = y.copy()
     flipped[valid_rows] = -flipped[valid_rows]  # the signal turns around in the last block
     choice, _ = choose_combiner(
-        {"stack": (lambda: META(1, 7), oof[:, :3]), "average": (ProbabilityAverage, oof)},
+        {"stack": (lambda: META(1, 7), oof[:, :3]), "ensemble": (EnsembleSelection, oof)},
         flipped,
         fit_rows,
         valid_rows,
     )
-    assert choice == "average"
+    assert choice == "ensemble"

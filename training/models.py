@@ -215,25 +215,61 @@ def meta_learner(threads: int, seed: int, inputs: str = "proba", **params) -> Cl
     return model
 
 
-class ProbabilityAverage(ClassifierMixin, BaseEstimator):
-    """The simplest combiner: the mean of the base models' probabilities, learned from
-    nothing but the class order. Input: (n, 3 * n_models) probabilities side by side in
-    `stockml.defaults.CLASSES` order; output (n, 3). Under a shift between the training
-    period and the test window, an average often beats learned weights (it cannot overfit
-    them); whether a window uses it is chosen on its training period (training/selection.py).
-    `fit` accepts and ignores sample_weight."""
+class EnsembleSelection(ClassifierMixin, BaseEstimator):
+    """Ensemble selection (Caruana, Niculescu-Mizil, Crew and Ksikes, "Ensemble selection
+    from libraries of models", ICML 2004; AutoGluon's final weighted ensemble): a weighted
+    mean of the base models' probabilities whose weights are counts of greedy picks.
+
+    Input: (n, 3 * m) probabilities of m models side by side in `stockml.defaults.CLASSES`
+    order; output (n, 3). `fit` starts from the single model with the lowest log loss on
+    (x, y), then `steps` times adds, with replacement, the model whose inclusion most
+    lowers the log loss of the running mean, and keeps the prefix of picks with the lowest
+    log loss: a model that adds nothing gets weight 0, a copy adds nothing, and a mean of
+    probabilities cannot sharpen them the way a learned meta-learner can (it is the safer
+    combiner under a shift). `weights_`: (m,), summing to 1. sample_weight is ignored.
+    Whether a window uses it is chosen on its training period (training/selection.py)."""
+
+    def __init__(self, steps: int = 25) -> None:
+        self.steps = steps
 
     def fit(self, x, y, sample_weight=None):
         import numpy as np
 
+        from training.report import log_loss3
+
+        p = np.asarray(x, dtype=float).reshape(len(x), -1, 3)
+        y = np.asarray(y)
+        total = np.zeros((len(p), 3))
+        counts = np.zeros(p.shape[1])
+        best_loss, best_counts = np.inf, None
+        for step in range(1, self.steps + 1):
+            losses = [log_loss3(y, (total + p[:, j]) / step) for j in range(p.shape[1])]
+            j = int(np.argmin(losses))
+            total += p[:, j]
+            counts[j] += 1
+            if losses[j] < best_loss - 1e-12:
+                best_loss, best_counts = losses[j], counts.copy()
+        self.weights_ = best_counts / best_counts.sum()
         self.classes_ = np.unique(y)
         return self
+
+    def restricted(self, keep: list[int]) -> EnsembleSelection:
+        """The same fitted ensemble reading only the models `keep` (every model with a
+        weight must be in it), in that order."""
+        import numpy as np
+
+        if not np.isclose(self.weights_[keep].sum(), 1.0):
+            raise ValueError("a model with a weight is missing from keep")
+        out = EnsembleSelection(self.steps)
+        out.weights_ = self.weights_[keep]
+        out.classes_ = self.classes_
+        return out
 
     def predict_proba(self, x):
         import numpy as np
 
-        x = np.asarray(x, dtype=float)
-        return x.reshape(len(x), -1, 3).mean(axis=1)
+        p = np.asarray(x, dtype=float).reshape(len(x), -1, 3)
+        return np.einsum("nmc,m->nc", p, self.weights_)
 
     def predict(self, x):
         return self.classes_[self.predict_proba(x).argmax(axis=1)]

@@ -35,7 +35,7 @@ from stockml.errors import NothingToDoError
 from stockml.progress import progress_bar
 from training import tuning
 from training.calibration import CalibrationChoice, choose_calibration
-from training.models import BASE_MODELS, META, ProbabilityAverage, fit_model
+from training.models import BASE_MODELS, META, EnsembleSelection, fit_model
 from training.ray_runner import (
     FitJob,
     checkpoint_name,
@@ -325,8 +325,8 @@ def choose_decision(
 def decide_from(
     proba: np.ndarray, y: np.ndarray, day_index: np.ndarray, rows: np.ndarray, horizon: int
 ) -> Decision:
-    """Calibration and thresholds from out-of-sample probabilities `proba` of `rows` (the
-    forward out-of-fold average needs no cross-fitting: it learned nothing)."""
+    """Calibration and thresholds from out-of-sample probabilities `proba` of `rows` (e.g.
+    the ensemble's, cross-fitted over the training period)."""
     calibration = choose_calibration(proba, y[rows], day_index[rows], horizon)
     if calibration.calibrator is not None:
         proba = calibration.calibrator.transform(proba)
@@ -382,20 +382,27 @@ def fit_stack(
             selection.combiner, selection.combiner_scores = choose_combiner(
                 {
                     "stack": (lambda: META(1, SEED, inputs=inputs), x),
-                    "average": (ProbabilityAverage, oof),
+                    "ensemble": (EnsembleSelection, oof),
                 },
                 y,
                 fit_rows,
                 valid_rows,
             )
-        x = oof[:, base_columns(selection.reads(n_models))]
     weights = None if lives is None else weights_of(lives, rows)
     decision_inputs = selection.inputs
-    if selection.combiner == "average":
-        meta = ProbabilityAverage().fit(x[rows], y[rows])
-        proba = meta.predict_proba(x[rows])
+    if selection.combiner == "ensemble":
+        # Weights from every model on the window's training rows; the window reads those
+        # with a weight. Thresholds and calibration see cross-fitted probabilities, as
+        # the meta-learner's do (the weights were learned on these rows).
+        whole = EnsembleSelection().fit(oof[rows], y[rows])
+        selection.weights = {j: float(w) for j, w in enumerate(whole.weights_) if w > 0}
+        reads = selection.reads(n_models)
+        meta = whole.restricted(reads)
+        x = oof[:, base_columns(reads)]
+        proba = cross_fitted(EnsembleSelection, x, y, day_index, rows, lay.horizon)
         decision = decide_from(proba, y, day_index, rows, lay.horizon)
     else:
+        x = oof[:, base_columns(selection.reads(n_models))]
         meta = fit_model(META(1, SEED, inputs=decision_inputs), x[rows], y[rows], weights)
         decision = choose_decision(x, y, day_index, rows, lay.horizon, decision_inputs)
     return meta, decision, rows, selection

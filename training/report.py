@@ -326,13 +326,15 @@ def model_choice_lines(data: ReportData) -> list[str]:
             "cross-fitted log loss over the window's training period; a model is kept only "
             "when it lowers it by at least 0.001 (training/selection.py). Then a forward "
             "check on the training period's last block (fitted on the blocks before it) "
-            "chooses between that meta-learner and the plain average of all eight models' "
-            "probabilities. All eight are still fitted and scored in the tables above.",
+            "chooses between that meta-learner and ensemble selection (Caruana et al. 2004: "
+            "a weighted mean of all eight models' probabilities, weights counted from "
+            "greedy picks that lower its log loss). All eight are still fitted and scored "
+            "in the tables above.",
             "",
         ]
         for w in selected:
             combiner = w.selection.get("combiner", "stack").split(" ")[0]
-            how = "their average" if combiner == "average" else "the meta-learner"
+            how = "ensemble selection" if combiner == "ensemble" else "the meta-learner"
             lines.append(f"- window {w.number}: {', '.join(w.kept)}, combined by {how}")
         last = selected[-1]
         lines += ["", f"Why, in window {last.number}:", ""]

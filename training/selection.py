@@ -35,13 +35,16 @@ class Selection:
     tried: dict[int, float] = field(default_factory=dict)
     inputs: str = "proba"  # the meta-learner's inputs: probabilities or their logs
     input_scores: dict[str, float] = field(default_factory=dict)
-    combiner: str = "stack"  # "stack" (the meta-learner) or "average" (of all base models)
+    combiner: str = "stack"  # "stack" (the meta-learner) or "ensemble" (ensemble selection)
     combiner_scores: dict[str, float] = field(default_factory=dict)
+    weights: dict[int, float] = field(default_factory=dict)  # the ensemble's, when chosen
 
     def reads(self, n_models: int) -> list[int]:
         """The base models the window's combiner reads: the kept ones for the meta-learner,
-        every one for the average."""
-        return list(range(n_models)) if self.combiner == "average" else list(self.kept)
+        those with a weight for the ensemble."""
+        if self.combiner == "ensemble":
+            return [j for j in range(n_models) if self.weights.get(j, 0.0) > 0]
+        return list(self.kept)
 
     def reasons(self, names: list[str]) -> dict[str, str]:
         """Per model, in words: why it is in the stack or not."""
@@ -65,12 +68,18 @@ class Selection:
         for j, name in enumerate(names):
             if j not in self.kept:
                 best = self.tried.get(j, float("nan"))
-                verdict = "read by the average; the meta-learner would leave it out"
-                if self.combiner != "average":
-                    verdict = "left out"
                 out[name] = (
-                    f"{verdict}: adding it gave {best:.4f} against {final:.4f} "
-                    f"(less than {MIN_GAIN} gained)"
+                    f"left out of the meta-learner: adding it gave {best:.4f} against "
+                    f"{final:.4f} (less than {MIN_GAIN} gained)"
+                )
+        if self.combiner == "ensemble":
+            for j, name in enumerate(names):
+                weight = self.weights.get(j, 0.0)
+                said = f"; meta-learner: {out[name]}" if name in out else ""
+                out[name] = (
+                    f"weight {weight:.2f} in the ensemble{said}"
+                    if weight > 0
+                    else f"not picked by ensemble selection{said}"
                 )
         return out
 
