@@ -7,7 +7,8 @@ flight (`FEATURE_ROW_BYTES`, `LABEL_ROW_BYTES` in the stages). The budget is the
 
     BASELINE_BYTES   the interpreter, Numba, polars and DuckDB loaded, before any data
     DuckDB           its buffer pool (`SET memory_limit`): a quarter of the budget, so a
-                     scan or insert of a market-sized table spills instead of growing
+                     scan or insert of a market-sized table spills instead of growing;
+                     every store connection starts with the default budget's share
     chunks           the rest: two chunks in flight (one computed while one is written)
 
 Peak resident memory is measured, never estimated: `peak_rss` is the kernel's high-water
@@ -91,12 +92,14 @@ class MemoryBudget:
 
     def bound_duckdb(self, con) -> None:
         """Cap DuckDB's buffer pool on `con`'s database (it spills to disk beyond it) for a
-        refresh; `release_duckdb` puts DuckDB's default back for the queries after it."""
+        refresh; `release_duckdb` puts the store's default back for the queries after it."""
         con.execute(f"SET memory_limit = '{self.duckdb_bytes // 2**20}MiB'")
 
     @staticmethod
     def release_duckdb(con) -> None:
-        con.execute("RESET memory_limit")
+        """Back to the bound every store connection starts with (`store.connect`): the
+        default budget's DuckDB share, never DuckDB's own 80 % of RAM."""
+        MemoryBudget.of(None).bound_duckdb(con)
 
     def describe(self) -> str:
         return f"{self.limit / 2**30:.1f} GiB"

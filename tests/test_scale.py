@@ -220,3 +220,34 @@ def test_demo_refuses_a_bad_memory_limit(tmp_path: Path):
     )
     assert_one_line_error(proc, 2, "--memory-limit must be a size like 6G")
     assert not (tmp_path / "d.duckdb").exists()
+
+
+def test_store_connections_start_bounded(tmp_path: Path):
+    """Every store connection caps DuckDB's buffer pool at the default budget's share (not
+    DuckDB's own 80 % of RAM, which let one scan of a market-sized table hold 19.5 GiB);
+    a refresh's bound is released back to it, not to DuckDB's default."""
+    from stockml import store
+    from stockml.memory import MemoryBudget
+
+    def limit(con) -> str:
+        return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    expected = MemoryBudget.of(None).duckdb_bytes
+    con = store.connect(tmp_path / "b.duckdb")
+    try:
+        start = limit(con)
+        MemoryBudget.of("2G").bound_duckdb(con)
+        assert limit(con) != start
+        MemoryBudget.release_duckdb(con)
+        assert limit(con) == start
+    finally:
+        con.close()
+    for read_only in (False, True):
+        con = store.connect(tmp_path / "b.duckdb", read_only=read_only)
+        try:
+            got = limit(con)
+        finally:
+            con.close()
+        value, unit = got.split()  # DuckDB shows one decimal: "1.4 GiB"
+        scale = {"MiB": 2**20, "GiB": 2**30}[unit]
+        assert abs(float(value) * scale - expected) <= 0.1 * 2**30, got

@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 from stockml.errors import StoreError
+from stockml.memory import MemoryBudget
 from stockml.store.schema import initialise
 
 DEFAULT_DB = Path("data/stockml.duckdb")
@@ -57,6 +58,11 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"cannot open {path}: {text.splitlines()[0]}") from exc
     except duckdb.Error as exc:
         raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
+    # DuckDB's own default is 80 % of RAM, and it keeps what a scan read cached up to it:
+    # one query over a market-sized `features` table (the newest day's signals at 5,000
+    # symbols x 20 years) held 19.5 GiB. Every connection starts bounded to the default
+    # budget's share (stockml.memory); beyond it DuckDB spills to `<db>.tmp`.
+    con.execute(f"SET memory_limit = '{MemoryBudget.of(None).duckdb_bytes // 2**20}MiB'")
     if not read_only:
         try:
             initialise(con)
