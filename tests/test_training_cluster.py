@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from stockml import store
-from tests.test_training_pipeline import fit_outputs, small_store  # noqa: F401 (fixture)
+from tests.test_training_pipeline import fit_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).parent / "ray"
@@ -202,7 +202,7 @@ def assert_each_fit_once(db: Path, run_dir: Path) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def clean_run(cluster: LocalCluster, small_store: Path) -> Path:  # noqa: F811
+def clean_run(cluster: LocalCluster, small_store: Path) -> Path:
     """`stockml train --ray-address` on a copy of the small store, the cluster intact;
     returns the copy's store path."""
     db = small_store.parent / "cluster_clean" / "s.duckdb"
