@@ -16,8 +16,10 @@ import polars as pl
 
 from stockml.store.connection import get_setting, insert_frame, set_setting, transaction, utcnow
 from stockml.store.schema import (
+    CONTEXT_SWAP,
     SAMPLES_WITH_CONTEXT,
     context_ddl,
+    context_scratch_from,
     features_columns,
     features_ddl,
 )
@@ -211,8 +213,9 @@ def append_context_scratch(con: duckdb.DuckDBPyConnection, table: str, frame: pl
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
     ).fetchall()[0][0]
-    verb = f"INSERT INTO {table}" if exists else f"CREATE TABLE {table} AS"
-    sql = f"{verb} SELECT * FROM _new"
+    sql = (
+        f"INSERT INTO {table} SELECT * FROM _new" if exists else context_scratch_from(table, "_new")
+    )
     insert_frame(con, values, sql)
 
 
@@ -221,8 +224,8 @@ def swap_context(con: duckdb.DuckDBPyConnection, version: str) -> None:
     transaction (the `samples` view binds the name when queried); the other scratch tables
     are dropped."""
     with transaction(con):
-        con.execute("DROP TABLE context_features")
-        con.execute("ALTER TABLE _context_new RENAME TO context_features")
+        for statement in CONTEXT_SWAP:
+            con.execute(statement)
         set_setting(con, CONTEXT_VERSION_KEY, version)
         for table in CONTEXT_SCRATCH[:-1]:
             con.execute(f"DROP TABLE IF EXISTS {table}")

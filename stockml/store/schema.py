@@ -217,6 +217,18 @@ def context_ddl(columns: Sequence[str], table: str = "context_features") -> str:
     )
 
 
+def context_scratch_from(table: str, source: str) -> str:
+    """CREATE a context refresh's scratch `table` with the columns and rows of `source`
+    (its first chunk: the stage's frame fixes the types)."""
+    return f"CREATE TABLE {table} AS SELECT * FROM {source}"
+
+
+CONTEXT_SWAP = (
+    "DROP TABLE context_features",
+    "ALTER TABLE _context_new RENAME TO context_features",
+)
+
+
 # With context: every catalog column, then every context column, then the label's.
 SAMPLES_WITH_CONTEXT = (
     "CREATE OR REPLACE VIEW samples AS SELECT f.*, c.* EXCLUDE (symbol, date), l.profile, "
