@@ -8,8 +8,9 @@ replaced, measured side by side in the same run: `read_universe` + `context_fram
 
 For each size N (simulated symbols x `--years`, default 20) a store gets the first N
 symbols' prices and their 179 features (not measured); then each method runs in a child
-process of its own on a copy of that store, and the kernel's high-water mark of the child
-(`os.wait4`) is its peak RSS. Printed per size and method: rows, wall and CPU seconds, peak
+process of its own on a copy of that store, and the child's own high-water mark (VmHWM,
+`stockml.memory.own_peak_rss`: ru_maxrss would carry this parent's RSS over the exec) is
+its peak RSS. Printed per size and method: rows, wall and CPU seconds, peak
 RSS; then per size the ratios chunked / in memory. Both write the same table (tested in
 tests/test_features_context.py).
 
@@ -55,7 +56,9 @@ def child(db: Path, method: str, memory_limit: str | None) -> None:
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         con.close()
-    print(json.dumps({"rows": rows, "wall_s": wall, "cpu_s": cpu}))
+    from stockml.memory import own_peak_rss
+
+    print(json.dumps({"rows": rows, "wall_s": wall, "cpu_s": cpu, "peak_rss": own_peak_rss()}))
 
 
 def measure(db: Path, method: str, memory_limit: str | None) -> dict:
@@ -63,11 +66,11 @@ def measure(db: Path, method: str, memory_limit: str | None) -> dict:
     if memory_limit:
         cmd += ["--memory-limit", memory_limit]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     out = proc.stdout.read().decode() if proc.stdout else ""
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{method} child failed on {db}")
-    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss": usage.ru_maxrss * 1024}
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def with_features(master: Path, target: Path, n: int) -> None:

@@ -6,7 +6,8 @@ each) a fresh store gets the first N symbols' prices, then a child process runs 
 refresh (`refresh_features`, `refresh_context`, then `refresh_labels` for swing) under
 `--memory-limit`, in chunks sized to it. Printed per size: rows, wall seconds, rows/s, wall and CPU
 seconds per million rows (CPU: all threads of the refresh, less sensitive to other load on
-the machine), chunks, and the child's peak RSS (the kernel's high-water mark, `os.wait4`).
+the machine), chunks, and the child's peak RSS (its own VmHWM: `os.wait4`'s ru_maxrss
+would carry over the exec the RSS of this parent, which built the market).
 The baseline is the smallest size, measured in the same run: the ratio largest/smallest
 of seconds per million rows must not grow (linear cost).
 
@@ -47,6 +48,7 @@ def child(db: Path, memory_limit: str | None) -> None:
     from features.context_refresh import refresh_context
     from stockml import store
     from stockml.logs import configure_logging
+    from stockml.memory import own_peak_rss
 
     configure_logging(db.with_suffix(".log"))
     warm_kernels(db)  # loading the kernels from Numba's cache (~2 s) is not per-row cost
@@ -73,6 +75,7 @@ def child(db: Path, memory_limit: str | None) -> None:
                 "feature_chunks": feats["chunks"],
                 "context_chunks": context["chunks"],
                 "label_chunks": labels["chunks"],
+                "peak_rss": own_peak_rss(),
             }
         )
     )
@@ -137,17 +140,14 @@ def measure(db: Path, memory_limit: str | None) -> dict:
         cmd += ["--memory-limit", memory_limit]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     out = proc.stdout.read().decode() if proc.stdout else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"child failed ({proc.returncode}) on {db}")
     figures = json.loads(out.strip().splitlines()[-1])
-    figures.update(
-        process_s=wall,
-        peak_rss=usage.ru_maxrss * 1024,
-    )
+    figures.update(process_s=wall)
     return figures
 
 

@@ -114,6 +114,19 @@ def peak_rss() -> int:
     return max(own, children) * scale
 
 
+def own_peak_rss() -> int:
+    """This process's own peak RSS in bytes since it started its program: VmHWM of
+    /proc/self/status on Linux. Unlike `getrusage`'s ru_maxrss, which Linux carries over
+    exec from the process that forked it (a child started by a 4 GiB parent reports at
+    least 4 GiB), so benchmarks' children report this. Falls back to `peak_rss`."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return peak_rss()
+
+
 def _tree_rss(root: int) -> int:
     """Summed RSS in bytes of `root` and all its descendants, from /proc (Linux)."""
     parents: dict[int, list[int]] = {}

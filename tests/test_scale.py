@@ -251,3 +251,25 @@ def test_store_connections_start_bounded(tmp_path: Path):
         value, unit = got.split()  # DuckDB shows one decimal: "1.4 GiB"
         scale = {"MiB": 2**20, "GiB": 2**30}[unit]
         assert abs(float(value) * scale - expected) <= 0.1 * 2**30, got
+
+
+def test_own_peak_rss_is_not_the_forking_parents():
+    """A child started by a parent holding ~600 MB: getrusage's ru_maxrss in the child
+    carries the parent's high-water mark over the exec, VmHWM (`own_peak_rss`) does not."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("VmHWM is Linux's")
+    ballast = np.ones(600 * 2**20 // 8)  # touched: resident
+    code = (
+        "import json; from stockml.memory import own_peak_rss, peak_rss; "
+        "print(json.dumps([own_peak_rss(), peak_rss()]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    own, inherited = json.loads(out.stdout)
+    assert ballast.sum() > 0
+    assert inherited >= 600 * 2**20 > 3 * own
