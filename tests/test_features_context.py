@@ -105,14 +105,20 @@ def pandas_reference(bars: pl.DataFrame) -> pd.DataFrame:
     return df[["symbol", "date", *CONTEXT_COLUMNS]]
 
 
+def assert_columns_close(a, b, rtol: float, atol: float) -> None:
+    """Every context column of frames `a` and `b` (polars or pandas): NaN in the same
+    places, close elsewhere."""
+    for name in CONTEXT_COLUMNS:
+        x = a[name].to_numpy().astype(float)
+        y = b[name].to_numpy().astype(float)
+        assert np.array_equal(np.isnan(x), np.isnan(y)), name
+        assert np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True), name
+
+
 def assert_frames_close(fast: pl.DataFrame, slow: pd.DataFrame) -> None:
     assert fast.height == len(slow)
     assert fast["symbol"].to_list() == slow["symbol"].tolist()
-    for name in CONTEXT_COLUMNS:
-        a = fast[name].to_numpy().astype(float)
-        b = slow[name].to_numpy().astype(float)
-        assert np.array_equal(np.isnan(a), np.isnan(b)), name
-        assert np.allclose(a, b, rtol=1e-8, atol=1e-10, equal_nan=True), name
+    assert_columns_close(fast, slow, rtol=1e-8, atol=1e-10)
 
 
 def test_context_equals_a_slow_pandas_reference(universe):
@@ -249,11 +255,7 @@ def test_chunked_refresh_equals_the_in_memory_frame(context_store):
     assert chunked.height == whole.height == summary["rows"]
     assert chunked["symbol"].to_list() == whole["symbol"].to_list()
     assert chunked["date"].to_list() == whole["date"].to_list()
-    for name in CONTEXT_COLUMNS:
-        a = chunked[name].to_numpy().astype(float)
-        b = whole[name].to_numpy().astype(float)
-        assert np.array_equal(np.isnan(a), np.isnan(b)), name
-        assert np.allclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=True), name
+    assert_columns_close(chunked, whole, rtol=1e-6, atol=1e-9)
     assert not np.all(np.isnan(chunked["beta_60"].to_numpy().astype(float)))
     left = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '\\_context%' "

@@ -160,9 +160,7 @@ def exit_volatility(con: Any, samples, rows: np.ndarray) -> tuple[np.ndarray, np
             "i": np.arange(len(rows)),
         }
     ).with_columns(pl.col("date").cast(pl.Date))
-    con.complete()  # DuckDB 2 refuses register() while an execute() result is unfinished
-    con.register("_signals", entry.to_arrow())
-    try:
+    with store.registered(con, "_signals", entry):
         found = store.query_pl(
             con,
             "WITH hist AS (SELECT symbol, date, vol_20, row_number() OVER "
@@ -173,8 +171,6 @@ def exit_volatility(con: Any, samples, rows: np.ndarray) -> tuple[np.ndarray, np
             "SELECT ex.i, x.date AS exit_date, x.vol_20 FROM ex "
             "LEFT JOIN hist x ON x.symbol = ex.symbol AND x.pos = ex.pos ORDER BY ex.i",
         )
-    finally:
-        con.unregister("_signals")
     return found["exit_date"].to_numpy(), found["vol_20"].to_numpy().astype(float)
 
 

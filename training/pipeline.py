@@ -514,9 +514,9 @@ def run_training(
         refresh_features(con, progress=progress, memory_limit=memory_limit)
         refresh_context(con, progress=progress, memory_limit=memory_limit)
         refresh_labels(con, chosen, progress=progress, memory_limit=memory_limit)
-        # DuckDB's own default is 80 % of RAM, and reading a sample through the `samples`
-        # view joins whole tables: measured at 5,000 x 20 y, 19.9 GiB unbounded, 2.1 GiB
-        # bounded (it spills). The bound holds for every query of the run.
+        # The user's limit, not only the connection's default, for every query of the run:
+        # reading a sample through the `samples` view joins whole tables (at 5,000 x 20 y,
+        # 19.9 GiB with DuckDB unbounded, 2.1 GiB bounded: it spills).
         MemoryBudget.of(memory_limit).bound_duckdb(con)
         samples = load_samples(con, chosen.name, context=recipe.context, max_samples=max_samples)
         params = {

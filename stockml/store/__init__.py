@@ -19,6 +19,7 @@ from stockml.store.connection import (
     connect,
     get_setting,
     query_pl,
+    registered,
     set_setting,
     transaction,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "query_pl",
     "read_prices",
     "record_training_run",
+    "registered",
     "replace_context",
     "replace_features",
     "replace_labels",

@@ -62,7 +62,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     # one query over a market-sized `features` table (the newest day's signals at 5,000
     # symbols x 20 years) held 19.5 GiB. Every connection starts bounded to the default
     # budget's share (stockml.memory); beyond it DuckDB spills to `<db>.tmp`.
-    con.execute(f"SET memory_limit = '{MemoryBudget.of(None).duckdb_bytes // 2**20}MiB'")
+    MemoryBudget.of(None).bound_duckdb(con)
     if not read_only:
         try:
             initialise(con)
@@ -93,16 +93,23 @@ def query_pl(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | N
     return con.sql(sql, params=list(params) if params is not None else None).pl()
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """`frame` visible to SQL as the table `name` inside the block. Finishes any unfinished
+    result first (DuckDB 2 refuses register() beside one)."""
+    con.complete()
+    con.register(name, frame.to_arrow())
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 def insert_frame(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, sql: str) -> None:
     """Run `sql` with `frame` visible as the table `_new`: one INSERT for many rows
-    (executemany costs ~2 ms a row in DuckDB). Finishes any unfinished result first (DuckDB
-    2 refuses register() beside one)."""
-    con.complete()
-    con.register("_new", frame.to_arrow())
-    try:
+    (executemany costs ~2 ms a row in DuckDB)."""
+    with registered(con, "_new", frame):
         con.execute(sql)
-    finally:
-        con.unregister("_new")
 
 
 def get_setting(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
