@@ -1,4 +1,4 @@
-"""Model choice on the training period: forward selection of base models (training/
+"""Model choice on the training period: ensemble selection of base models (training/
 selection.py) and the tuning grid's choice (training/tuning.py)."""
 
 from __future__ import annotations
@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.models import META
-from training.selection import forward_select
+from training.selection import select_ensemble
 from training.tuning import GRID, as_params, candidates, choose, tag
 
 
@@ -26,24 +25,36 @@ def synthetic(n_days: int = 300, per_day: int = 20, seed: int = 0):
     return oof, y, day_index
 
 
-def test_forward_selection_keeps_skill_and_drops_noise_and_copies():
-    oof, y, day_index = synthetic()
-    rows = np.arange(len(y))
-    selection = forward_select(lambda: META(1, 7), oof, y, day_index, rows, 5, 3)
-    assert selection.kept == [0] or selection.kept == [2]  # A or its copy, once
-    assert selection.path[1] < selection.path[0] - 0.05  # far better than the prior
+def test_selection_weights_skill_and_explains_it():
+    """The informative model (or its copy) carries the weight and lowers the log loss far
+    below the class prior; the noise model is not read, and the reasons say so."""
+    oof, y, _ = synthetic()
+    rows = np.arange(100, len(y))
+    ensemble, selection = select_ensemble(oof, y, rows)
+    assert 1 not in selection.weights and set(selection.reads()) <= {0, 2}
+    assert np.isclose(sum(selection.weights.values()), 1.0)
+    assert selection.path[-1] < selection.prior - 0.05
+    assert selection.path[-1] <= min(selection.alone.values()) + 1e-12
+    assert selection.path[-1] == min(selection.path)  # the best prefix of the picks
     reasons = selection.reasons(["a", "b", "c"])
-    assert "left out" in reasons["b"]
-    assert sum("kept" in r for r in reasons.values()) == 1
+    assert reasons["b"].startswith("not read")
+    assert sum(r.startswith("weight") for r in reasons.values()) == len(selection.weights)
+    assert "class prior" in reasons["stack"]
+    assert selection.named_weights(["a", "b", "c"]).keys() <= {"a", "c"}
+    # the fitted ensemble reads all three; restricted to the read ones it predicts the same
+    reads = selection.reads()
+    cols = np.concatenate([np.arange(3 * j, 3 * j + 3) for j in reads])
+    np.testing.assert_allclose(
+        ensemble.restricted(reads).predict_proba(oof[:, cols]), ensemble.predict_proba(oof)
+    )
 
 
-def test_selection_keeps_at_least_one_model_even_without_skill():
+def test_selection_reads_at_least_one_model_even_without_skill():
     rng = np.random.default_rng(1)
-    day_index = np.repeat(np.arange(200), 10)
-    y = rng.integers(-1, 2, len(day_index))
+    y = rng.integers(-1, 2, 2000)
     oof = rng.dirichlet([5, 5, 5], size=(len(y), 2)).reshape(len(y), 6)
-    selection = forward_select(lambda: META(1, 7), oof, y, day_index, np.arange(len(y)), 5, 2)
-    assert len(selection.kept) == 1
+    _, selection = select_ensemble(oof, y, np.arange(len(y)))
+    assert len(selection.reads()) >= 1 and len(selection.picks) >= 1
 
 
 def test_tuning_chooses_the_lower_log_loss_and_the_default_on_a_tie():
@@ -71,23 +82,6 @@ def test_every_grid_candidate_builds_and_fits(model):
         fitted = fit_model(built, x, y)
         assert fitted.predict_proba(x[:3]).shape == (3, 3)
         assert tag(i) == ("" if i == 0 else f"@t{i}")
-
-
-def test_meta_learner_inputs_are_chosen_by_cross_fitted_log_loss():
-    from training.selection import choose_inputs
-
-    oof, y, day_index = synthetic(seed=3)
-    rows = np.arange(len(y))
-    inputs, scores = choose_inputs(
-        lambda i: META(1, 7, inputs=i), oof[:, :3], y, day_index, rows, 5
-    )
-    assert set(scores) == {"proba", "log"} and all(np.isfinite(list(scores.values())))
-    assert inputs == min(scores, key=scores.get)
-    # A's probabilities are a softmax of the signal: their logs are linear in it, which
-    # the logistic meta-learner fits exactly, so logs must win here.
-    assert inputs == "log"
-    with pytest.raises(ValueError, match="inputs"):
-        META(1, 7, inputs="odds")
 
 
 def test_ensemble_selection_weights_skill_and_drops_noise():
@@ -123,30 +117,24 @@ def test_ensemble_selection_mixes_two_models_that_err_apart():
     np.testing.assert_allclose(model.weights_, [0.5, 0.5])
 
 
-def test_combiner_is_chosen_forward_on_the_last_training_block():
-    """A meta-learner fitted on a period whose relation flips in the last block loses the
-    forward check to ensemble selection (a mean cannot sharpen what it reads); with a
-    stable relation it wins."""
-    from training.models import EnsembleSelection
-    from training.selection import choose_combiner, forward_holdout
+def test_the_mean_survives_a_regime_flip_the_meta_learner_does_not():
+    """Why the final stack is a mean (training/selection.py): fitted where model A is right,
+    scored where the relation flips, the mean's log loss stays at most the weighted mean of
+    what it reads (log loss is convex), while the learned meta-learner, which sharpened A,
+    loses more than that."""
+    from training.models import META, EnsembleSelection
+    from training.report import log_loss3
 
     oof, y, day_index = synthetic(seed=4)
-    rows = np.arange(len(y))
-    fit_rows, valid_rows = forward_holdout(rows, day_index, 240, 226)
-    assert day_index[fit_rows].max() < 226 and day_index[valid_rows].min() == 240
-    stable, scores = choose_combiner(
-        {"stack": (lambda: META(1, 7), oof[:, :3]), "ensemble": (EnsembleSelection, oof)},
-        y,
-        fit_rows,
-        valid_rows,
+    fit, later = day_index < 200, day_index >= 200
+    flipped = np.where(later, -y, y)
+    ensemble = EnsembleSelection().fit(oof[fit], flipped[fit])
+    meta = META(1, 7).fit(oof[fit], flipped[fit])
+    mean_loss = log_loss3(flipped[later], ensemble.predict_proba(oof[later]))
+    members = sum(
+        w * log_loss3(flipped[later], oof[later, 3 * j : 3 * j + 3])
+        for j, w in enumerate(ensemble.weights_)
+        if w > 0
     )
-    assert stable == "stack" and scores["stack"] < scores["ensemble"]
-    flipped = y.copy()
-    flipped[valid_rows] = -flipped[valid_rows]  # the signal turns around in the last block
-    choice, _ = choose_combiner(
-        {"stack": (lambda: META(1, 7), oof[:, :3]), "ensemble": (EnsembleSelection, oof)},
-        flipped,
-        fit_rows,
-        valid_rows,
-    )
-    assert choice == "ensemble"
+    assert mean_loss <= members + 1e-9
+    assert log_loss3(flipped[later], meta.predict_proba(oof[later])) > mean_loss

@@ -75,15 +75,20 @@ def ablation_markdown(results: list[tuple[str, RunResult]]) -> list[str]:
     return lines
 
 
-def run_ablation(db_path: Path, profile: Any, **kwargs: Any) -> list[tuple[str, RunResult]]:
+def run_ablation(
+    db_path: Path,
+    profile: Any,
+    variants: list[tuple[str, Recipe]] = VARIANTS,
+    **kwargs: Any,
+) -> list[tuple[str, RunResult]]:
     """Run every variant (keyword arguments go to `run_training`), then append the table to
-    the final run's report and store it. Returns [(label, result)] in `VARIANTS` order."""
+    the last run's report and store it. Returns [(label, result)] in `variants` order."""
     from stockml import store
     from stockml.files import atomic_write_text
 
     results = [
         (label, run_training(db_path, profile, recipe=recipe, **kwargs))
-        for label, recipe in VARIANTS
+        for label, recipe in variants
     ]
     final = results[-1][1]
     report = final.report

@@ -6,6 +6,13 @@ adopted only where it helps: `choose_calibration` fits it on cross-fitted probab
 the training period and keeps it only when its own purged cross-validation lowers the
 Brier score there. Nothing here sees a test window.
 
+The final recipe's stack, a weighted mean (training/selection.py), is not recalibrated
+(`uncalibrated`): a learned map on top would give up the bound that made the mean the
+choice (its log loss is at most its members' weighted mean). On the 2017-2019 development
+period the check above adopted isotonic maps in two windows: -0.07 in one, +0.52 in the
+December 2018 window, where the cross-validation over calm training days did not see the
+shift coming.
+
 Source: Zadrozny & Elkan (2002) for one-vs-rest isotonic calibration with renormalisation;
 Brier (1950) for the score (here the mean over rows of the summed squared error over the
 three classes).
@@ -99,4 +106,17 @@ def choose_calibration(
         iso,
         f"kept the meta-learner's probabilities: isotonic calibration would move the "
         f"cross-validated Brier score {raw:.4f} -> {iso:.4f}",
+    )
+
+
+def uncalibrated(proba: np.ndarray, y: np.ndarray, what: str) -> CalibrationChoice:
+    """No calibration, and why: `what` names the probabilities kept (e.g. 'the weighted
+    mean's'); the raw cross-validated Brier score of `proba` (n, 3) is recorded."""
+    raw = float(brier(proba, y).sum())
+    return CalibrationChoice(
+        None,
+        raw,
+        float("nan"),
+        f"kept {what} probabilities (cross-validated Brier score {raw:.4f}); a mean is not "
+        "recalibrated (training/calibration.py)",
     )

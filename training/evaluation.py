@@ -394,4 +394,5 @@ def evaluate_run(
     for w in windows:
         if w.kept:
             metrics += [(str(w.number), m, "in_stack", float(m in w.kept)) for m in models]
+        metrics += [(str(w.number), m, "stack_weight", v) for m, v in w.weights.items()]
     return Evaluation(by_window["pooled"], by_window, cis, trades, report, metrics)

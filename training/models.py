@@ -21,8 +21,9 @@ Choices the report states:
 - no model uses early stopping: sklearn and the boosters would hold out random rows, and
   random rows of overlapping 14-day windows are the leak this project exists to avoid;
 - every pipeline imputes warm-up NaNs with the training median (learned in fit only);
-- the meta-learner is a multinomial logistic regression on the base models'
-  out-of-fold probabilities.
+- the stack combines the base models' out-of-fold probabilities by ensemble selection (a
+  weighted mean, training/selection.py); recipes without selection use a multinomial
+  logistic regression meta-learner.
 """
 
 from __future__ import annotations
@@ -190,29 +191,22 @@ def svm(threads: int, seed: int, **params) -> ClassifierMixin:
 
 
 def log_proba(p):
-    """Log of probabilities clipped at 1e-6: the meta-learner's 'log' inputs."""
+    """Log of probabilities clipped at 1e-6. No longer used to build a model: kept so that
+    signal models pickled by earlier versions (a meta-learner on log inputs) still load."""
     import numpy as np
 
     return np.log(np.clip(p, 1e-6, 1.0))
 
 
-def meta_learner(threads: int, seed: int, inputs: str = "proba", **params) -> ClassifierMixin:
-    """Multinomial logistic regression on the base models' probabilities (`inputs="proba"`)
-    or on their logarithms (`"log"`: a weighted geometric pooling with a per-class bias,
-    the generalisation of temperature scaling); which one a window uses is chosen on its
-    training period (training/selection.py)."""
+def meta_learner(threads: int, seed: int, **params) -> ClassifierMixin:
+    """Multinomial logistic regression on the base models' probabilities: the learned
+    meta-learner of the ablation's first rows (recipes without selection); the final
+    recipe combines by ensemble selection instead (training/selection.py says why)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer
 
     # tol 1e-3: 4x fewer L-BFGS iterations on ~40 k x 24 inputs; the test log loss of the
     # four demo windows moved by -0.003..+0.003 against sklearn's default 1e-4.
-    model = LogisticRegression(**{"C": 1.0, "max_iter": 1000, "tol": 1e-3, **params})
-    if inputs == "log":
-        return make_pipeline(FunctionTransformer(log_proba), model)
-    if inputs != "proba":
-        raise ValueError(f"meta-learner inputs must be 'proba' or 'log', not {inputs!r}")
-    return model
+    return LogisticRegression(**{"C": 1.0, "max_iter": 1000, "tol": 1e-3, **params})
 
 
 class EnsembleSelection(ClassifierMixin, BaseEstimator):
@@ -226,8 +220,9 @@ class EnsembleSelection(ClassifierMixin, BaseEstimator):
     lowers the log loss of the running mean, and keeps the prefix of picks with the lowest
     log loss: a model that adds nothing gets weight 0, a copy adds nothing, and a mean of
     probabilities cannot sharpen them the way a learned meta-learner can (it is the safer
-    combiner under a shift). `weights_`: (m,), summing to 1. sample_weight is ignored.
-    Whether a window uses it is chosen on its training period (training/selection.py)."""
+    combiner under a shift). `weights_`: (m,), summing to 1; `picks_`: the kept picks in
+    order; `path_`: the mean's log loss after each of them. sample_weight is ignored. The
+    stack of the final recipe (training/selection.py)."""
 
     def __init__(self, steps: int = 25) -> None:
         self.steps = steps
@@ -240,16 +235,19 @@ class EnsembleSelection(ClassifierMixin, BaseEstimator):
         p = np.asarray(x, dtype=float).reshape(len(x), -1, 3)
         y = np.asarray(y)
         total = np.zeros((len(p), 3))
-        counts = np.zeros(p.shape[1])
-        best_loss, best_counts = np.inf, None
+        picks, path = [], []
+        best = 0
         for step in range(1, self.steps + 1):
             losses = [log_loss3(y, (total + p[:, j]) / step) for j in range(p.shape[1])]
             j = int(np.argmin(losses))
             total += p[:, j]
-            counts[j] += 1
-            if losses[j] < best_loss - 1e-12:
-                best_loss, best_counts = losses[j], counts.copy()
-        self.weights_ = best_counts / best_counts.sum()
+            picks.append(j)
+            path.append(losses[j])
+            if losses[j] < path[best] - 1e-12:
+                best = step - 1
+        self.picks_, self.path_ = picks[: best + 1], path[: best + 1]
+        counts = np.bincount(self.picks_, minlength=p.shape[1]).astype(float)
+        self.weights_ = counts / counts.sum()
         self.classes_ = np.unique(y)
         return self
 

@@ -5,15 +5,15 @@ Honesty rules, in order:
 1. split by trading date into blocks (walkforward.py); the last 20% of days are K test
    windows; every model that predicts a block was fitted only on days ending H trading days
    before the block starts (purge);
-2. each window's meta-learner learns from forward out-of-fold probabilities of its own
-   training period; which base models it reads (forward selection) and whether it reads
-   their probabilities or their logs, its calibration and decision thresholds are chosen
-   on cross-fitted meta-learner probabilities of that period, never on a test window;
+2. each window's stack learns from forward out-of-fold probabilities of its own training
+   period: which base models it reads and their weights (ensemble selection), its
+   calibration and decision thresholds are chosen on that period (thresholds on
+   cross-fitted stack probabilities), never on a test window;
    base-model settings (the tuning grid) are chosen on the inner blocks, before the first
    window; sample weights count only each fit's own training labels;
 3. every window is predicted once, by its own stack, and evaluated; nothing fitted or
    chosen ever sees a test label (a test proves it);
-4. the live signal model (base models, meta-learner, calibration, thresholds) is then
+4. the live signal model (base models, stack weights, calibration, thresholds) is then
    refitted on every labelled day, the same way, for `stockml signals`.
 """
 
@@ -34,7 +34,7 @@ from stockml.defaults import DEFAULT_PROFILE
 from stockml.errors import NothingToDoError
 from stockml.progress import progress_bar
 from training import tuning
-from training.calibration import CalibrationChoice, choose_calibration
+from training.calibration import CalibrationChoice, choose_calibration, uncalibrated
 from training.models import BASE_MODELS, META, EnsembleSelection, fit_model
 from training.ray_runner import (
     FitJob,
@@ -47,13 +47,7 @@ from training.ray_runner import (
     save_model,
     weights_of,
 )
-from training.selection import (
-    Selection,
-    choose_combiner,
-    choose_inputs,
-    forward_holdout,
-    forward_select,
-)
+from training.selection import Selection, select_ensemble
 from training.stack import SignalModel, StackedModel
 from training.trades import MAX_COVERAGE, MIN_COVERAGE, choose_thresholds, decide
 from training.walkforward import Layout, cross_fitted, layout, meta_rows
@@ -106,6 +100,7 @@ class Window:
     decision: Decision
     kept: list[str] = field(default_factory=list)  # base models the stack reads
     selection: dict[str, str] = field(default_factory=dict)  # model -> why kept or not
+    weights: dict[str, float] = field(default_factory=dict)  # model -> ensemble weight
 
 
 @dataclass
@@ -126,8 +121,9 @@ class Recipe:
 
     context: the market, sector and cross-sectional columns (features/context.csv) beside
     the 179 catalog features; weights: rows weighted by their label's average uniqueness
-    (training/weights.py); select: each stack reads only the base models forward
-    selection keeps on its training period (training/selection.py); tune: each base
+    (training/weights.py); select: each stack is the weighted mean ensemble selection
+    fits on its training period (training/selection.py), else a meta-learner reading
+    every base model; tune: each base
     model's settings chosen from a small grid on the inner blocks (training/tuning.py)."""
 
     context: bool = True
@@ -152,7 +148,7 @@ class Recipe:
         if self.tune:
             parts.append("tuned settings")
         if self.select:
-            parts.append("base-model selection")
+            parts.append("ensemble selection")
         return " + ".join(parts)
 
 
@@ -310,26 +306,30 @@ def choose_settings(
 
 
 def choose_decision(
-    oof: np.ndarray,
-    y: np.ndarray,
-    day_index: np.ndarray,
-    rows: np.ndarray,
-    horizon: int,
-    inputs: str = "proba",
+    oof: np.ndarray, y: np.ndarray, day_index: np.ndarray, rows: np.ndarray, horizon: int
 ) -> Decision:
     """Calibration and thresholds from cross-fitted meta-learner probabilities of `rows`."""
-    proba = cross_fitted(lambda: META(1, SEED, inputs=inputs), oof, y, day_index, rows, horizon)
+    proba = cross_fitted(lambda: META(1, SEED), oof, y, day_index, rows, horizon)
     return decide_from(proba, y, day_index, rows, horizon)
 
 
 def decide_from(
-    proba: np.ndarray, y: np.ndarray, day_index: np.ndarray, rows: np.ndarray, horizon: int
+    proba: np.ndarray,
+    y: np.ndarray,
+    day_index: np.ndarray,
+    rows: np.ndarray,
+    horizon: int,
+    calibrate: bool = True,
 ) -> Decision:
-    """Calibration and thresholds from out-of-sample probabilities `proba` of `rows` (e.g.
-    the ensemble's, cross-fitted over the training period)."""
-    calibration = choose_calibration(proba, y[rows], day_index[rows], horizon)
-    if calibration.calibrator is not None:
-        proba = calibration.calibrator.transform(proba)
+    """Calibration (when `calibrate`: isotonic, kept where it helps) and thresholds from
+    out-of-sample probabilities `proba` of `rows` (e.g. the ensemble's, cross-fitted over
+    the training period)."""
+    if calibrate:
+        calibration = choose_calibration(proba, y[rows], day_index[rows], horizon)
+        if calibration.calibrator is not None:
+            proba = calibration.calibrator.transform(proba)
+    else:
+        calibration = uncalibrated(proba, y[rows], "the weighted mean's")
     call, put = choose_thresholds(proba, y[rows], MIN_COVERAGE, MAX_COVERAGE)
     return Decision(call.threshold, put.threshold, calibration, call.reason, put.reason)
 
@@ -347,6 +347,19 @@ def base_columns(kept: list[int]) -> np.ndarray:
     return np.concatenate([np.arange(3 * j, 3 * j + 3) for j in kept])
 
 
+@dataclass
+class FittedStack:
+    """One window's (or the live model's) stack: `combiner` reads the base models `reads`
+    (indices, in model order) and was fitted on training `rows`; `selection` explains the
+    weights when ensemble selection chose them."""
+
+    combiner: Any
+    decision: Decision
+    rows: np.ndarray
+    reads: list[int]
+    selection: Selection | None = None
+
+
 def fit_stack(
     oof: np.ndarray,
     y: np.ndarray,
@@ -356,56 +369,24 @@ def fit_stack(
     lives: np.ndarray | None = None,
     select: bool = True,
 ):
-    """The meta-learner and decision of the window at `block` (None: the live model), on
-    the base models forward selection keeps (all of them when not `select`), reading their
-    probabilities or their logs, whichever cross-fits better (probabilities when not
-    `select`). Returns (meta, decision, meta rows, selection)."""
+    """The stack and decision of the window at `block` (None: the live model), fitted on
+    the forward out-of-fold rows of its training period. With `select`, ensemble selection
+    weights the base models (training/selection.py) and the stack reads those with a
+    weight, uncalibrated; without, the multinomial meta-learner reads all of them
+    (uniqueness-weighted when `lives` is given), isotonic calibration where it helps.
+    Thresholds (and calibration) see cross-fitted probabilities of the same rows."""
     rows = meta_rows(lay, day_index, block)
-    n_models = oof.shape[1] // 3
     if select:
-        selection = forward_select(
-            lambda: META(1, SEED), oof, y, day_index, rows, lay.horizon, n_models
-        )
-    else:
-        selection = Selection(list(range(n_models)), [])
-    x = oof[:, base_columns(selection.kept)]
-    if select:
-        selection.inputs, selection.input_scores = choose_inputs(
-            lambda inputs: META(1, SEED, inputs=inputs), x, y, day_index, rows, lay.horizon
-        )
-        last = (lay.n_blocks if block is None else block) - 1
-        fit_rows, valid_rows = forward_holdout(
-            rows, day_index, int(lay.bounds[last]), lay.fit_end(last)
-        )
-        inputs = selection.inputs
-        if len(valid_rows) and len(np.unique(y[fit_rows])) == 3:
-            selection.combiner, selection.combiner_scores = choose_combiner(
-                {
-                    "stack": (lambda: META(1, SEED, inputs=inputs), x),
-                    "ensemble": (EnsembleSelection, oof),
-                },
-                y,
-                fit_rows,
-                valid_rows,
-            )
-    weights = None if lives is None else weights_of(lives, rows)
-    decision_inputs = selection.inputs
-    if selection.combiner == "ensemble":
-        # Weights from every model on the window's training rows; the window reads those
-        # with a weight. Thresholds and calibration see cross-fitted probabilities, as
-        # the meta-learner's do (the weights were learned on these rows).
-        whole = EnsembleSelection().fit(oof[rows], y[rows])
-        selection.weights = {j: float(w) for j, w in enumerate(whole.weights_) if w > 0}
-        reads = selection.reads(n_models)
-        meta = whole.restricted(reads)
+        whole, selection = select_ensemble(oof, y, rows)
+        reads = selection.reads()
         x = oof[:, base_columns(reads)]
         proba = cross_fitted(EnsembleSelection, x, y, day_index, rows, lay.horizon)
-        decision = decide_from(proba, y, day_index, rows, lay.horizon)
-    else:
-        x = oof[:, base_columns(selection.reads(n_models))]
-        meta = fit_model(META(1, SEED, inputs=decision_inputs), x[rows], y[rows], weights)
-        decision = choose_decision(x, y, day_index, rows, lay.horizon, decision_inputs)
-    return meta, decision, rows, selection
+        decision = decide_from(proba, y, day_index, rows, lay.horizon, calibrate=False)
+        return FittedStack(whole.restricted(reads), decision, rows, reads, selection)
+    weights = None if lives is None else weights_of(lives, rows)
+    meta = fit_model(META(1, SEED), oof[rows], y[rows], weights)
+    decision = choose_decision(oof, y, day_index, rows, lay.horizon)
+    return FittedStack(meta, decision, rows, list(range(oof.shape[1] // 3)))
 
 
 def stack_windows(
@@ -431,13 +412,11 @@ def stack_windows(
     windows = []
     with progress_bar("stack", len(lay.windows) + 1, progress) as bar:
         for block in lay.windows:
-            meta, decision, train_rows, selection = fit_stack(
-                oof, samples.y, day_index, lay, block, lives, select
-            )
-            save_model(run_dir, f"meta__b{block}", meta)
+            fitted = fit_stack(oof, samples.y, day_index, lay, block, lives, select)
+            decision = fitted.decision
+            save_model(run_dir, f"meta__b{block}", fitted.combiner)
             rows = np.flatnonzero(lay.block_of(day_index) == block)
-            reads = selection.reads(len(models))
-            proba = meta.predict_proba(oof[np.ix_(rows, base_columns(reads))])
+            proba = fitted.combiner.predict_proba(oof[np.ix_(rows, base_columns(fitted.reads))])
             if decision.calibration.calibrator is not None:
                 proba = decision.calibration.calibrator.transform(proba)
             base = {m: oof[rows, 3 * j : 3 * j + 3] for j, m in enumerate(models)}
@@ -447,30 +426,26 @@ def stack_windows(
                     lay.window_number(block),
                     rows,
                     (days[0], days[-1]),
-                    len(train_rows),
+                    len(fitted.rows),
                     {**base, "stack": proba},
                     decide(proba, decision.t_call, decision.t_put),
                     decision,
-                    [models[j] for j in reads],
-                    selection.reasons(models) if select else {},
+                    [models[j] for j in fitted.reads],
+                    fitted.selection.reasons(models) if fitted.selection else {},
+                    fitted.selection.named_weights(models) if fitted.selection else {},
                 )
             )
             bar.advance(1, status=f"window {lay.window_number(block)}")
-        meta, decision, _, selection = fit_stack(
-            oof, samples.y, day_index, lay, None, lives, select
-        )
+        fitted = fit_stack(oof, samples.y, day_index, lay, None, lives, select)
         stack = StackedModel.from_fitted(
-            [
-                (models[j], load_model(fits, live_names[models[j]]))
-                for j in selection.reads(len(models))
-            ],
-            meta,
+            [(models[j], load_model(fits, live_names[models[j]])) for j in fitted.reads],
+            fitted.combiner,
         )
         live = SignalModel(
             stack,
-            decision.t_call,
-            decision.t_put,
-            decision.calibration.calibrator,
+            fitted.decision.t_call,
+            fitted.decision.t_put,
+            fitted.decision.calibration.calibrator,
             columns=list(samples.columns),
         )
         bar.advance(1, status="live model")

@@ -290,7 +290,7 @@ def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
 
 def model_choice_lines(data: ReportData) -> list[str]:
     """What the stack learned from and which base models and settings it kept, all chosen
-    on training periods: the tuning grid's log losses and each window's forward selection."""
+    on training periods: the tuning grid's log losses and each window's ensemble weights."""
     from training import tuning  # tuning scores with this module's log loss
 
     lines = ["", "## What the stack learns from, chosen on the training period", ""]
@@ -322,20 +322,18 @@ def model_choice_lines(data: ReportData) -> list[str]:
     selected = [w for w in data.windows if getattr(w, "selection", None)]
     if selected:
         lines += [
-            "Base models in each window's stack: forward selection on the meta-learner's "
-            "cross-fitted log loss over the window's training period; a model is kept only "
-            "when it lowers it by at least 0.001 (training/selection.py). Then a forward "
-            "check on the training period's last block (fitted on the blocks before it) "
-            "chooses between that meta-learner and ensemble selection (Caruana et al. 2004: "
-            "a weighted mean of all eight models' probabilities, weights counted from "
-            "greedy picks that lower its log loss). All eight are still fitted and scored "
-            "in the tables above.",
+            "Each window's stack is a weighted mean of base models' probabilities, weights "
+            "from ensemble selection on the window's training period (Caruana et al. 2004: "
+            "greedy picks, with replacement, of the model that most lowers the mean's "
+            "forward out-of-fold log loss; a model that never lowers it gets no weight). "
+            "A mean rather than a learned meta-learner: it cannot sharpen probabilities "
+            "a change of regime turns wrong (training/selection.py). All eight are still "
+            "fitted and scored in the tables above.",
             "",
         ]
         for w in selected:
-            combiner = w.selection.get("combiner", "stack").split(" ")[0]
-            how = "ensemble selection" if combiner == "ensemble" else "the meta-learner"
-            lines.append(f"- window {w.number}: {', '.join(w.kept)}, combined by {how}")
+            weights = ", ".join(f"{m} {v:.2f}" for m, v in w.weights.items())
+            lines.append(f"- window {w.number}: {weights}")
         last = selected[-1]
         lines += ["", f"Why, in window {last.number}:", ""]
         lines += [f"- {model}: {why}" for model, why in last.selection.items()]
