@@ -138,3 +138,27 @@ def test_the_mean_survives_a_regime_flip_the_meta_learner_does_not():
     )
     assert mean_loss <= members + 1e-9
     assert log_loss3(flipped[later], meta.predict_proba(oof[later])) > mean_loss
+
+
+def test_final_stack_is_the_selected_mean_uncalibrated_and_the_ablation_stack_is_not():
+    """fit_stack: with selection, the window's combiner is the restricted weighted mean of
+    the models ensemble selection weighted, fitted on the window's training rows only, and
+    its probabilities are not recalibrated; without, the meta-learner reads every model."""
+    from training.models import EnsembleSelection
+    from training.pipeline import fit_stack
+    from training.walkforward import layout, meta_rows
+
+    oof, y, day_index = synthetic(seed=5)
+    lay = layout(np.unique(day_index), 5, windows=2, inner_blocks=4)
+    block = lay.windows[-1]
+    fitted = fit_stack(oof, y, day_index, lay, block, select=True)
+    np.testing.assert_array_equal(fitted.rows, meta_rows(lay, day_index, block))
+    assert day_index[fitted.rows].max() < lay.bounds[block]  # nothing from the window
+    assert isinstance(fitted.combiner, EnsembleSelection)
+    assert fitted.reads == fitted.selection.reads() and 1 not in fitted.reads
+    assert np.isclose(fitted.combiner.weights_.sum(), 1.0)
+    assert fitted.decision.calibration.calibrator is None
+    assert "not recalibrated" in fitted.decision.calibration.reason
+    plain = fit_stack(oof, y, day_index, lay, block, select=False)
+    assert plain.selection is None and plain.reads == [0, 1, 2]
+    assert not isinstance(plain.combiner, EnsembleSelection)

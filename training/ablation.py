@@ -6,7 +6,8 @@ Four runs on the same samples, windows and seeds, each adding one thing to the o
                             models at their defaults in the stack
     + context               the market, sector and cross-sectional columns
     + uniqueness weights    rows weighted by their label's average uniqueness
-    final                   + settings tuned on the inner blocks and base-model selection
+    final                   + settings tuned on the inner blocks; the stack a weighted mean
+                            whose weights ensemble selection fits (training/selection.py)
 
 Each is a full `run_training` (its own run folder, checkpoints and report); fits a later
 variant shares with an earlier one are not shared (different inputs or weights). The
@@ -26,7 +27,10 @@ VARIANTS: list[tuple[str, Recipe]] = [
     ("catalog features only", Recipe(context=False, weights=False, select=False, tune=False)),
     ("+ context", Recipe(context=True, weights=False, select=False, tune=False)),
     ("+ uniqueness weights", Recipe(context=True, weights=True, select=False, tune=False)),
-    ("final: + tuning + selection", Recipe(context=True, weights=True, select=True, tune=True)),
+    (
+        "final: + tuning + ensemble selection",
+        Recipe(context=True, weights=True, select=True, tune=True),
+    ),
 ]
 
 COLUMNS = {  # metric -> header
