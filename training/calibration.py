@@ -10,8 +10,8 @@ The final recipe's stack, a weighted mean (training/selection.py), is not recali
 (`uncalibrated`): a learned map on top would give up the bound that made the mean the
 choice (its log loss is at most its members' weighted mean). On the 2017-2019 development
 period the check above adopted isotonic maps in two windows: -0.07 in one, +0.52 in the
-December 2018 window, where the cross-validation over calm training days did not see the
-shift coming.
+window after the December 2018 sell-off (the rebound of January 2019), a shift the
+cross-validation over the training days could not see coming.
 
 Source: Zadrozny & Elkan (2002) for one-vs-rest isotonic calibration with renormalisation;
 Brier (1950) for the score (here the mean over rows of the summed squared error over the

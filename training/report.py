@@ -135,10 +135,10 @@ def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
         f"Profile `{profile.name}`: hold up to {profile.hold_days} trading days, target "
         f"{profile.take_profit:+.0%}, stop {profile.stop_loss:+.0%}. Walk-forward over "
         f"{len(windows)} consecutive test window(s), {test_days[0]} .. {test_days[-1]}: each "
-        f"window's base models, meta-learner, calibration and thresholds come only from days "
+        f"window's base models, stack, calibration and thresholds come only from days "
         f"ending {profile.hold_days} trading days before it starts (purge). Every base model "
         "is fitted once per date block on the days before it and predicts that block; those "
-        "forward out-of-fold predictions train the meta-learner of every later window.",
+        "forward out-of-fold predictions train the stack of every later window.",
         "",
         "## Verdict",
         "",
@@ -255,7 +255,7 @@ def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
         ]
     lines += [
         "",
-        "Thresholds maximise precision on cross-fitted (out-of-sample) meta-learner "
+        "Thresholds maximise precision on cross-fitted (out-of-sample) stack "
         "probabilities of the window's training period with at least 2 % of its stock-days "
         "signalled per side; a day meeting both takes the larger margin.",
         "",

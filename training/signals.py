@@ -1,6 +1,6 @@
 """Signals for the newest trading day of every stock, from a run's live signal model.
 
-The live model (base models and meta-learner refitted on every labelled day, calibration
+The live model (base models refitted and their stack fitted on every labelled day, calibration
 and thresholds chosen on that period's cross-fitted probabilities) says BUY CALL when
 p_win reaches its call threshold, BUY PUT when p_loss reaches its put threshold, HOLD
 otherwise. The newest days have no label yet (their future has not happened): only their

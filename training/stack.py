@@ -3,7 +3,10 @@
 `StackedModel` holds the fitted base models (`estimators_`, in a fixed order) and the
 meta-learner (`final_estimator_`) that reads their probabilities side by side. It is the
 only place that builds the meta-learner's input, so the pipeline, the report and
-`stockml signals` cannot disagree on the order of the base models.
+`stockml signals` cannot disagree on the order of the base models. The final estimator is
+any classifier over that input: in the default recipe `training.models.EnsembleSelection`
+(a weighted mean, training/selection.py), in the ablation's plain recipes a multinomial
+logistic meta-learner.
 
 It can be made two ways, with the same result for the same fits:
 - `StackedModel(estimators, final_estimator).fit(x, y, dates=...)` does the whole procedure
