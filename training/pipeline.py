@@ -123,8 +123,8 @@ class Recipe:
     the 179 catalog features; weights: rows weighted by their label's average uniqueness
     (training/weights.py); select: each stack is the weighted mean ensemble selection
     fits on its training period (training/selection.py), else a meta-learner reading
-    every base model; tune: each base
-    model's settings chosen from a small grid on the inner blocks (training/tuning.py)."""
+    every base model; tune: each base model's settings chosen from a small grid on the
+    inner blocks (training/tuning.py)."""
 
     context: bool = True
     weights: bool = True
