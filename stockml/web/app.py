@@ -275,11 +275,6 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
                 params["profile"] = json.loads(params["profile"])
             except json.JSONDecodeError:
                 params["profile"] = {}
-        if isinstance(params.get("profile"), str):  # stored as JSON text inside the JSON
-            try:
-                params["profile"] = json.loads(params["profile"])
-            except json.JSONDecodeError:
-                params["profile"] = {}
         return {
             "run": run,
             "params": params,
