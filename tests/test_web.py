@@ -28,7 +28,7 @@ from tests.conftest import CONSTITUENTS_CSV
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "web"
-MODELS = ["lightgbm", "xgboost"]  # the boosters TreeSHAP explains
+MODELS = ["lightgbm", "logistic"]  # a booster and a model without trees: both explained
 EVIL = "<script>alert(1)</script>"
 EVIL_NAME = "<img src=x onerror=alert(2)>"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,16 +48,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def web_store(small_store, tmp_path_factory):
-    """The 12-stock store trained once (two windows, in-process, context features, no tuning
-    or base-model selection), signals scored, names and sectors listed, plus a stored signal
-    for a hostile symbol."""
+    """The 12-stock store trained once (two windows, in-process, context features, no tuning,
+    the default stack), signals scored, names and sectors listed, plus a stored signal for
+    a hostile symbol."""
     from training.pipeline import Recipe, run_training
     from training.signals import latest_signals
 
     db = tmp_path_factory.mktemp("web") / "s.duckdb"
     shutil.copy(small_store, db)
-    # No tuning (faster) and no base-model selection: both boosters stay in the stack.
-    recipe = Recipe(tune=False, select=False)
+    recipe = Recipe(tune=False)  # no tuning: faster
     result = run_training(
         db, "swing", progress=False, models=MODELS, windows=2, serial=True, recipe=recipe
     )
@@ -214,7 +213,11 @@ def test_symbol_page_has_chart_trades_features_and_why(web_store, http):
     assert candles["type"] == "candlestick" and len(candles["x"]) == n_bars
     assert page.count("<tr><td>swing</td><td>") >= trades
     assert len(re.findall(r'<tr><td>[a-z0-9_]+</td><td>[a-z_]+</td><td class="num">', page)) == 179
-    assert page.count('class="why"') == 2 and "lightgbm, xgboost" in page
+    (run_dir,) = db_rows(db, "SELECT run_dir FROM training_runs WHERE run_id = ?", [run_id])[0]
+    from stockml.web.app import live_model, resolve_run_dir
+
+    reads = live_model(resolve_run_dir(run_dir, db, run_id)).stack.names_
+    assert page.count('class="why"') == 2 and f"the stack of {', '.join(reads)})" in page
 
 
 def test_run_page_and_api_report_the_stored_run(web_store, http):
@@ -263,41 +266,50 @@ def test_server_neither_writes_nor_locks_the_store(web_store, http):
 # --- in process ---------------------------------------------------------------------------
 
 
-def test_contributions_add_up_to_each_boosters_raw_score(web_store):
-    """For each booster, TreeSHAP contributions plus bias equal its raw score for win and
-    loss on the explained row; the page's top ten are the largest by magnitude."""
-    import xgboost
+def test_explanation_is_the_live_models_own_probability_change(web_store):
+    """Each contribution is the live model's p(x) minus its probability with that one
+    feature at its training median, recomputed here row by row; the top ten are the
+    largest by magnitude; a row at the medians moves nothing; a model saved without its
+    medians (an earlier version) is not explained."""
+    from dataclasses import replace
 
+    from stockml.defaults import CLASSES, LOSS, WIN
     from stockml.web.app import live_model, resolve_run_dir
-    from stockml.web.explain import explain, input_columns, tree_contributions
+    from stockml.web.explain import explain, input_columns, occlusion
     from stockml.web.queries import model_row
 
     db, run_id = web_store
     (run_dir,) = db_rows(db, "SELECT run_dir FROM training_runs WHERE run_id = ?", [run_id])[0]
     model = live_model(resolve_run_dir(run_dir, db, run_id))
     columns = input_columns(model)
+    assert model.reference.shape == (len(columns),)
     con = duckdb.connect(str(db), read_only=True)
     symbol, day = con.execute(
         "SELECT symbol, date FROM signals WHERE run_id = ? AND symbol <> ? LIMIT 1", [run_id, EVIL]
     ).fetchone()
     row = model_row(con, symbol, day, columns)
     con.close()
-    lgbm, xgb = model.stack.estimators_
-    raw_lgbm = lgbm.booster_.predict(row[None, :], raw_score=True)[0]
-    raw_xgb = xgb.estimator_.get_booster().predict(
-        xgboost.DMatrix(row[None, :]), output_margin=True
-    )[0]
-    for estimator, raw in ((lgbm, raw_lgbm), (xgb, raw_xgb)):
-        contrib = tree_contributions(estimator, row)
-        np.testing.assert_allclose(contrib.sum(axis=1), raw, rtol=1e-4, atol=1e-4)
     result = explain(model, row, columns)
-    assert result.models == MODELS and len(result.win) == len(result.loss) == 10
-    magnitudes = [abs(c.contribution) for c in result.win]
-    assert magnitudes == sorted(magnitudes, reverse=True)
-    from sklearn.linear_model import LogisticRegression
-
-    linear = LogisticRegression().fit(np.eye(3), [-1, 0, 1])
-    assert tree_contributions(linear, np.zeros(3)) is None
+    assert result.models == list(model.stack.names_)
+    assert len(result.win) == len(result.loss) == 10
+    p = model.predict_proba(row[None, :])[0]
+    for cls, prob, items in ((WIN, result.p_win, result.win), (LOSS, result.p_loss, result.loss)):
+        k = list(CLASSES).index(cls)
+        assert prob == pytest.approx(p[k])
+        magnitudes = [abs(c.contribution) for c in items]
+        assert magnitudes == sorted(magnitudes, reverse=True) and magnitudes[0] > 0
+        for c in items[:3]:
+            i = columns.index(c.feature)
+            occluded = row.copy()
+            occluded[i] = model.reference[i]
+            q = model.predict_proba(occluded[None, :])[0]
+            assert c.contribution == pytest.approx(p[k] - q[k], abs=1e-9)
+            assert c.reference == pytest.approx(model.reference[i], nan_ok=True)
+    _, change = occlusion(model, model.reference.copy())
+    np.testing.assert_allclose(change, 0.0, atol=1e-12)
+    assert explain(replace(model, reference=None), row, columns) is None
+    with pytest.raises(ValueError, match="features"):
+        occlusion(model, row[:-1])
 
 
 def test_templates_and_static_files_ship_as_package_data():

@@ -48,7 +48,7 @@ from training.ray_runner import (
     weights_of,
 )
 from training.selection import Selection, select_ensemble
-from training.stack import SignalModel, StackedModel
+from training.stack import SignalModel, StackedModel, training_reference
 from training.trades import MAX_COVERAGE, MIN_COVERAGE, choose_thresholds, decide
 from training.walkforward import Layout, cross_fitted, layout, meta_rows
 
@@ -447,6 +447,7 @@ def stack_windows(
             fitted.decision.t_put,
             fitted.decision.calibration.calibrator,
             columns=list(samples.columns),
+            reference=training_reference(samples.x),
         )
         bar.advance(1, status="live model")
     return windows, live, oof

@@ -20,6 +20,7 @@ p_loss >= t_put, the larger margin when both (thresholds chosen on the training 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,6 +109,14 @@ class StackedModel(ClassifierMixin, BaseEstimator):
 ACTIONS = {CALL: "BUY CALL", PUT: "BUY PUT", HOLD: "HOLD"}
 
 
+def training_reference(x: np.ndarray) -> np.ndarray:
+    """(n_features,) the median of each column of the training matrix `x` (n, n_features),
+    ignoring NaN; NaN where a column has no value: `SignalModel.reference`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
+        return np.nanmedian(np.asarray(x, dtype=np.float64), axis=0)
+
+
 @dataclass
 class SignalModel:
     """What `stockml signals` scores with: the stack, an optional calibrator, the thresholds
@@ -121,6 +130,8 @@ class SignalModel:
     track_record: dict[str, dict[str, float]] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)  # input columns, in order (features
     # then context columns); empty: the 179 catalog features (models saved before context)
+    reference: np.ndarray | None = None  # (n_features,) training medians: the baseline
+    # stockml/web/explain.py measures each feature's effect against; None in older models
 
     def predict_proba(self, x) -> np.ndarray:
         proba = self.stack.predict_proba(x)

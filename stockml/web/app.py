@@ -5,7 +5,7 @@ Routes (HTML unless /api):
                             filter, ?sort=<column>&dir=asc|desc sort; data freshness
     /symbol/{symbol}        candles, volume, indicators, past walk-forward signals by
                             outcome, latest features with cross-sectional percentiles, and
-                            the TreeSHAP "why" of today's p_win / p_loss
+                            the "why" of today's p_win / p_loss (explain.py)
     /runs, /runs/{id}       training runs; one run's report with interactive charts
     /runs/{id}/files/{png}  the plots report.md links, from the run folder
     /ingest                 ingest_status, failures first
@@ -240,7 +240,8 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
         )
 
     def explain_signal(cur, signal: dict) -> dict[str, Any]:
-        """The TreeSHAP explanation of one stored signal, or why there is none."""
+        """The explanation of one stored signal (stockml/web/explain.py), or why there is
+        none."""
         from stockml.web.explain import explain, input_columns
 
         run = queries.training_run(cur, signal["run_id"])
@@ -256,7 +257,10 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
             return {"error": f"no stored feature row of {signal['date']} to explain"}
         result = explain(model, x, columns)
         if result is None:
-            return {"error": "the run's stack has no LightGBM or XGBoost model to explain"}
+            return {
+                "error": "the run's live model was saved without its training medians, "
+                "which explanations need (trained by an earlier version): train again"
+            }
         return {"result": result, "chart": charts.contributions_chart(result.win, result.loss)}
 
     def runs_page(request: Request, cur, info) -> Response:

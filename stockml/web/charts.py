@@ -159,7 +159,7 @@ def contributions_chart(win: list, loss: list) -> Figure:
             }
         )
     layout = _layout(
-        "largest contributions (log-odds, tree models)",
+        "largest contributions (probability points, whole live model)",
         height=380,
         hovermode="closest",
         xaxis={"domain": [0.0, 0.44], "title": {"text": "p_win"}},

@@ -1,17 +1,23 @@
-"""Why a signal: TreeSHAP contributions of each feature to today's p_win and p_loss.
+"""Why a signal: how far each feature moves today's p_win and p_loss of the whole live model.
 
-The live `SignalModel` stacks several base models under a meta-learner; only its tree
-boosters have exact, fast Shapley values built in: LightGBM's `predict(pred_contrib=True)`
-and XGBoost's `predict(pred_contribs=True)` (TreeSHAP). For each of those present in the
-stack, the contributions to the win class and to the loss class are taken in the model's
-raw score (log-odds of the softmax, one score per class), and averaged over the tree
-models found. For one model a class's contributions plus its bias sum exactly to that
-model's raw score for the class; the stack's meta-learner then mixes these models'
-probabilities with the others', so the numbers say which features pushed the tree models
-toward or away from a win (a loss), not by how much each moved the final probability.
+For one stock-day row x, feature i's contribution to class c is
+
+    p_c(x) - p_c(x with feature i set to its reference value),
+
+the live model's own probability (the stack of whatever base models it reads, and its
+calibrator if any), every other feature as it is: feature ablation against a baseline
+(occlusion, Zeiler and Fergus 2014; Captum's `FeatureAblation`). The reference is the
+feature's median over the samples the model was trained on (`SignalModel.reference`,
+saved by training). One batched prediction of n_features + 1 rows explains a signal,
+in probability points, for any stack: since the stack became a weighted mean that often
+reads no booster (training/selection.py), the TreeSHAP of LightGBM and XGBoost alone would
+explain nothing, or a part of the model. It is not a Shapley decomposition: the
+contributions do not add up to p_c(x) - p_c(reference), and a feature whose information a
+correlated one also carries (the catalog has several volatility measures) moves little
+alone.
 
 Shapes: `x` is one input row, (n_features,) float64 in `input_columns(model)` order (NaN
-allowed: the boosters route missing values themselves).
+allowed: the models impute it).
 """
 
 from __future__ import annotations
@@ -20,41 +26,40 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stockml.defaults import LOSS, WIN
+from stockml.defaults import CLASSES, LOSS, WIN
 
 
 @dataclass(frozen=True)
 class Contribution:
     feature: str
     value: float  # the feature's value today
-    contribution: float  # log-odds units, mean over the tree models
+    reference: float  # its median over the training samples
+    contribution: float  # probability points: p(x) - p(x with this feature at reference)
 
 
 @dataclass(frozen=True)
 class Explanation:
-    models: list[str]  # the tree models explained (names in the stack)
+    models: list[str]  # the base models the live stack reads
+    p_win: float  # the live model's probabilities for the row
+    p_loss: float
     win: list[Contribution]  # largest |contribution| first
     loss: list[Contribution]
 
 
-def tree_contributions(estimator, x: np.ndarray) -> np.ndarray | None:
-    """(n_classes, n_features + 1) raw-score contributions (bias last) of one row, with
-    classes in the estimator's `classes_` order; None when it is not a LightGBM or XGBoost
-    model (or a LabelShift wrapping one)."""
-    row = np.asarray(x, dtype=np.float64).reshape(1, -1)
-    inner = getattr(estimator, "estimator_", estimator)  # training.models.LabelShift
-    n_classes = len(estimator.classes_)
-    booster_ = getattr(inner, "booster_", None)
-    if booster_ is not None and type(booster_).__module__.startswith("lightgbm"):
-        flat = np.asarray(booster_.predict(row, pred_contrib=True))
-        return flat.reshape(n_classes, -1)
-    get_booster = getattr(inner, "get_booster", None)
-    if get_booster is not None and type(inner).__module__.startswith("xgboost"):
-        import xgboost
-
-        out = get_booster().predict(xgboost.DMatrix(row), pred_contribs=True)
-        return np.asarray(out, dtype=np.float64).reshape(n_classes, -1)
-    return None
+def occlusion(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p, change): the model's (3,) probabilities for row `x` and the (n_features, 3)
+    change of each when that feature alone takes its reference value (p minus the
+    occluded probability; 0 where the value already is the reference). Raises ValueError
+    when `x` and the reference differ in length."""
+    row = np.asarray(x, dtype=np.float64).ravel()
+    reference = np.asarray(model.reference, dtype=np.float64)
+    if reference.shape != row.shape:
+        raise ValueError(f"row has {row.size} features, the reference {reference.size}")
+    n = row.size
+    occluded = np.tile(row, (n + 1, 1))
+    occluded[np.arange(1, n + 1), np.arange(n)] = reference
+    proba = model.predict_proba(occluded)
+    return proba[0], proba[0] - proba[1:]
 
 
 def input_columns(model) -> list[str] | None:
@@ -78,24 +83,27 @@ def input_columns(model) -> list[str] | None:
 
 
 def explain(model, x: np.ndarray, names: list[str], top: int = 10) -> Explanation | None:
-    """The `top` largest contributions to the win and the loss class of the tree models
-    in `model.stack` (a training.stack.SignalModel); None when it has no tree booster."""
-    stack = model.stack
-    per_model, used = [], []
-    for name, estimator in zip(stack.names_, stack.estimators_, strict=True):
-        contrib = tree_contributions(estimator, x)
-        if contrib is None:
-            continue
-        classes = list(np.asarray(estimator.classes_))
-        per_model.append(contrib[[classes.index(WIN), classes.index(LOSS)], :-1])
-        used.append(name)
-    if not per_model:
+    """The `top` largest contributions to p_win and to p_loss of the live `model` (a
+    training.stack.SignalModel) for row `x`; None when the model was saved without its
+    training reference (runs trained before this explanation)."""
+    if getattr(model, "reference", None) is None:
         return None
-    mean = np.mean(per_model, axis=0)  # (2, n_features)
+    p, change = occlusion(model, x)
+    win, loss = list(CLASSES).index(WIN), list(CLASSES).index(LOSS)
     values = np.asarray(x, dtype=np.float64).ravel()
+    reference = np.asarray(model.reference, dtype=np.float64)
 
     def ranked(scores: np.ndarray) -> list[Contribution]:
         order = np.argsort(-np.abs(scores), kind="stable")[:top]
-        return [Contribution(names[i], float(values[i]), float(scores[i])) for i in order]
+        return [
+            Contribution(names[i], float(values[i]), float(reference[i]), float(scores[i]))
+            for i in order
+        ]
 
-    return Explanation(used, ranked(mean[0]), ranked(mean[1]))
+    return Explanation(
+        list(model.stack.names_),
+        float(p[win]),
+        float(p[loss]),
+        ranked(change[:, win]),
+        ranked(change[:, loss]),
+    )
