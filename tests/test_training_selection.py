@@ -162,3 +162,17 @@ def test_final_stack_is_the_selected_mean_uncalibrated_and_the_ablation_stack_is
     plain = fit_stack(oof, y, day_index, lay, block, select=False)
     assert plain.selection is None and plain.reads == [0, 1, 2]
     assert not isinstance(plain.combiner, EnsembleSelection)
+
+
+def test_ensemble_selection_keeps_three_classes_when_training_rows_lack_one():
+    """Its input is three columns per model in CLASSES order; a fold without a loss must
+    not shift what predict maps the columns to."""
+    from stockml.defaults import CLASSES
+    from training.models import EnsembleSelection
+
+    oof, y, _ = synthetic(seed=6)
+    rows = y != -1
+    model = EnsembleSelection().fit(oof[rows], y[rows])
+    np.testing.assert_array_equal(model.classes_, CLASSES)
+    proba = model.predict_proba(oof)
+    np.testing.assert_array_equal(model.predict(oof), CLASSES[proba.argmax(axis=1)])

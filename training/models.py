@@ -230,6 +230,7 @@ class EnsembleSelection(ClassifierMixin, BaseEstimator):
     def fit(self, x, y, sample_weight=None):
         import numpy as np
 
+        from stockml.defaults import CLASSES
         from training.report import log_loss3
 
         p = np.asarray(x, dtype=float).reshape(len(x), -1, 3)
@@ -248,7 +249,7 @@ class EnsembleSelection(ClassifierMixin, BaseEstimator):
         self.picks_, self.path_ = picks[: best + 1], path[: best + 1]
         counts = np.bincount(self.picks_, minlength=p.shape[1]).astype(float)
         self.weights_ = counts / counts.sum()
-        self.classes_ = np.unique(y)
+        self.classes_ = CLASSES  # the input's column order, whatever classes y holds
         return self
 
     def restricted(self, keep: list[int]) -> EnsembleSelection:
