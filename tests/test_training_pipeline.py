@@ -28,7 +28,8 @@ def fit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
 
 def window_state(result) -> dict:
     """What each window fitted and chose: thresholds, calibration, the base models its
-    stack kept, test probabilities (and the run's tuning choice, made before window 1)."""
+    stack kept and their weights, test probabilities (and the run's tuning choice, made
+    before window 1)."""
     tuning = [(m, t["chosen"], t["scores"][0], t["scores"][1]) for m, t in result.tuning.items()]
     return {
         w.number: (
@@ -38,6 +39,7 @@ def window_state(result) -> dict:
             w.decision.calibration.brier_raw,
             w.proba["stack"],
             np.array(w.kept),
+            np.array(sorted(w.weights.items()), dtype=object),
             np.array(tuning, dtype=object),
         )
         for w in result.windows
@@ -52,8 +54,8 @@ def fit_block(name: str) -> int:
 @pytest.mark.parametrize("from_window", [1, 4])
 def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from_window):
     """Scramble every label (outcome and length) from the purge before test window k on:
-    every base fit that predicts a block up to k, and every window up to k (its
-    meta-learner's test probabilities, its calibration, thresholds, kept base models and
+    every base fit that predicts a block up to k, and every window up to k (its stack's
+    test probabilities, calibration, thresholds, kept base models and their weights, and
     the tuning choice) is identical; only scores change."""
     import shutil
 
@@ -87,7 +89,7 @@ def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from
     # every model's fits of blocks 1..k, plus the two tuning alternatives' (the regularised
     # one and, the run being weighted, the unweighted default) inner blocks 1..4
     assert len(kept) == len(MODELS) * (last_block + 2 * 4)
-    assert first.tuning and all(w.kept for w in first.windows)
+    assert first.tuning and all(w.kept and w.weights for w in first.windows)
     for name in kept:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
     for number in range(1, from_window + 1):
@@ -97,7 +99,7 @@ def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from
 
 
 def test_saved_stack_predicts_what_the_pipeline_evaluated(small_store):
-    """The last window's stack rebuilt from its saved fits and meta-learner gives exactly
+    """The last window's stack rebuilt from its saved fits and combiner gives exactly
     the test probabilities the pipeline evaluated; the live signal model is one artifact
     whose base models are in the run's model order."""
     from training.pipeline import load_samples
