@@ -244,6 +244,18 @@ def test_run_page_and_api_report_the_stored_run(web_store, http):
     )
     assert f"{stored['accuracy']:.3f}" in page and f"{audit['accuracy']:.3f}" in page
     assert "Leakage audit" in page and page.count('class="plotly-figure"') == 5
+    weights = db_rows(
+        db,
+        'SELECT "window", model, value FROM model_metrics WHERE run_id = ? '
+        "AND metric = 'stack_weight' ORDER BY 1, 2",
+        [run_id],
+    )
+    assert {w for w, _, _ in weights} == {"1", "2"}  # the default stack records its weights
+    table = re.search(r'<table id="weights">(.*?)</table>', page, re.S).group(1)
+    for window in ("1", "2"):
+        total = sum(v for w, _, v in weights if w == window)
+        assert total == pytest.approx(1.0)
+    assert all(f">{v:.2f}<" in table for _, _, v in weights)
     plots = re.findall(r'<img src="(/runs/[^"]+\.png)"', page)
     assert plots and http.get(plots[0]).headers["content-type"] == "image/png"
     data = http.get(f"/api/runs/{run_id}").json()

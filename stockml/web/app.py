@@ -338,6 +338,14 @@ def create_app(db: Path, workdir: Path | None = None) -> Starlette:
             pooled_columns=POOLED_COLUMNS,
             window_columns=WINDOW_COLUMNS,
             shown_trades=trades[-TRADES_SHOWN:][::-1],
+            weights={
+                w: {
+                    m: metrics[w][m]["stack_weight"]
+                    for m in models
+                    if "stack_weight" in metrics[w].get(m, {})
+                }
+                for w in windows
+            },
         )
 
     def run_file(request: Request, cur, info) -> Response:
