@@ -75,6 +75,25 @@ def web_store(small_store, tmp_path_factory):
     return db, result.run_id
 
 
+def live_model(db: Path, run_id: str):
+    """The run's live model, as `stockml signals` loads it (hash-checked)."""
+    from training.ray_runner import load_model
+
+    return load_model(db.parent / "runs" / run_id, "signal_model")
+
+
+def model_row(db: Path, symbol: str, day, columns: list[str]) -> np.ndarray:
+    """The stored input row of (symbol, day) in `columns` order: features, then context."""
+    select = ", ".join(f'"{c}"' for c in columns)
+    found = db_rows(
+        db,
+        f"SELECT {select} FROM features LEFT JOIN context_features USING (symbol, date) "
+        "WHERE symbol = ? AND date = ?",
+        [symbol, day],
+    )
+    return np.array(found[0], dtype=np.float64)
+
+
 def db_rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -213,10 +232,7 @@ def test_symbol_page_has_chart_trades_features_and_why(web_store, http):
     assert candles["type"] == "candlestick" and len(candles["x"]) == n_bars
     assert page.count("<tr><td>swing</td><td>") >= trades
     assert len(re.findall(r'<tr><td>[a-z0-9_]+</td><td>[a-z_]+</td><td class="num">', page)) == 179
-    (run_dir,) = db_rows(db, "SELECT run_dir FROM training_runs WHERE run_id = ?", [run_id])[0]
-    from stockml.web.app import live_model, resolve_run_dir
-
-    reads = live_model(resolve_run_dir(run_dir, db, run_id)).stack.names_
+    reads = live_model(db, run_id).stack.names_
     assert page.count('class="why"') == 2 and f"the stack of {', '.join(reads)})" in page
 
 
@@ -286,21 +302,18 @@ def test_explanation_is_the_live_models_own_probability_change(web_store):
     from dataclasses import replace
 
     from stockml.defaults import CLASSES, LOSS, WIN
-    from stockml.web.app import live_model, resolve_run_dir
-    from stockml.web.explain import explain, input_columns, occlusion
-    from stockml.web.queries import model_row
+    from training.explain import explain, input_columns, occlusion
 
     db, run_id = web_store
-    (run_dir,) = db_rows(db, "SELECT run_dir FROM training_runs WHERE run_id = ?", [run_id])[0]
-    model = live_model(resolve_run_dir(run_dir, db, run_id))
+    model = live_model(db, run_id)
     columns = input_columns(model)
     assert model.reference.shape == (len(columns),)
-    con = duckdb.connect(str(db), read_only=True)
-    symbol, day = con.execute(
-        "SELECT symbol, date FROM signals WHERE run_id = ? AND symbol <> ? LIMIT 1", [run_id, EVIL]
-    ).fetchone()
-    row = model_row(con, symbol, day, columns)
-    con.close()
+    symbol, day = db_rows(
+        db,
+        "SELECT symbol, date FROM signals WHERE run_id = ? AND symbol <> ? LIMIT 1",
+        [run_id, EVIL],
+    )[0]
+    row = model_row(db, symbol, day, columns)
     result = explain(model, row, columns)
     assert result.models == list(model.stack.names_)
     assert len(result.win) == len(result.loss) == 10
@@ -345,7 +358,7 @@ def test_templates_and_static_files_ship_as_package_data():
     for name in shipped:
         assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{name} would not ship"
         assert (package / name).read_text(encoding="utf-8")
-    from stockml.web.app import plotly_js
+    from stockml.web.pages import plotly_js
 
     assert plotly_js().stat().st_size > 1_000_000  # plotly.js, from the plotly package
 
@@ -464,3 +477,36 @@ def test_browser_list_pages_render(web_store, page, path, selector):
     if path == "/runs":
         assert table.locator(f"a[href='/runs/{run_id}']").count() == 1
     assert page.problems == []
+
+
+def test_signals_store_each_signals_explanation_as_recomputed(web_store):
+    """`latest_signals` stores, beside every signal it scored, the ten largest
+    contributions toward win and toward loss that `explain` gives for the stored row now,
+    ranked from 1, with the base models the live stack reads."""
+    from training.explain import explain, input_columns
+
+    db, run_id = web_store
+    model = live_model(db, run_id)
+    columns = input_columns(model)
+    scored = db_rows(
+        db, "SELECT symbol, date FROM signals WHERE run_id = ? AND symbol <> ?", [run_id, EVIL]
+    )
+    heads = db_rows(
+        db, "SELECT symbol, date, models, note FROM signal_explanations WHERE run_id = ?", [run_id]
+    )
+    assert sorted((s, d) for s, d, _, _ in heads) == sorted(scored)
+    assert all(m == list(model.stack.names_) and note is None for _, _, m, note in heads)
+    symbol, day = scored[0]
+    expected = explain(model, model_row(db, symbol, day, columns), columns)
+    for outcome, items in (("win", expected.win), ("loss", expected.loss)):
+        stored = db_rows(
+            db,
+            "SELECT rank, feature, contribution FROM signal_contributions WHERE run_id = ? "
+            "AND symbol = ? AND date = ? AND outcome = ? ORDER BY rank",
+            [run_id, symbol, day, outcome],
+        )
+        assert [r for r, _, _ in stored] == list(range(1, 11))
+        assert [f for _, f, _ in stored] == [c.feature for c in items]
+        np.testing.assert_allclose(
+            [v for _, _, v in stored], [c.contribution for c in items], atol=1e-9
+        )

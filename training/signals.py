@@ -18,6 +18,7 @@ import polars as pl
 from stockml import store
 from stockml.defaults import LOSS_COL, TIMEOUT_COL, WIN_COL
 from stockml.errors import NothingToDoError
+from training.explain import explain_signals
 from training.ray_runner import load_model
 from training.stack import ACTIONS
 from training.trades import CALL, PUT
@@ -83,7 +84,8 @@ def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None
         ).drop_nulls(COLUMNS)
         if latest.is_empty():
             raise NothingToDoError("no stock has a complete feature row to score")
-        proba = model.predict_proba(latest.select(columns).to_numpy().astype(np.float64))
+        x = latest.select(columns).to_numpy().astype(np.float64)
+        proba = model.predict_proba(x)
         decided = model.decide(proba)
         threshold = np.where(
             decided == CALL, model.t_call, np.where(decided == PUT, model.t_put, np.nan)
@@ -102,6 +104,7 @@ def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None
             }
         )
         store.replace_signals(con, run_id, out)
+        store.replace_explanations(con, run_id, *explain_signals(model, out, x, columns))
     finally:
         con.close()
     return Signals(out, dict(model.track_record), model.t_call, model.t_put)

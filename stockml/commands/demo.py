@@ -204,7 +204,7 @@ def demo(
     if not quiet:
         console.print(f"[green]demo store ready:[/] {db} (log: {log_path_for(db)})")
     if serve:
-        from stockml.web.app import serve_forever
+        from stockml.web.server import serve_forever
 
         serve_forever(db)
 

@@ -12,6 +12,7 @@ who owns what:
                 symbol batches
     quality     price_flags: what ingest's price checks repaired or quarantined
     runs        training_runs, model_metrics, signals
+    explanations  signal_explanations, signal_contributions: why each signal
 """
 
 from stockml.store.connection import (
@@ -40,6 +41,7 @@ from stockml.store.derived import (
     swap_context,
     symbol_batches,
 )
+from stockml.store.explanations import replace_explanations
 from stockml.store.prices import (
     IngestState,
     IngestStatusRecord,
@@ -85,6 +87,7 @@ __all__ = [
     "record_training_run",
     "registered",
     "replace_context",
+    "replace_explanations",
     "replace_features",
     "replace_labels",
     "replace_price_flags",

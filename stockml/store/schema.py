@@ -24,6 +24,8 @@ Tables:
                        cross-sections, the new table), dropped when it ends or restarts
     training_runs, model_metrics, signals, signal_trades   written by training/
     training_fits      one row per (run, model, fold) fit: the Ray node and host it ran on
+    signal_explanations, signal_contributions   why each stored signal: written by
+                       `stockml signals` when it scores (EXPLANATION_DDL), read by the page
 
 `window` is an SQL keyword: quote it in queries (`SELECT "window", ...`).
 """
@@ -173,6 +175,32 @@ CREATE TABLE IF NOT EXISTS training_fits (
 );
 """
 
+# --- Why each signal: written by `stockml signals` (training/explain.py) when it scores,
+# read by the symbol page, which recomputed it per request before. Runs scored before these
+# tables existed have no rows: the page says to score again. ---
+EXPLANATION_DDL = """
+CREATE TABLE IF NOT EXISTS signal_explanations (
+    run_id   VARCHAR NOT NULL,
+    symbol   VARCHAR NOT NULL,
+    date     DATE    NOT NULL,
+    models   VARCHAR[] NOT NULL,  -- the base models the live stack reads
+    note     VARCHAR,             -- why there are no contributions (NULL: explained)
+    PRIMARY KEY (run_id, symbol, date)
+);
+CREATE TABLE IF NOT EXISTS signal_contributions (
+    run_id        VARCHAR  NOT NULL,
+    symbol        VARCHAR  NOT NULL,
+    date          DATE     NOT NULL,
+    outcome       VARCHAR  NOT NULL,  -- 'win' or 'loss': the probability it moves
+    rank          SMALLINT NOT NULL,  -- 1: the largest |contribution|
+    feature       VARCHAR  NOT NULL,
+    value         DOUBLE,             -- the feature's value that day (NULL: missing)
+    reference     DOUBLE,             -- its median over the training samples
+    contribution  DOUBLE   NOT NULL,  -- probability points: p(x) - p(x, feature at reference)
+    PRIMARY KEY (run_id, symbol, date, outcome, rank)
+);
+"""
+
 # Feature columns are stored as REAL (float32). The kernels compute in float64 (equal to
 # TA-Lib at 1e-9); the store keeps 7 significant digits, which is what the tree models use
 # anyway (they bin or cast to float32), and halves the write that dominates the backtest.
@@ -255,6 +283,7 @@ def initialise(con) -> None:
         if old_metrics:
             con.execute("ALTER TABLE model_metrics RENAME TO model_metrics_v1")
         con.execute(CORE_DDL)
+        con.execute(EXPLANATION_DDL)
         if old_metrics:
             con.execute(
                 "INSERT INTO model_metrics SELECT run_id, 'pooled', model, metric, value "

@@ -139,8 +139,9 @@ def _line(name: str, x: list, y, colour: str, dash: str = "solid", axis: str = "
     }
 
 
-def contributions_chart(win: list, loss: list) -> Figure:
-    """Two horizontal bar groups: each top feature's contribution to win and to loss."""
+def contributions_chart(win: list[dict], loss: list[dict]) -> Figure:
+    """Two horizontal bar groups: each top feature's contribution to win and to loss
+    (rows with `feature` and `contribution`, largest first)."""
     data = []
     for title, items, colour, axis in (
         ("toward win", win, "#1a9850", "x"),
@@ -151,8 +152,8 @@ def contributions_chart(win: list, loss: list) -> Figure:
                 "type": "bar",
                 "orientation": "h",
                 "name": title,
-                "y": [c.feature for c in reversed(items)],
-                "x": [c.contribution for c in reversed(items)],
+                "y": [c["feature"] for c in reversed(items)],
+                "x": [c["contribution"] for c in reversed(items)],
                 "marker": {"color": colour},
                 "xaxis": axis,
                 "yaxis": "y" if axis == "x" else "y2",

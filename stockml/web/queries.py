@@ -29,6 +29,7 @@ SORT_COLUMNS = {
     "p_loss": "p_loss",
     "threshold": "threshold",
     "last_close": "last_close",
+    "date": "date",
 }
 SIGNALS = ("BUY CALL", "BUY PUT", "HOLD")
 # A store is stale when its newest bar is this many calendar days older than the last
@@ -36,20 +37,20 @@ SIGNALS = ("BUY CALL", "BUY PUT", "HOLD")
 STALE_AFTER = timedelta(days=4)
 
 _NEWEST_SIGNALS = """
-WITH per_run AS (
-    SELECT s.profile, s.run_id, max(t.created_at) AS created_at, max(s.date) AS date
+WITH newest AS (
+    SELECT s.profile, s.run_id
     FROM signals s JOIN training_runs t USING (run_id)
     GROUP BY s.profile, s.run_id
-), newest AS (
-    SELECT * FROM per_run
-    QUALIFY row_number() OVER (PARTITION BY profile ORDER BY created_at DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY s.profile ORDER BY max(t.created_at) DESC) = 1
+), own_day AS (
+    SELECT s.* FROM signals s JOIN newest n ON s.run_id = n.run_id AND s.profile = n.profile
+    QUALIFY row_number() OVER (PARTITION BY s.run_id, s.symbol ORDER BY s.date DESC) = 1
 ), shown AS (
     SELECT s.run_id, s.profile, s.symbol, y.name, y.sector, s.date, s.signal,
            s.p_win, s.p_timeout, s.p_loss, s.threshold,
            CASE s.signal WHEN 'BUY CALL' THEN s.p_win WHEN 'BUY PUT' THEN s.p_loss
                 ELSE greatest(s.p_win, s.p_loss) END AS probability
-    FROM signals s
-    JOIN newest n ON s.run_id = n.run_id AND s.date = n.date
+    FROM own_day s
     LEFT JOIN symbols y USING (symbol)
     WHERE (?::VARCHAR IS NULL OR s.signal = ?)
       AND (?::VARCHAR IS NULL OR y.sector = ?)
@@ -85,20 +86,43 @@ def latest_signals(
     symbol: str | None = None,
     sort: str = "probability",
     descending: bool = True,
+    today: date | None = None,
 ) -> list[Row]:
-    """The newest signals of each profile (the newest run of the profile that stored
-    signals, its newest day), with name, sector and last close; filtered on exact values
-    (None: any) and sorted by one of SORT_COLUMNS (KeyError otherwise), then symbol.
+    """The newest signals of each profile: of the newest run of the profile that stored
+    signals, every symbol's newest signal, each with its own date (a crypto symbol's
+    Sunday or a stock ingested a session further hides no other), with name, sector, last
+    close and `stale` (`stale_reason`, None when current); filtered on exact values (None:
+    any) and sorted by one of SORT_COLUMNS (KeyError otherwise), then symbol.
     `threshold` is None for HOLD; `probability` is p_win for a call, p_loss for a put and
     the larger of the two for HOLD."""
     column = SORT_COLUMNS[sort]
     order = f" ORDER BY {column} {'DESC' if descending else 'ASC'} NULLS LAST, symbol, profile"
     params = [signal, signal, sector, sector, profile, profile, symbol, symbol]
     out = rows(cur, _NEWEST_SIGNALS + order, params)
+    closed = _last_closed_day(today)
     for row in out:
         if row["threshold"] is not None and row["threshold"] != row["threshold"]:
             row["threshold"] = None  # HOLD stores NaN
+        row["stale"] = stale_reason(row["date"], row["close_date"], closed)
     return out
+
+
+def _last_closed_day(today: date | None) -> date:
+    from ingest.plan import last_closed_day
+
+    return last_closed_day(today or date.today())
+
+
+def stale_reason(day: date, close_date: date | None, closed: date) -> str | None:
+    """Why a symbol's newest signal (of `day`) should not be traded as today's, else None:
+    its prices go on past it (`close_date`, its newest bar: score again), or it is more
+    than STALE_AFTER older than the last closed session `closed` (no newer bar: an ingest
+    that fails for it, a delisted symbol)."""
+    if close_date is not None and close_date > day:
+        return f"bars up to {close_date} are stored: score again with `stockml signals`"
+    if closed - day > STALE_AFTER:
+        return f"no bar since {day}: the last closed session is {closed}"
+    return None
 
 
 def pick_signals(
@@ -254,30 +278,6 @@ def feature_percentiles(
     return day, columns, own, pct
 
 
-def model_row(
-    cur: duckdb.DuckDBPyConnection, symbol: str, day: date, columns: list[str]
-) -> np.ndarray | None:
-    """The symbol's row of `day` in `columns` order (catalog features, then context columns
-    from `context_features` when the model reads them): (len(columns),) float64, NaN where
-    missing; None when the symbol has no feature row that day or a column is unknown."""
-    tables = ["features"] + (["context_features"] if has_table(cur, "context_features") else [])
-    known = {
-        r[0]
-        for r in cur.execute(
-            "SELECT column_name FROM information_schema.columns WHERE list_contains(?, table_name)",
-            [tables],
-        ).fetchall()
-    }
-    if not has_table(cur, "features") or not set(columns) <= known:
-        return None
-    select = ", ".join(f'"{c}"' for c in columns)  # catalog names: plain identifiers
-    join = " LEFT JOIN context_features USING (symbol, date)" if len(tables) == 2 else ""
-    found = cur.execute(
-        f"SELECT {select} FROM features{join} WHERE symbol = ? AND date = ?", [symbol, day]
-    ).fetchone()
-    return None if found is None else np.array(found, dtype=np.float64)
-
-
 def training_runs(cur: duckdb.DuckDBPyConnection) -> list[Row]:
     """Every training run, newest first, with the stack's pooled headline metrics."""
     return rows(
@@ -340,3 +340,32 @@ def as_json(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def explanation(cur: duckdb.DuckDBPyConnection, run_id: str, symbol: str, day: date) -> Row | None:
+    """The stored explanation of one signal: {models, note, win, loss}, win and loss the
+    ranked contributions (feature, value, reference, contribution; NaN for a missing
+    value); None when `stockml signals` stored none (runs scored by earlier versions)."""
+    if not has_table(cur, "signal_explanations"):
+        return None
+    head = cur.execute(
+        "SELECT models, note FROM signal_explanations WHERE run_id = ? AND symbol = ? AND date = ?",
+        [run_id, symbol, day],
+    ).fetchone()
+    if head is None:
+        return None
+    found: Row = {"models": list(head[0]), "note": head[1], "win": [], "loss": []}
+    for outcome, feature, value, reference, contribution in cur.execute(
+        "SELECT outcome, feature, value, reference, contribution FROM signal_contributions "
+        "WHERE run_id = ? AND symbol = ? AND date = ? ORDER BY outcome, rank",
+        [run_id, symbol, day],
+    ).fetchall():
+        found[outcome].append(
+            {
+                "feature": feature,
+                "value": float("nan") if value is None else value,
+                "reference": float("nan") if reference is None else reference,
+                "contribution": contribution,
+            }
+        )
+    return found

@@ -25,6 +25,14 @@ lose to a page refreshed in a loop. Copying costs one file copy per change of th
 `struct flock` as Linux lays it out (macOS also handled); DuckDB's own lock is an
 `fcntl` lock over the whole file on both.
 
+Copies never outlive their use: a copy that cannot be made (a full TMPDIR) or opened (a
+damaged or non-DuckDB file) is deleted at once and the reason raised as one `StoreError`
+line, remembered until the file changes (so requests do not copy a damaged store again
+and again); a replaced copy is deleted when its last reader finishes; the folder goes at
+shutdown. A server killed with -9 cannot clean up, so each server's own folder
+(`stockml-serve-*` in TMPDIR) holds a `.lock` it keeps `flock`ed while it runs, and a
+starting server deletes the folders whose lock nobody holds (`remove_stale_folders`).
+
 Shapes: `Snapshots(source, folder)`; `with snapshots.reader() as (cursor, info):` gives a
 DuckDB cursor on the current copy (one per request, closed on exit) and a `SnapshotInfo`,
 whose `memo` keeps a query's answer for as long as the copy is current (a copy never
@@ -34,10 +42,12 @@ changes): the signals page of 500 symbols is then a template render, not a query
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import shutil
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +69,9 @@ log = structlog.get_logger("web")
 # whence. Native alignment; trailing padding so the kernel never reads past the buffer.
 _FLOCK_DARWIN = sys.platform == "darwin"
 _FLOCK = "qqihh" if _FLOCK_DARWIN else "hhqqi4x"
+FOLDER_PREFIX = "stockml-serve-"
+LOCK_NAME = ".lock"
+COPY_RETRY = 2.0  # seconds before a copy that failed for want of space is tried again
 
 
 class StoreBusy(StockmlError):
@@ -129,9 +142,10 @@ class Snapshots:
     """The current read-only copy of `source`, renewed when the store changed and no
     writer holds it. Thread-safe; at most one copy is made at a time."""
 
-    def __init__(self, source: Path, folder: Path, check_interval: float = 0.25) -> None:
+    def __init__(
+        self, source: Path, folder: Path | None = None, check_interval: float = 0.25
+    ) -> None:
         self.source = Path(source)
-        self.folder = Path(folder)
         self.check_interval = check_interval  # seconds between two lock queries
         self._lock = threading.Lock()
         self._copying = threading.Lock()
@@ -139,8 +153,14 @@ class Snapshots:
         self._checked = 0.0
         self._writer: int | None = None
         self._serial = 0
+        # (store stamp, why it cannot be copied or read, monotonic time to try again)
+        self._failed: tuple[tuple, str, float] | None = None
         if not self.source.is_file():
             raise StoreError(f"no store at {self.source}: run `stockml ingest` first (or --db)")
+        self._held: int | None = None
+        if folder is None:
+            folder, self._held = own_folder(Path(tempfile.gettempdir()))
+        self.folder = Path(folder)
 
     def _refresh(self) -> None:
         """Copy the store if it changed and is not being written (see the module doc)."""
@@ -152,6 +172,11 @@ class Snapshots:
         if current is not None and stamp == current.stamp:
             self._writer = None
             return
+        failed = self._failed
+        if failed is not None and failed[0] == stamp and time.monotonic() < failed[2]:
+            if current is None:
+                raise StoreError(failed[1])
+            return
         if current is not None and time.monotonic() - self._checked < self.check_interval:
             return
         self._checked = time.monotonic()
@@ -160,21 +185,20 @@ class Snapshots:
             return
         self._serial += 1
         target = self.folder / f"snapshot-{self._serial}.duckdb"
-        taken_at = utcnow()
-        shutil.copyfile(self.source, target)
-        wal = Path(f"{self.source}.wal")
-        if wal.exists():
-            shutil.copyfile(wal, Path(f"{target}.wal"))
-        self._writer = writer_pid(self.source)
-        if self._writer is not None or _stamp(self.source) != stamp:
-            log.info("snapshot_discarded", writer=self._writer, reason="store changed in copy")
-            for file in (target, Path(f"{target}.wal")):
-                file.unlink(missing_ok=True)
-            return
         try:
-            fresh = _Snapshot(target, stamp, taken_at)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot read {self.source}: {str(exc).splitlines()[0]}") from exc
+            fresh = self._copy(target, stamp)
+        except StoreError as exc:
+            _remove_copy(target)
+            # A damaged store stays so until it changes; a full disk may be freed soon.
+            again = COPY_RETRY if isinstance(exc.__cause__, OSError) else math.inf
+            self._failed = (stamp, str(exc), time.monotonic() + again)
+            log.error("snapshot_failed", source=str(self.source), error=str(exc))
+            if current is None:
+                raise
+            return
+        if fresh is None:
+            return
+        self._failed = None
         log.info("snapshot_taken", source=str(self.source), bytes=stamp[1], serial=self._serial)
         with self._lock:
             old, self._current = self._current, fresh
@@ -182,6 +206,32 @@ class Snapshots:
                 old.retired = True
                 if old.users == 0:
                     old.close()
+
+    def _copy(self, target: Path, stamp: tuple) -> _Snapshot | None:
+        """The store (and a leftover WAL) copied to `target` and opened; None when a
+        writer started meanwhile (the copy is deleted). StoreError, in one line, when the
+        copy cannot be made or read: the caller deletes what was copied."""
+        name = self.source.name
+        taken_at = utcnow()
+        wal = Path(f"{self.source}.wal")
+        try:
+            shutil.copyfile(self.source, target)
+            if wal.exists():
+                shutil.copyfile(wal, Path(f"{target}.wal"))
+        except OSError as exc:
+            raise StoreError(
+                f"cannot copy {name} into {self.folder} ({exc.strerror}): "
+                "free space there or start the server with TMPDIR set to a larger disk"
+            ) from exc
+        self._writer = writer_pid(self.source)
+        if self._writer is not None or _stamp(self.source) != stamp:
+            log.info("snapshot_discarded", writer=self._writer, reason="store changed in copy")
+            _remove_copy(target)
+            return None
+        try:
+            return _Snapshot(target, stamp, taken_at)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read {name}: {str(exc).splitlines()[0]}") from exc
 
     @contextmanager
     def reader(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, SnapshotInfo]]:
@@ -199,7 +249,7 @@ class Snapshots:
             if snap is None:
                 who = f"process {self._writer}" if self._writer else "another process"
                 raise StoreBusy(
-                    f"{self.source} is being written by {who}; "
+                    f"{self.source.name} is being written by {who}; "
                     "this page shows its data once that finishes"
                 )
             snap.users += 1
@@ -214,9 +264,58 @@ class Snapshots:
                 if snap.retired and snap.users == 0:
                     snap.close()
 
-    def close(self) -> None:
-        """Close and delete the current copy (at server shutdown)."""
+    def close(self, remove_folder: bool = False) -> None:
+        """Close and delete the current copy (at server shutdown); with `remove_folder`,
+        the folder too (the one `Snapshots` made when given none)."""
         with self._lock:
             if self._current is not None:
                 self._current.close()
                 self._current = None
+        if remove_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
+
+
+def _remove_copy(target: Path) -> None:
+    for file in (target, Path(f"{target}.wal")):
+        file.unlink(missing_ok=True)
+
+
+def own_folder(parent: Path) -> tuple[Path, int]:
+    """A new `stockml-serve-*` folder in `parent` and the descriptor of its `.lock`, held
+    with `flock` until closed (or the process dies): how other servers know it is in use.
+    StoreError when `parent` cannot take it."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=parent))
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the server's folder in {parent} ({exc.strerror}): set TMPDIR"
+        ) from exc
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return folder, fd
+
+
+def remove_stale_folders(parent: Path) -> list[Path]:
+    """Delete the `stockml-serve-*` folders in `parent` left by servers that died (their
+    `.lock` held by nobody); folders without a `.lock` are not ours and are kept. Returns
+    the folders removed."""
+    removed = []
+    for folder in sorted(parent.glob(f"{FOLDER_PREFIX}*")):
+        lock = folder / LOCK_NAME
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a running server holds it
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+        log.info("stale_snapshots_removed", folder=str(folder))
+    return removed

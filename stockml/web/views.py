@@ -1,0 +1,226 @@
+"""The pages' data: plain values built from query results, apart from HTTP and templates.
+
+Each builder takes what `stockml.web.queries` returned (and the request's query values)
+and returns the dict a template renders, so a page's logic is tested without a server.
+Bad query values raise `BadRequest` (a 400 page).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stockml.web import charts, queries
+
+TRADES_SHOWN = 300  # newest trades listed on a run page (all are in the charts)
+POOLED_COLUMNS = [
+    ("accuracy", ".3f"),
+    ("log_loss", ".3f"),
+    ("top10_win_precision", ".3f"),
+    ("call_precision", ".3f"),
+    ("call_coverage", ".1%"),
+    ("put_precision", ".3f"),
+    ("put_coverage", ".1%"),
+    ("call_mean_exit_return", "+.2%"),
+    ("put_mean_exit_return", "+.2%"),
+]
+WINDOW_COLUMNS = [
+    *POOLED_COLUMNS[:2],
+    *POOLED_COLUMNS[3:7],
+    ("t_call", ".4f"),
+    ("t_put", ".4f"),
+    ("calibrated", ".0f"),
+]
+NO_EXPLANATION = "no explanation stored for this signal: score again with `stockml signals`"
+
+
+class BadRequest(ValueError):
+    """A query value the page cannot use (answered 400 with the message)."""
+
+
+@dataclass(frozen=True)
+class SignalFilters:
+    """The signals table's filters (None: any) and its sort."""
+
+    signal: str | None = None
+    sector: str | None = None
+    profile: str | None = None
+    sort: str = "probability"
+    descending: bool = True
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> SignalFilters:
+        """From `?signal= &sector= &profile= &sort= &dir=`; BadRequest on a sort outside
+        the table's columns, a direction other than asc/desc or an unknown signal."""
+        sort = query.get("sort", "probability")
+        direction = query.get("dir", "desc")
+        if sort not in queries.SORT_COLUMNS or direction not in ("asc", "desc"):
+            raise BadRequest("sort must be one of the table's columns, dir asc or desc")
+        signal = query.get("signal") or None
+        if signal is not None and signal not in queries.SIGNALS:
+            raise BadRequest(f"signal must be one of {', '.join(queries.SIGNALS)}")
+        return cls(
+            signal,
+            query.get("sector") or None,
+            query.get("profile") or None,
+            sort,
+            direction == "desc",
+        )
+
+    def pick(self, rows: list[queries.Row]) -> list[queries.Row]:
+        return queries.pick_signals(
+            rows, self.signal, self.sector, self.profile, self.sort, self.descending
+        )
+
+    def sort_query(self, column: str) -> dict[str, str]:
+        """The query of the link a column header carries: the filters kept, sorted by
+        `column`, descending first and the other way when it is already so."""
+        kept = {k: getattr(self, k) for k in ("signal", "sector", "profile") if getattr(self, k)}
+        descending = not (self.sort == column and self.descending)
+        return {**kept, "sort": column, "dir": "desc" if descending else "asc"}
+
+
+def window_order(windows) -> list[str]:
+    """Walk-forward windows in order: numbered ones by number, any other name after them
+    by text ('pooled' left out), so a stored window that is not a number cannot break a
+    page."""
+    named = [str(w) for w in windows if w != "pooled"]
+    return sorted(named, key=lambda w: (not w.isdigit(), int(w) if w.isdigit() else 0, w))
+
+
+def run_params(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's `params` (JSON in `training_runs.params`) as a dict, its `profile` a dict:
+    runs recorded so far store the profile as JSON text inside that JSON, later ones as
+    an object; anything unreadable is empty. The one place the web decodes them."""
+    params = _json_object(run.get("params"))
+    if "profile" in params:
+        profile = params["profile"]
+        params["profile"] = profile if isinstance(profile, dict) else _json_object(profile)
+    return params
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    if not isinstance(text, str):
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def run_view(
+    run: queries.Row,
+    metrics: dict[str, dict[str, dict]],
+    trades: list[queries.Row],
+    plots: list[str],
+) -> dict[str, Any]:
+    """Everything run.html shows of one run: its row and params, pooled and per-window
+    metrics, charts, trade outcomes, intervals, the audit, plot names and each window's
+    stack weights."""
+    params = run_params(run)
+    pooled = metrics.get("pooled", {})
+    models = [str(m) for m in params.get("models", []) if isinstance(m, str)]
+    baselines = sorted(m for m in pooled if m.startswith("baseline_"))
+    windows = window_order(metrics)
+    figures = {
+        "accuracy": charts.window_chart(
+            metrics, "accuracy", ["stack", *models, *baselines], "accuracy per window"
+        ),
+        "log_loss": charts.window_chart(
+            metrics, "log_loss", ["stack", *models, "baseline_prior"], "log loss per window"
+        ),
+        "pooled_call": charts.pooled_chart(
+            pooled, "call_precision", "pooled: BUY CALL precision (share reaching target)"
+        ),
+        "brier": charts.brier_chart(metrics, ["loss", "timeout", "win"]),
+        "equity": charts.equity_chart(trades),
+    }
+    outcomes: dict[tuple[str, Any], int] = {}
+    for t in trades:
+        outcomes[t["signal"], t["outcome"]] = outcomes.get((t["signal"], t["outcome"]), 0) + 1
+    return {
+        "run": run,
+        "params": {**params, "models": models},
+        "metrics": metrics,
+        "trades": trades,
+        "pooled": pooled,
+        "windows": windows,
+        "figures": figures,
+        "outcomes": sorted(outcomes.items(), key=lambda kv: (kv[0][0], -(kv[0][1] or 0))),
+        "intervals": intervals(pooled),
+        "audit": pooled.get("audit_random_split", {}),
+        "plots": plots,
+        "pooled_columns": POOLED_COLUMNS,
+        "window_columns": WINDOW_COLUMNS,
+        "shown_trades": trades[-TRADES_SHOWN:][::-1],
+        "weights": {
+            w: {
+                m: metrics[w][m]["stack_weight"]
+                for m in models
+                if "stack_weight" in metrics[w].get(m, {})
+            }
+            for w in windows
+        },
+    }
+
+
+def intervals(pooled: dict[str, dict]) -> list[tuple]:
+    """(model, metric, value, low, high) of every pooled metric stored with an interval
+    (`<metric>_ci_low` / `_ci_high`), sorted."""
+    suffix = "_ci_low"
+    return sorted(
+        (
+            model,
+            metric[: -len(suffix)],
+            values.get(metric[: -len(suffix)]),
+            value,
+            values.get(metric[: -len(suffix)] + "_ci_high"),
+        )
+        for model, values in pooled.items()
+        for metric, value in values.items()
+        if metric.endswith(suffix)
+    )
+
+
+def run_json(run: queries.Row, metrics: dict, trades: list[queries.Row]) -> dict[str, Any]:
+    """/api/runs/{id}: the run's row (params decoded), metrics and trades, JSON-ready."""
+    row = {k: queries.as_json(v) for k, v in run.items()}
+    row["params"] = run_params(run)
+    return {
+        "run": row,
+        "metrics": {
+            w: {m: {k: queries.as_json(v) for k, v in vals.items()} for m, vals in models.items()}
+            for w, models in metrics.items()
+        },
+        "trades": [{k: queries.as_json(v) for k, v in t.items()} for t in trades],
+    }
+
+
+def why_view(explanation: queries.Row | None) -> dict[str, Any]:
+    """One signal's "why" block: the stored contributions and their chart, or the reason
+    there are none."""
+    if explanation is None:
+        return {"error": NO_EXPLANATION}
+    if explanation["note"]:
+        return {"error": explanation["note"]}
+    if not explanation["win"] and not explanation["loss"]:
+        return {"error": NO_EXPLANATION}
+    return {
+        "result": explanation,
+        "chart": charts.contributions_chart(explanation["win"], explanation["loss"]),
+    }
+
+
+def feature_rows(found, families: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The latest-features table: (name, family, value, percentile) per feature of
+    `queries.feature_percentiles`' answer (empty when None)."""
+    if found is None:
+        return []
+    _, present, own, pct = found
+    return [
+        {"name": n, "family": families.get(n, ""), "value": v, "pct": p}
+        for n, v, p in zip(present, own, pct, strict=True)
+    ]
