@@ -14,7 +14,14 @@ from collections.abc import Sequence
 import duckdb
 import polars as pl
 
-from stockml.store.connection import get_setting, insert_frame, set_setting, transaction, utcnow
+from stockml.store.connection import (
+    get_setting,
+    insert_frame,
+    query_pl,
+    set_setting,
+    transaction,
+    utcnow,
+)
 from stockml.store.schema import (
     CONTEXT_SWAP,
     SAMPLES_WITH_CONTEXT,
@@ -53,6 +60,29 @@ def features_state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]
         "SELECT symbol, prices_fingerprint, catalog_version FROM features_status"
     ).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def read_vol_20(
+    con: duckdb.DuckDBPyConnection, symbols: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """symbol, date, vol_20 (DOUBLE) from `features` for `symbols` (None: all), sorted by
+    symbol and date; empty when no features are stored. For pricing options at realised
+    volatility (backtest.execution.read_bars)."""
+    schema = {"symbol": pl.String, "date": pl.Date, "vol_20": pl.Float64}
+    has = con.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'features' AND column_name = 'vol_20'"
+    ).fetchone()[0]
+    if not has:
+        return pl.DataFrame(schema=schema)
+    base = "SELECT symbol, date, CAST(vol_20 AS DOUBLE) AS vol_20 FROM features"
+    if symbols is None:
+        frame = query_pl(con, base + " ORDER BY symbol, date")
+    else:
+        frame = query_pl(
+            con, base + " WHERE symbol IN (SELECT unnest(?)) ORDER BY symbol, date", [list(symbols)]
+        )
+    return frame.cast(schema)
 
 
 def symbol_batches(sizes: dict[str, int], max_rows: int) -> list[list[str]]:
