@@ -30,7 +30,9 @@ class Bars(NamedTuple):
 
     symbols (k,) str sorted; offsets int64 (k+1,); dates datetime64[D] (n,); open, high,
     low, close float64 (n,); vol_20 float64 (n,): the catalog's daily (not annualised)
-    20-day volatility of log returns, NaN in its warm-up or where no features are stored.
+    20-day volatility of log returns, NaN in its warm-up or where no features are stored;
+    traded_close float64 (n,): the close as it traded that day (Yahoo's split-adjusted
+    close times the ratio of every later split), the price level listed strikes refer to.
     """
 
     symbols: np.ndarray
@@ -41,16 +43,21 @@ class Bars(NamedTuple):
     low: np.ndarray
     close: np.ndarray
     vol_20: np.ndarray
+    traded_close: np.ndarray
 
     def symbol_of_row(self) -> np.ndarray:
         """int64 (n,): the symbol number of every flat row."""
         return np.repeat(np.arange(len(self.symbols)), np.diff(self.offsets))
 
 
-def bars_from_prices(prices: pl.DataFrame, vol_20: pl.DataFrame | None = None) -> Bars:
+def bars_from_prices(
+    prices: pl.DataFrame, vol_20: pl.DataFrame | None = None, splits: pl.DataFrame | None = None
+) -> Bars:
     """Bars from a frame with the columns of `prices` (symbol, date, open, high, low, close,
     adjclose), adjusted as the features and labels are; `vol_20` (symbol, date, vol_20)
-    is joined on (symbol, date) when given. Raises ValueError on duplicate (symbol, date)."""
+    is joined on (symbol, date) when given; `splits` (symbol, date, ratio: 4.0 for a 4:1
+    split taking effect that day) give the traded close (without them it is Yahoo's
+    split-adjusted close). Raises ValueError on duplicate (symbol, date)."""
     from features.compute import adjust_bars, offsets_of
 
     prices = prices.sort("symbol", "date")
@@ -70,24 +77,41 @@ def bars_from_prices(prices: pl.DataFrame, vol_20: pl.DataFrame | None = None) -
     def column(name: str) -> np.ndarray:
         return np.ascontiguousarray(adjusted[name].to_numpy(), dtype=np.float64)
 
+    symbols = adjusted["symbol"].to_numpy()[offsets[:-1]].astype(str)
+    dates = adjusted["date"].to_numpy().astype("datetime64[D]")
+    traded = np.array(prices["close"].to_numpy(), dtype=np.float64)
+    if splits is not None:
+        position = dict(zip(symbols.tolist(), range(len(symbols)), strict=True))
+        for symbol, day, ratio in splits.select("symbol", "date", "ratio").iter_rows():
+            k = position.get(symbol)
+            if k is None or not ratio > 0:
+                continue
+            a, b = offsets[k], offsets[k + 1]
+            before = a + np.searchsorted(dates[a:b], np.datetime64(day, "D"))
+            traded[a:before] *= ratio  # days before the split traded at the pre-split price
     return Bars(
-        symbols=adjusted["symbol"].to_numpy()[offsets[:-1]].astype(str),
+        symbols=symbols,
         offsets=offsets,
-        dates=adjusted["date"].to_numpy().astype("datetime64[D]"),
+        dates=dates,
         open=column("open"),
         high=column("high"),
         low=column("low"),
         close=column("close"),
         vol_20=column("vol_20") if vol_20 is not None else np.full(n, np.nan),
+        traded_close=traded,
     )
 
 
 def read_bars(con: Any, symbols: list[str] | None = None) -> Bars:
-    """The adjusted bars and vol_20 of `symbols` (None: every stored symbol) from the
-    store. vol_20 is NaN where the `features` table holds none."""
+    """The adjusted bars, vol_20 and traded closes of `symbols` (None: every stored symbol)
+    from the store. vol_20 is NaN where the `features` table holds none."""
     from stockml import store
 
-    return bars_from_prices(store.read_prices(con, symbols), store.read_vol_20(con, symbols))
+    return bars_from_prices(
+        store.read_prices(con, symbols),
+        store.read_vol_20(con, symbols),
+        store.read_splits(con, symbols),
+    )
 
 
 def rows_of(bars: Bars, symbols: np.ndarray, dates: np.ndarray) -> np.ndarray:

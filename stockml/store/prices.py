@@ -292,6 +292,17 @@ def read_prices(con: duckdb.DuckDBPyConnection, symbols: Sequence[str] | None = 
     )
 
 
+def read_splits(con: duckdb.DuckDBPyConnection, symbols: Sequence[str] | None = None) -> Any:
+    """symbol, date, ratio (numerator / denominator: 4.0 for a 4:1 split) of the stored
+    splits of `symbols` (None: all), sorted by symbol and date."""
+    base = "SELECT symbol, date, value AS ratio FROM corporate_actions WHERE kind = 'split'"
+    if symbols is None:
+        return query_pl(con, base + " ORDER BY symbol, date")
+    return query_pl(
+        con, base + " AND symbol IN (SELECT unnest(?)) ORDER BY symbol, date", [list(symbols)]
+    )
+
+
 def row_counts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> dict[str, int]:
     """Stored price rows per symbol (symbols with none are absent)."""
     if not symbols:
