@@ -98,3 +98,51 @@ def test_failed_refresh_keeps_the_stored_rows_and_their_coverage(db_path):
         assert row == (4, "HTTP 500", "curl", None)
     finally:
         con.close()
+
+
+def test_signal_trades_gain_entry_and_costs_in_older_stores(db_path):
+    """A store whose signal_trades predates entry_date / entry_price / costs gets them on
+    connect (NULL for its rows), and a writer without them still records a run."""
+    import duckdb
+
+    con = store.connect(db_path)
+    con.close()
+    raw = duckdb.connect(str(db_path))
+    for column in ("entry_date", "entry_price", "costs"):
+        raw.execute(f"ALTER TABLE signal_trades DROP COLUMN {column}")
+    raw.execute(
+        "INSERT INTO signal_trades VALUES ('old', '1', 'AAA', DATE '2020-01-02', 'BUY CALL', "
+        "DATE '2020-01-10', 6, 1, 0.1, 0.5)"
+    )
+    raw.close()
+    con = store.connect(db_path)
+    try:
+        assert columns(con, "signal_trades")[-3:] == ["entry_date", "entry_price", "costs"]
+        assert con.execute(
+            "SELECT symbol, entry_date, costs FROM signal_trades WHERE run_id = 'old'"
+        ).fetchall() == [("AAA", None, None)]
+        trades = pl.DataFrame(
+            {
+                "run_id": ["new"],
+                "window": ["1"],
+                "symbol": ["BBB"],
+                "date": [date(2021, 3, 1)],
+                "signal": ["BUY PUT"],
+                "exit_date": [date(2021, 3, 5)],
+                "days_held": [4],
+                "outcome": [-1],
+                "stock_return": [0.03],
+                "option_return": [0.4],
+                "entry_date": [date(2021, 3, 2)],
+                "costs": [0.061],
+            }
+        )
+        info = dict.fromkeys(("train_start", "train_end", "test_start", "test_end"))
+        info |= {"n_train": 1, "n_test": 1}
+        store.record_training_run(con, "new", "swing", info, "f", "c", "{}", "d", [], trades)
+        row = con.execute(
+            "SELECT entry_date, entry_price, costs FROM signal_trades WHERE run_id = 'new'"
+        ).fetchone()
+        assert row == (date(2021, 3, 2), None, 0.061)
+    finally:
+        con.close()

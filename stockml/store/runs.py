@@ -65,7 +65,7 @@ def record_training_run(
         )
         con.execute("DELETE FROM signal_trades WHERE run_id = ?", [run_id])
         if trades is not None and trades.height:
-            insert_frame(con, trades, "INSERT INTO signal_trades SELECT * FROM _new")
+            insert_frame(con, trades, "INSERT INTO signal_trades BY NAME SELECT * FROM _new")
         con.execute("DELETE FROM training_fits WHERE run_id = ?", [run_id])
         if fits:
             con.executemany(

@@ -153,7 +153,7 @@ CREATE TABLE IF NOT EXISTS signal_trades (
     run_id         VARCHAR NOT NULL,
     "window"       VARCHAR NOT NULL,  -- the walk-forward test window of the signal
     symbol         VARCHAR NOT NULL,
-    date           DATE    NOT NULL,  -- entry: the signal day's close
+    date           DATE    NOT NULL,  -- the signal day (its close produced the signal)
     signal         VARCHAR NOT NULL,  -- 'BUY CALL' or 'BUY PUT'
     exit_date      DATE,              -- the label's exit day (target, stop or timeout)
     days_held      INTEGER,           -- trading days
@@ -200,6 +200,22 @@ CREATE TABLE IF NOT EXISTS signal_contributions (
     PRIMARY KEY (run_id, symbol, date, outcome, rank)
 );
 """
+
+# --- Trades as they could be placed (issue 24): `signal_trades` gains the entry session and
+# fill and the costs charged. Added by ALTER TABLE after CORE_DDL on every writable connect,
+# so a store made before gets them (NULL for its earlier runs) and every store has one column
+# order; training writes the table by name, so a writer without them still inserts. ---
+SIGNAL_TRADES_PLACED = """
+ALTER TABLE signal_trades ADD COLUMN IF NOT EXISTS entry_date DATE;
+ALTER TABLE signal_trades ADD COLUMN IF NOT EXISTS entry_price DOUBLE;
+ALTER TABLE signal_trades ADD COLUMN IF NOT EXISTS costs DOUBLE;
+"""
+# What they mean (the README's schema table says the same):
+#   entry_date   the session entered: the first after the signal day `date`, at its open
+#   entry_price  the fill, that session's split- and dividend-adjusted open
+#   costs        the round trip charged as a return on the stake, already taken out of
+#                stock_return / option_return (backtest/costs.py; the trade the run's rule
+#                was chosen on: the option's, or the stock's for a stock user)
 
 # Feature columns are stored as REAL (float32). The kernels compute in float64 (equal to
 # TA-Lib at 1e-9); the store keeps 7 significant digits, which is what the tree models use
@@ -269,7 +285,8 @@ def initialise(con) -> None:
     """Create the core tables (idempotent), first bringing a store made by an earlier version
     to this schema, in one transaction. Only training outputs changed shape: `model_metrics`
     gained the "window" column (older rows were single-split figures, kept as 'pooled') and
-    `signals` gained `threshold` and `profile`."""
+    `signals` gained `threshold` and `profile`, `signal_trades` gained `entry_date`,
+    `entry_price` and `costs` (SIGNAL_TRADES_PLACED)."""
 
     def columns(table: str) -> set[str]:
         rows = con.execute(
@@ -294,6 +311,8 @@ def initialise(con) -> None:
                 "ALTER TABLE signals ADD COLUMN threshold DOUBLE; "
                 "ALTER TABLE signals ADD COLUMN profile VARCHAR;"
             )
+        if "costs" not in columns("signal_trades"):
+            con.execute(SIGNAL_TRADES_PLACED)
     except BaseException:
         con.rollback()
         raise
