@@ -39,6 +39,7 @@ from ingest.transport import (
 from ingest.yahoo import (
     Chart,
     ChartError,
+    ChartNotFound,
     ChartUnparseable,
     classify_error,
     is_no_data_in_window,
@@ -56,7 +57,12 @@ WINDOW = 1.05
 
 
 class SymbolFailed(Exception):
-    """The symbol ends failed with this reason (retries exhausted or not retryable)."""
+    """The symbol ends failed with this reason (retries exhausted or not retryable);
+    `not_found` when Yahoo said it has no such symbol (404 'No data found')."""
+
+    def __init__(self, reason: str, not_found: bool = False) -> None:
+        super().__init__(reason)
+        self.not_found = not_found
 
 
 class BreakerOpen(Exception):
@@ -214,7 +220,7 @@ class ChartClient:
                     self._log.warning("unparseable", symbol=symbol, attempt=attempt, error=str(exc))
                     if exc.retryable:
                         continue
-                    raise SymbolFailed(str(exc)) from exc
+                    raise SymbolFailed(str(exc), isinstance(exc, ChartNotFound)) from exc
                 self.worked = transport
                 return chart
             if resp.status == 429:
@@ -226,7 +232,7 @@ class ChartClient:
             error = classify_error(resp.status, resp.body)
             last_error = str(error)
             if not error.retryable:
-                raise SymbolFailed(last_error)
+                raise SymbolFailed(last_error, isinstance(error, ChartNotFound))
         raise SymbolFailed(f"{last_error} (after {self.policy.retries + 1} attempts)")
 
     async def _request(

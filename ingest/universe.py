@@ -12,8 +12,14 @@ suffix read as either an exchange or a US share class:
   (BRK.B -> BRK-B, BF.B -> BF-B).
 Four exchange codes are single letters (.F Frankfurt, .L London, .T Tokyo, .V TSX Venture),
 so a US class share with one of those letters (rare) must be typed with the dash: XYZ-V.
-Anything else that is not a plausible ticker is rejected up front, so a typo costs no
-request and gets a one-line error.
+Every character Yahoo uses in symbols is accepted (`&` as in M&M.NS, `^` for indices, `=`
+for currencies and futures, `-`, `.`) and percent-encoded in the request path. Anything else
+that is not a plausible ticker is rejected up front, so a typo costs no request and gets a
+one-line error (in a universe file, naming its line).
+
+A universe file lists one symbol per line, or is a CSV/TSV whose header names a `symbol`
+column and optionally `name` and `sector`; without a header, a later column holding one of
+the 11 GICS sector names is read as the sector (`../shared/data/skill_universe82.tsv`).
 
 The exchange suffix also gives the listing's time zone (`exchange_timezone`), which the
 resume plan uses to ask for the right window before the first answer arrives; Yahoo's
@@ -33,7 +39,7 @@ from stockml.errors import InputError
 _UNIVERSES_CSV = Path(__file__).with_name("universes.csv")
 # Yahoo tickers: letters, digits, a dash for share classes, a leading ^ for indices,
 # '=' for currencies/futures, a dot-suffix for foreign exchanges (e.g. SAP.DE).
-_TICKER = re.compile(r"^\^?[A-Z0-9][A-Z0-9\-=]{0,11}(\.[A-Z]{1,3})?$")
+_TICKER = re.compile(r"^\^?[A-Z0-9][A-Z0-9\-=&]{0,11}(\.[A-Z]{1,3})?$")
 _CLASS_SHARE = re.compile(r"^([A-Z]{1,5})\.([A-Z])$")
 
 # Yahoo's exchange suffixes -> (exchange, IANA time zone of its trading day). Kept as typed.
@@ -117,6 +123,8 @@ def _load() -> tuple[list[Listing], list[str]]:
 
 
 LISTINGS, _QUICK = _load()
+# The 11 GICS sectors, by lower-case name (a file's "health care" is read as "Health Care").
+_GICS = {x.sector.lower(): x.sector for x in LISTINGS}
 UNIVERSES: dict[str, list[str]] = {"full": [x.symbol for x in LISTINGS], "quick": _QUICK}
 
 
@@ -147,11 +155,26 @@ def parse_symbols(text: str) -> list[str]:
     return list(dict.fromkeys(normalize_symbol(p) for p in parts))
 
 
+@dataclass(frozen=True)
+class Universe:
+    """The symbols a run asks for, in order, and the names and sectors their source gave
+    (a universe file's columns; empty for `--symbols`)."""
+
+    symbols: list[str]
+    listings: dict[str, Listing]
+
+
 def resolve_universe(name_or_file: str) -> list[str]:
-    """A built-in universe name, or a file with one symbol per line (or a CSV with a
-    `symbol` column); `#` starts a comment."""
+    """The symbols of a built-in universe name or of a universe file (`read_universe`)."""
+    return read_universe(name_or_file).symbols
+
+
+def read_universe(name_or_file: str) -> Universe:
+    """A built-in universe name, or a universe file (module doc); `#` starts a comment.
+    Raises InputError naming the file (and the line, for a malformed symbol)."""
     if name_or_file in UNIVERSES:
-        return list(UNIVERSES[name_or_file])
+        symbols = list(UNIVERSES[name_or_file])
+        return Universe(symbols, {x.symbol: x for x in LISTINGS if x.symbol in set(symbols)})
     path = Path(name_or_file)
     if not path.is_file():
         known = ", ".join(sorted(UNIVERSES))
@@ -160,20 +183,32 @@ def resolve_universe(name_or_file: str) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read universe file {path}: {exc}") from exc
-    cells: list[str] = []
-    header_skipped = False
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
+    symbols: list[str] = []
+    listings: dict[str, Listing] = {}
+    header: list[str] | None = None
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        first = line.split(",")[0].strip()
-        if not header_skipped and first.lower() == "symbol":
-            header_skipped = True
+        row = next(csv.reader([line], delimiter="\t" if "\t" in line else ","))
+        cells = [c.strip() for c in row] or [""]
+        if header is None and not symbols and "symbol" in (c.lower() for c in cells):
+            header = [c.lower() for c in cells]
             continue
-        cells.append(first)
-    if not cells:
+        fields = dict(zip(header, cells, strict=False)) if header else {"symbol": cells[0]}
+        if header is None:
+            fields["sector"] = next((c for c in cells[1:] if c.lower() in _GICS), "")
+        try:
+            symbol = normalize_symbol(fields.get("symbol", ""))
+        except InputError as exc:
+            raise InputError(f"universe file {path} line {number}: {exc}") from None
+        symbols.append(symbol)
+        sector = _GICS.get(fields.get("sector", "").lower(), fields.get("sector", ""))
+        if sector or fields.get("name"):
+            listings[symbol] = Listing(symbol, fields.get("name", ""), sector)
+    if not symbols:
         raise InputError(f"universe file {path} lists no symbols")
-    return list(dict.fromkeys(normalize_symbol(c) for c in cells))
+    return Universe(list(dict.fromkeys(symbols)), listings)
 
 
 def listing_rows() -> list[tuple[str, str, str]]:

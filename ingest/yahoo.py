@@ -11,8 +11,15 @@ What the caller may rely on (see ../shared/yahoo-chart-api.md for why each rule 
 - rows with a null price are dropped and counted (`dropped_null`), never filled;
 - rows with impossible values (price <= 0, low > high, close outside [low, high]) are
   dropped and counted (`dropped_invalid`);
-- `adjclose` falls back to `close` when Yahoo sends none (some instruments);
-- values are kept exactly as served (float32 widened to double), volume as an integer.
+- `adjclose` falls back to `close` when Yahoo sends none (some instruments; exact when the
+  answer reports no dividend); `has_adjclose` says which, so the price checks can rebuild it
+  from the dividends (ingest.quality) and a later complete answer can replace it;
+- values are kept exactly as served (float32 widened to double), volume as an integer; a
+  volume that cannot be (negative, beyond int64, not a whole number) is NULL and counted
+  (`invalid_volume`), the bar itself kept;
+- a 1:1 split (numerator = denominator) is no event and is left out;
+- `meta.symbol`, `meta.currency` and `meta.instrumentType` are kept as Yahoo named them:
+  the caller refuses an answer for another instrument (`check_identity`).
 """
 
 from __future__ import annotations
@@ -51,6 +58,13 @@ class ChartRejected(ChartError):
     retryable = False
 
 
+class WrongInstrument(ChartError):
+    """An answer naming another instrument than the one asked (`meta.symbol`), or quoting it
+    in another currency than the stored history: nothing of it may be stored."""
+
+    retryable = False
+
+
 @dataclass
 class Chart:
     symbol: str
@@ -65,6 +79,12 @@ class Chart:
     # meta.currentTradingPeriod.regular.end (epoch seconds), when Yahoo sends it.
     session_end: int | None = None
     notes: list[str] = field(default_factory=list)
+    invalid_volume: int = 0  # volumes that cannot be, stored as NULL
+    has_adjclose: bool = True  # False: Yahoo sent no adjclose and it is `close`
+    null_dates: list[date] = field(default_factory=list)  # days served with a null price
+    meta_symbol: str | None = None  # what Yahoo says the answer is for
+    currency: str | None = None
+    instrument_type: str | None = None
 
 
 BAR_SCHEMA = {
@@ -171,8 +191,8 @@ def _events(result: dict, symbol: str, tz: str, period1: int, period2: int) -> p
         if not isinstance(item, dict) or not item.get("date"):
             continue
         num, den = item.get("numerator"), item.get("denominator")
-        if num is None or not den:
-            continue
+        if num is None or not den or float(num) == float(den):
+            continue  # a 1:1 "split" (seen around spin-offs) changes no price
         stamps.append(int(item["date"]))
         kinds.append("split")
         values.append(float(num) / float(den))
@@ -213,17 +233,16 @@ def parse_chart(body: bytes, symbol: str, period2: int, period1: int = 0) -> Cha
     result = results[0]
     meta = result.get("meta") or {}
     tz = _zone_name(meta.get("exchangeTimezoneName"))
-    session_end = _session_end(meta)
+    identity = {
+        "session_end": _session_end(meta),
+        "meta_symbol": _text(meta.get("symbol")),
+        "currency": _text(meta.get("currency")),
+        "instrument_type": _text(meta.get("instrumentType")),
+    }
     actions = _events(result, symbol, tz, period1, period2)
     timestamps = result.get("timestamp") or []
     if not timestamps:
-        return Chart(
-            symbol,
-            pl.DataFrame(schema=BAR_SCHEMA),
-            actions,
-            timezone=tz,
-            session_end=session_end,
-        )
+        return Chart(symbol, pl.DataFrame(schema=BAR_SCHEMA), actions, timezone=tz, **identity)
 
     n = len(timestamps)
     indicators = result.get("indicators") or {}
@@ -240,14 +259,16 @@ def parse_chart(body: bytes, symbol: str, period2: int, period1: int = 0) -> Cha
     lo = _column(quote, "low", n)
     c = _column(quote, "close", n)
     v = _column(quote, "volume", n)
-    adj = _column(adj_block, "adjclose", n) if adj_block.get("adjclose") is not None else c.copy()
+    has_adjclose = adj_block.get("adjclose") is not None
+    adj = _column(adj_block, "adjclose", n) if has_adjclose else c.copy()
 
     dropped_outside = int((ts < period1).sum())
     dropped_unfinished = int((ts >= period2).sum())
     in_window = (ts >= period1) & (ts < period2)
     prices = np.stack([o, h, lo, c, adj])
     has_prices = ~np.isnan(prices).any(axis=0)
-    dropped_null = int((in_window & ~has_prices).sum())
+    nulls = in_window & ~has_prices
+    dropped_null = int(nulls.sum())
 
     candidates = np.flatnonzero(in_window & has_prices)
     order = candidates[np.argsort(ts[candidates], kind="stable")]
@@ -268,6 +289,11 @@ def parse_chart(body: bytes, symbol: str, period2: int, period1: int = 0) -> Cha
     dropped_invalid = int((~valid[order]).sum())
     idx = order[valid[order]]
     vol = v[idx]
+    # A share count is a whole number in [0, 2^63): -1000, or 2^64 (which int64 would wrap
+    # to -2^63), is no volume. NULL, as Yahoo's own missing volumes are, and counted.
+    with np.errstate(invalid="ignore"):
+        impossible = ~np.isnan(vol) & ~((vol >= 0) & (vol < 2.0**63) & (vol == np.floor(vol)))
+    vol = np.where(impossible, np.nan, vol)
     volume_missing = np.isnan(vol)
     bars = pl.DataFrame(
         [
@@ -280,7 +306,7 @@ def parse_chart(body: bytes, symbol: str, period2: int, period1: int = 0) -> Cha
             pl.Series("low", lo[idx]),
             pl.Series("close", c[idx]),
             pl.Series("adjclose", adj[idx]),
-            pl.Series("volume", np.where(volume_missing, 0, vol).astype(np.int64)).scatter(
+            pl.Series("volume", np.where(volume_missing, 0.0, vol).astype(np.int64)).scatter(
                 np.flatnonzero(volume_missing), None
             )
             if volume_missing.any()
@@ -297,8 +323,31 @@ def parse_chart(body: bytes, symbol: str, period2: int, period1: int = 0) -> Cha
         dropped_outside=dropped_outside,
         dropped_duplicate=dropped_duplicate,
         timezone=tz,
-        session_end=session_end,
+        invalid_volume=int(impossible.sum()),
+        has_adjclose=has_adjclose,
+        null_dates=sorted(set(days[nulls].tolist()) - set(days[idx].tolist())),
+        **identity,
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def check_identity(chart: Chart, asked: str, stored_currency: str | None) -> None:
+    """Raise WrongInstrument when the answer names another instrument than `asked` (Yahoo
+    upper-cases, so case is ignored) or quotes another currency than the stored history's
+    (`stored_currency`; None: nothing stored yet). An answer that names neither passes."""
+    if chart.meta_symbol is not None and chart.meta_symbol.upper() != asked.upper():
+        raise WrongInstrument(
+            f"answer is for another instrument: asked {asked}, Yahoo sent {chart.meta_symbol}; "
+            "nothing stored"
+        )
+    if stored_currency and chart.currency and chart.currency != stored_currency:
+        raise WrongInstrument(
+            f"currency changed from {stored_currency} (stored history) to {chart.currency}; "
+            "nothing stored"
+        )
 
 
 def _zone_name(name: object) -> str:

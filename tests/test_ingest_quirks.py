@@ -14,8 +14,9 @@ import pytest
 
 from ingest.client import FetchPolicy
 from ingest.plan import fetch_start_for, local_midnight
-from ingest.run import IngestRequest, IngestResult, IngestRun, run_ingest
+from ingest.run import IngestRequest, IngestResult, run_ingest
 from ingest.universe import exchange_timezone, normalize_symbol, parse_symbols
+from ingest.writer import BatchWriter
 from ingest.yahoo import ACTION_SCHEMA, BAR_SCHEMA, parse_chart
 from stockml import store
 from stockml.store.prices import WriteFailed
@@ -149,23 +150,21 @@ def test_one_bad_write_does_not_fail_its_batch_neighbours(tmp_path):
     """Outcomes committed together are retried one by one when their transaction fails:
     the good symbol is stored (5 rows), only the bad one fails, with DuckDB's reason."""
     db = tmp_path / "b.duckdb"
-    policy = FetchPolicy(base_url="http://127.0.0.1:9")
-    request = IngestRequest(["GOOD", "BAD"], date(2024, 3, 1), date(2024, 3, 8), db, policy)
     con = store.connect(db)
     days = weekdays(date(2024, 3, 4), date(2024, 3, 8))
     good = _write("GOOD", _bars("GOOD", days))
     bad = _write("BAD", _bars("BAD", days, open_price=None))
 
     async def both():
-        ingest_run = IngestRun(request, con)
-        submits = [asyncio.create_task(ingest_run._submit(w)) for w in (good, bad)]
+        writer = BatchWriter(con)
+        submits = [asyncio.create_task(writer.submit(w)) for w in (good, bad)]
         await asyncio.sleep(0)  # both outcomes wait in the queue: one batch
-        writer = asyncio.create_task(ingest_run._write_batches())
+        loop = asyncio.create_task(writer.run())
         try:
             return await asyncio.gather(*submits, return_exceptions=True)
         finally:
-            writer.cancel()
-            ingest_run.writer.shutdown(wait=True)
+            loop.cancel()
+            writer.shutdown()
 
     good_rows, bad_error = asyncio.run(both())
     count = con.execute("SELECT count(*) FROM prices WHERE symbol='GOOD'").fetchone()[0]

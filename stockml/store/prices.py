@@ -1,4 +1,5 @@
-"""What ingest writes and reads: `prices`, `corporate_actions`, `ingest_status`, `symbols`.
+"""What ingest writes and reads: `prices`, `corporate_actions`, `ingest_status`, `symbols`
+(and, through `stockml.store.holes`, `price_holes` in the same transaction).
 
 The ingester hands each symbol's outcome over as a `SymbolWrite` and reads what is stored
 back as `IngestState` records; `ingest_status` rows are written from `IngestStatusRecord`,
@@ -18,6 +19,7 @@ import duckdb
 import polars as pl
 
 from stockml.store.connection import insert_frame, query_pl, transaction, utcnow
+from stockml.store.holes import update_holes
 
 
 class WriteFailed(Exception):
@@ -56,6 +58,13 @@ class SymbolWrite:
     dropped_invalid: int | None = None  # rows with impossible values, kept out of prices
     error: str | None = None
     first_write: bool = False  # nothing stored for it yet: no delete needed
+    invalid_volume: int | None = None  # volumes that cannot be, stored as NULL
+    currency: str | None = None  # what Yahoo's answer said the history is
+    exchange_timezone: str | None = None
+    instrument_type: str | None = None
+    null_dates: tuple[date, ...] = ()  # days served with a null price (price_holes)
+    not_found: bool = False  # a failure because Yahoo answered 404
+    inactive: bool = False  # a failure that makes the symbol 'inactive' (repeated 404s)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,11 @@ class IngestStatusRecord:
     dropped_null: int | None
     dropped_invalid: int | None
     transport: str | None
+    invalid_volume: int | None
+    not_found_runs: int
+    currency: str | None
+    exchange_timezone: str | None
+    instrument_type: str | None
 
 
 _STATUS_DTYPES = {
@@ -91,18 +105,29 @@ _STATUS_DTYPES = {
     "dropped_null": pl.Int32,
     "dropped_invalid": pl.Int32,
     "transport": pl.String,
+    "invalid_volume": pl.Int32,
+    "not_found_runs": pl.Int32,
+    "currency": pl.String,
+    "exchange_timezone": pl.String,
+    "instrument_type": pl.String,
 }
+# What a failed fetch leaves as it was: the stored history's identity.
+_KEPT_ON_FAILURE = ("currency", "exchange_timezone", "instrument_type")
+_PREVIOUS = ("fetched_from", "fetched_through", "not_found_runs", *_KEPT_ON_FAILURE)
 
 
 @dataclass(frozen=True)
 class IngestState:
     """What one symbol's stored history covers (part of its `ingest_status` row)."""
 
-    status: str
+    status: str  # 'ok', 'failed' or 'inactive'
     fetched_from: date | None
     fetched_through: date | None
     last_date: date | None
     rows: int
+    currency: str | None = None
+    oldest_hole: date | None = None  # the oldest open price_holes day, to refetch from
+    not_found_runs: int = 0  # consecutive runs answered 404
 
 
 def upsert_symbols(
@@ -116,7 +141,9 @@ def upsert_symbols(
 def ingest_state(con: duckdb.DuckDBPyConnection) -> dict[str, IngestState]:
     """What each symbol's stored history covers, for the resume plan."""
     rows = con.execute(
-        "SELECT symbol, status, fetched_from, fetched_through, last_date, rows FROM ingest_status"
+        "SELECT symbol, status, fetched_from, fetched_through, last_date, rows, currency, "
+        "(SELECT min(date) FROM price_holes h WHERE h.symbol = i.symbol AND h.status = 'open'), "
+        "coalesce(not_found_runs, 0) FROM ingest_status i"
     ).fetchall()
     return {r[0]: IngestState(*r[1:]) for r in rows}
 
@@ -223,44 +250,59 @@ def _write_batch(con: duckdb.DuckDBPyConnection, writes: Sequence[SymbolWrite]) 
                 }
             )
         previous = {
-            r[0]: r[1:]
+            r[0]: dict(zip(_PREVIOUS, r[1:], strict=True))
             for r in con.execute(
-                "SELECT symbol, fetched_from, fetched_through FROM ingest_status "
+                "SELECT symbol, fetched_from, fetched_through, coalesce(not_found_runs, 0), "
+                f"{', '.join(_KEPT_ON_FAILURE)} FROM ingest_status "
                 "WHERE symbol IN (SELECT unnest(?))",
                 [symbols],
             ).fetchall()
         }
         now = utcnow()
-        records = []
-        for w in writes:
-            count, first, last = stats.get(w.symbol, (0, None, None))
-            fetched_from, fetched_through = w.fetched_from, w.fetched_through
-            if w.error is not None and w.symbol in previous and count > 0:
-                # A failed refresh does not shrink what the stored rows already cover.
-                fetched_from, fetched_through = previous[w.symbol]
-            records.append(
-                IngestStatusRecord(
-                    symbol=w.symbol,
-                    status="ok" if w.error is None else "failed",
-                    attempts=w.attempts,
-                    rows=count,
-                    first_date=first,
-                    last_date=last,
-                    error=w.error,
-                    updated_at=now,
-                    fetched_from=fetched_from,
-                    fetched_through=fetched_through,
-                    dropped_null=w.dropped_null,
-                    dropped_invalid=w.dropped_invalid,
-                    transport=w.transport,
-                )
-            )
+        records = [_status_record(w, stats, previous.get(w.symbol, {}), now) for w in writes]
+        update_holes(con, [w for w in ok if w.bars is not None], now)
         insert_frame(
             con,
             pl.DataFrame([asdict(r) for r in records], schema=_STATUS_DTYPES),
             "INSERT OR REPLACE INTO ingest_status BY NAME SELECT * FROM _new",
         )
     return {w.symbol: stats.get(w.symbol, (0,))[0] for w in writes}
+
+
+def _status_record(
+    w: SymbolWrite, stats: dict[str, tuple], previous: dict[str, Any], now: datetime
+) -> IngestStatusRecord:
+    """The symbol's new `ingest_status` row. A failure keeps what the stored rows cover and
+    what they are (currency, calendar); a 404 counts one more run towards 'inactive'."""
+    count, first, last = stats.get(w.symbol, (0, None, None))
+    fetched_from, fetched_through = w.fetched_from, w.fetched_through
+    kept = {k: getattr(w, k) for k in _KEPT_ON_FAILURE}
+    status, not_found_runs = "ok", 0
+    if w.error is not None:
+        kept = {k: previous.get(k) for k in _KEPT_ON_FAILURE}
+        if previous and count > 0:
+            # A failed refresh does not shrink what the stored rows already cover.
+            fetched_from, fetched_through = previous["fetched_from"], previous["fetched_through"]
+        not_found_runs = previous.get("not_found_runs", 0) + (1 if w.not_found else 0)
+        status = "inactive" if w.inactive else "failed"
+    return IngestStatusRecord(
+        symbol=w.symbol,
+        status=status,
+        attempts=w.attempts,
+        rows=count,
+        first_date=first,
+        last_date=last,
+        error=w.error,
+        updated_at=now,
+        fetched_from=fetched_from,
+        fetched_through=fetched_through,
+        dropped_null=w.dropped_null,
+        dropped_invalid=w.dropped_invalid,
+        transport=w.transport,
+        invalid_volume=w.invalid_volume,
+        not_found_runs=not_found_runs,
+        **kept,
+    )
 
 
 def prices_fingerprints(

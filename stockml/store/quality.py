@@ -40,9 +40,11 @@ def replace_price_flags(
             )
 
 
-def flagged_symbols(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Symbols with any stored flag (whose flags a new fetch may have to replace)."""
-    return {r[0] for r in con.execute("SELECT DISTINCT symbol FROM price_flags").fetchall()}
+def flagged_symbols(con: duckdb.DuckDBPyConnection, kind: str | None = None) -> set[str]:
+    """Symbols with any stored flag (whose flags a new fetch may have to replace), or with
+    a flag of `kind` (e.g. 'missing_adjclose': stored from an incomplete answer)."""
+    sql = "SELECT DISTINCT symbol FROM price_flags" + (" WHERE kind = ?" if kind else "")
+    return {r[0] for r in con.execute(sql, [kind] if kind else []).fetchall()}
 
 
 def quarantined_days(con: duckdb.DuckDBPyConnection) -> Any:

@@ -26,6 +26,8 @@ Tables:
     training_fits      one row per (run, model, fold) fit: the Ray node and host it ran on
     signal_explanations, signal_contributions   why each stored signal: written by
                        `stockml signals` when it scores (EXPLANATION_DDL), read by the page
+    price_holes        sessions a symbol's answer lacked (null, or missing where its calendar
+                       traded): refetched until filled or declared permanent (INGEST_DDL)
 
 `window` is an SQL keyword: quote it in queries (`SELECT "window", ...`).
 """
@@ -217,6 +219,33 @@ ALTER TABLE signal_trades ADD COLUMN IF NOT EXISTS costs DOUBLE;
 #                stock_return / option_return (backtest/costs.py; the trade the run's rule
 #                was chosen on: the option's, or the stock's for a stock user)
 
+# ---- ingest (issue 25): what each stored history is, and the holes Yahoo may fill later ----
+# Run after CORE_DDL on every writable connect; idempotent, so it also brings an older store's
+# `ingest_status` up to date (the new columns are NULL on its rows until the next fetch).
+INGEST_DDL = """
+ALTER TABLE ingest_status ADD COLUMN IF NOT EXISTS invalid_volume INTEGER;
+    -- volumes that cannot be (negative, beyond int64, fractional) in the last fetch: NULL
+ALTER TABLE ingest_status ADD COLUMN IF NOT EXISTS not_found_runs INTEGER;
+    -- consecutive runs Yahoo answered 404; at ingest.fetch.INACTIVE_AFTER: 'inactive'
+ALTER TABLE ingest_status ADD COLUMN IF NOT EXISTS currency VARCHAR;
+    -- meta.currency of the stored history: an answer in another currency is refused
+ALTER TABLE ingest_status ADD COLUMN IF NOT EXISTS exchange_timezone VARCHAR;
+    -- meta.exchangeTimezoneName: the calendar the symbol's dates are days of
+ALTER TABLE ingest_status ADD COLUMN IF NOT EXISTS instrument_type VARCHAR;
+    -- meta.instrumentType: EQUITY, ETF, INDEX, CRYPTOCURRENCY, CURRENCY, FUTURE, ...
+CREATE TABLE IF NOT EXISTS price_holes (
+    symbol      VARCHAR NOT NULL,
+    date        DATE    NOT NULL,
+    kind        VARCHAR NOT NULL,   -- 'null': served with a null price; 'missing': a session of
+                                    -- the symbol's calendar (most of its peers) it lacked
+    status      VARCHAR NOT NULL,   -- 'open' (refetched each run), 'filled', 'permanent'
+    checks      INTEGER NOT NULL,   -- answers that covered the day and still lacked it
+    first_seen  TIMESTAMP NOT NULL, -- UTC
+    updated_at  TIMESTAMP NOT NULL, -- UTC
+    PRIMARY KEY (symbol, date)
+);
+"""
+
 # Feature columns are stored as REAL (float32). The kernels compute in float64 (equal to
 # TA-Lib at 1e-9); the store keeps 7 significant digits, which is what the tree models use
 # anyway (they bin or cast to float32), and halves the write that dominates the backtest.
@@ -301,6 +330,7 @@ def initialise(con) -> None:
             con.execute("ALTER TABLE model_metrics RENAME TO model_metrics_v1")
         con.execute(CORE_DDL)
         con.execute(EXPLANATION_DDL)
+        con.execute(INGEST_DDL)
         if old_metrics:
             con.execute(
                 "INSERT INTO model_metrics SELECT run_id, 'pooled', model, metric, value "
