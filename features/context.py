@@ -11,6 +11,16 @@ shift, a trailing rolling mean); every per-day statistic (index return, breadth,
 median, percentile rank) uses only the universe's values of day t itself. A test truncates
 the history at a day and checks nothing before it changes.
 
+Calendars (stockml.calendars): each symbol's context is computed on its own trading
+calendar. Breadth, sector medians and ranks are per calendar and day, so a symbol of
+another calendar (BTC-USD trading every day, a Tokyo stock) never adds or removes days for
+the others. The market index and breadth come from the reference calendar (the one with the
+most symbols; New York on a tie); a symbol of another calendar sees them as of its own
+session's close (`closes_at`, an as-of join), never a market day that closed after it: a
+Tokyo stock's day t sees New York's day t-1. Its beta and `mkt_r1` then use the index's
+move between its own consecutive days. `bars` without `calendar` / `closes_at` columns are
+one calendar (New York).
+
 The market index M is the stored universe, equal-weighted: its daily return is the mean of
 the stocks' close-to-close returns that day (each clipped to +-50 % so one bad tick cannot
 move the index), M starts at 1 on the first stored day. When a market symbol is stored
@@ -27,6 +37,8 @@ import csv
 from pathlib import Path
 
 import polars as pl
+
+from stockml.defaults import EXCHANGE_TZ_NAME
 
 _CSV = Path(__file__).with_name("context.csv")
 with _CSV.open(newline="") as _handle:
@@ -46,8 +58,29 @@ RANKED: tuple[str, ...] = (
     "dist_52w_high",
 )
 MARKET_SYMBOLS: tuple[str, ...] = ("^GSPC", "SPY")
+BREADTH = ("mkt_breadth_sma_50", "mkt_high_20_share", "mkt_low_20_share")
 RETURN_CLIP = 0.5
 UNKNOWN_SECTOR = "Unknown"
+DEFAULT_CALENDAR = EXCHANGE_TZ_NAME
+
+
+def with_calendar(bars: pl.DataFrame) -> pl.DataFrame:
+    """`bars` with `calendar` and `closes_at` columns (one calendar when it has none)."""
+    if "calendar" not in bars.columns:
+        bars = bars.with_columns(pl.lit(DEFAULT_CALENDAR).alias("calendar"))
+    if "closes_at" not in bars.columns:
+        bars = bars.with_columns(pl.lit(None, dtype=pl.Int64).alias("closes_at"))
+    return bars
+
+
+def reference_calendar(calendars: pl.DataFrame) -> str:
+    """The calendar with the most symbols (New York, then by name, on a tie), from a frame
+    of symbol, calendar (any number of rows per symbol)."""
+    if calendars.is_empty():
+        return DEFAULT_CALENDAR
+    counts = calendars.group_by("calendar").agg(pl.col("symbol").n_unique().alias("n"))
+    counts = counts.with_columns((pl.col("calendar") != DEFAULT_CALENDAR).alias("other"))
+    return counts.sort(["n", "other", "calendar"], descending=[True, False, False])["calendar"][0]
 
 
 def _trailing(name: str, n: int) -> pl.Expr:
@@ -59,15 +92,17 @@ def _trailing(name: str, n: int) -> pl.Expr:
 def stock_series(bars: pl.DataFrame) -> pl.DataFrame:
     """Stage 1, per symbol (needs each symbol's whole history, no other symbol).
 
-    bars: symbol, date, close (adjusted, > 0), sector (NULL: "Unknown") and the `RANKED`
-    catalog columns (NaN or NULL during warm-up), any row order. Returns symbol, date,
-    sector, the ranked columns (NaN as NULL), r1/r5/r20/r60 (trailing returns over trading
-    rows) and above/high/low (close above its 50-day mean, at its 20-day high, at its 20-day
-    low; NULL during warm-up), sorted by symbol and date."""
+    bars: symbol, date, close (adjusted, > 0), sector (NULL: "Unknown"), the `RANKED`
+    catalog columns (NaN or NULL during warm-up) and optionally calendar and closes_at
+    (`with_calendar`), any row order. Returns symbol, date, calendar, closes_at, sector, the
+    ranked columns (NaN as NULL), r1/r5/r20/r60 (trailing returns over the symbol's own
+    trading rows) and above/high/low (close above its 50-day mean, at its 20-day high, at
+    its 20-day low; NULL during warm-up), sorted by symbol and date."""
     ranked = [pl.col(name).fill_nan(None) for name in RANKED]
     close = pl.col("close")
     return (
-        bars.select("symbol", "date", "close", "sector", *ranked)
+        with_calendar(bars)
+        .select("symbol", "date", "calendar", "closes_at", "close", "sector", *ranked)
         .with_columns(pl.col("sector").fill_null(UNKNOWN_SECTOR))
         .sort("symbol", "date")
         .with_columns(
@@ -84,33 +119,35 @@ def stock_series(bars: pl.DataFrame) -> pl.DataFrame:
 
 
 def daily_market(stocks: pl.DataFrame) -> pl.DataFrame:
-    """Stage 2a, per day (needs every stock of a day, no other day): date, ret (the
-    equal-weighted index's return: the mean of the day's r1, each clipped to +-RETURN_CLIP;
-    NULL when no stock has one) and the three breadth shares, sorted by date."""
+    """Stage 2a, per calendar and day (needs every stock of a day, no other day): calendar,
+    date, closes_at, ret (the equal-weighted index's return: the mean of the day's r1, each
+    clipped to +-RETURN_CLIP; NULL when no stock has one) and the three breadth shares,
+    sorted by calendar and date."""
     return (
-        stocks.group_by("date")
+        stocks.group_by("calendar", "date")
         .agg(
+            pl.col("closes_at").max(),
             pl.col("r1").clip(-RETURN_CLIP, RETURN_CLIP).mean().alias("ret"),
             pl.col("above").cast(pl.Float64).mean().alias("mkt_breadth_sma_50"),
             pl.col("high").cast(pl.Float64).mean().alias("mkt_high_20_share"),
             pl.col("low").cast(pl.Float64).mean().alias("mkt_low_20_share"),
         )
-        .sort("date")
+        .sort("calendar", "date")
     )
 
 
 def cross_section(stocks: pl.DataFrame) -> pl.DataFrame:
-    """Stage 2b, per day: symbol, date and the sec_* and xs_rank_* columns of every row of
-    `stocks` (stage 1's frame, or any set of whole days of it)."""
+    """Stage 2b, per calendar and day: symbol, date and the sec_* and xs_rank_* columns of
+    every row of `stocks` (stage 1's frame, or any set of whole days of it)."""
 
     def rank(name: str) -> pl.Expr:
         col = pl.col(name)
-        n = col.count().over("date")
-        pct = (col.rank("average").over("date") - 1) / (n - 1)
+        n = col.count().over("calendar", "date")
+        pct = (col.rank("average").over("calendar", "date") - 1) / (n - 1)
         return pl.when(col.is_null()).then(None).when(n == 1).then(0.5).otherwise(pct)
 
     def sector_median(name: str) -> pl.Expr:
-        return pl.col(name).median().over("date", "sector")
+        return pl.col(name).median().over("calendar", "date", "sector")
 
     return stocks.select(
         "symbol",
@@ -125,19 +162,23 @@ def cross_section(stocks: pl.DataFrame) -> pl.DataFrame:
 
 
 def market_index(daily: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.DataFrame:
-    """date, level (M), ret (daily return of M; NULL on the first day), one row per market
-    day: from `daily` (date, ret: `daily_market` over every day, in any number of pieces)
-    or from `market` (date, close of a market symbol) when given. M starts at 1."""
+    """date, closes_at, level (M), ret (daily return of M; NULL on the first day), one row
+    per market day: from `daily` (date, closes_at, ret: `daily_market` of the reference
+    calendar over every day, in any number of pieces) or from `market` (date, close of a
+    market symbol of that calendar) when given. M starts at 1."""
+    closes = daily.select("date", "closes_at")
     if market is not None and market.height:
         frame = market.select("date", pl.col("close").alias("level")).sort("date")
+        frame = frame.join(closes, on="date", how="left")
         return frame.with_columns((pl.col("level") / pl.col("level").shift(1) - 1).alias("ret"))
-    daily = daily.select("date", "ret").sort("date")
+    daily = daily.select("date", "closes_at", "ret").sort("date")
     return daily.with_columns((1 + pl.col("ret").fill_null(0.0)).cum_prod().alias("level"))
 
 
 def market_features(index: pl.DataFrame, breadth: pl.DataFrame) -> pl.DataFrame:
-    """date, mkt_r1 (the index's daily return) and the mkt_* columns that are the same for
-    every stock that day, from the whole index history and the daily breadth shares."""
+    """date, closes_at, mkt_level (M), mkt_r1 (the index's daily return) and the mkt_*
+    columns that are the same for every stock that day, from the whole index history and the
+    daily breadth shares (date and the three shares)."""
     m, r = pl.col("level"), pl.col("ret")
     return (
         index.sort("date")
@@ -149,23 +190,42 @@ def market_features(index: pl.DataFrame, breadth: pl.DataFrame) -> pl.DataFrame:
             (m / m.rolling_mean(50) - 1).alias("mkt_dist_sma_50"),
             (m / m.rolling_mean(200) - 1).alias("mkt_dist_sma_200"),
         )
-        .join(breadth, on="date", how="left")
-        .rename({"ret": "mkt_r1"})
-        .drop("level")
+        .join(breadth.select("date", *BREADTH), on="date", how="left")
+        .rename({"ret": "mkt_r1", "level": "mkt_level"})
     )
 
 
-def finish(stocks: pl.DataFrame, markets: pl.DataFrame, sections: pl.DataFrame) -> pl.DataFrame:
-    """Stage 3, per symbol: the context columns of `stocks` (stage 1's symbol, date, r1,
-    r20 for whole symbols) from the market's columns (`market_features`) and the rows'
-    cross-section (`cross_section`). Returns symbol, date, `CONTEXT_COLUMNS` (Float64),
+def finish(
+    stocks: pl.DataFrame,
+    markets: pl.DataFrame,
+    sections: pl.DataFrame,
+    reference: str = DEFAULT_CALENDAR,
+) -> pl.DataFrame:
+    """Stage 3, per symbol: the context columns of `stocks` (stage 1's symbol, date,
+    calendar, closes_at, r1, r20 for whole symbols) from the `reference` calendar's market
+    columns (`market_features`) and the rows' cross-section (`cross_section`). Rows of the
+    reference calendar take the market of their own day; others the newest market day that
+    closed at or before their own close. Returns symbol, date, `CONTEXT_COLUMNS` (Float64),
     sorted by symbol and date."""
-    frame = (
-        stocks.select("symbol", "date", "r1", "r20")
-        .join(markets, on="date", how="left")
-        .join(sections, on=["symbol", "date"], how="left")
-        .sort("symbol", "date")
+    own = with_calendar(stocks).select("symbol", "date", "calendar", "closes_at", "r1", "r20")
+    home = own.filter(pl.col("calendar") == reference).join(
+        markets.drop("closes_at"), on="date", how="left"
     )
+    away = own.filter(pl.col("calendar") != reference)
+    if away.height:
+        timed = markets.filter(pl.col("closes_at").is_not_null()).drop("date").sort("closes_at")
+        away = (
+            away.sort("closes_at")
+            .join_asof(timed, on="closes_at", strategy="backward")
+            .sort("symbol", "date")
+            .with_columns(
+                (pl.col("mkt_level") / pl.col("mkt_level").shift(1) - 1)
+                .over("symbol")
+                .alias("mkt_r1")
+            )
+        )
+        home = pl.concat([home, away.select(home.columns)])
+    frame = home.join(sections, on=["symbol", "date"], how="left").sort("symbol", "date")
     r, big_r = pl.col("r1"), pl.col("mkt_r1")
     # beta over 60 rows: (E[rR] - E[r]E[R]) / (E[R^2] - E[R]^2), NULL while either is
     # missing in the window or when the index did not move at all.
@@ -193,6 +253,7 @@ def context_frame(bars: pl.DataFrame, market: pl.DataFrame | None = None) -> pl.
     stages 1 and 3, of days for stage 2) to bound memory at market scale.
     """
     stocks = stock_series(bars)
-    daily = daily_market(stocks)
-    markets = market_features(market_index(daily, market), daily.drop("ret"))
-    return finish(stocks, markets, cross_section(stocks))
+    reference = reference_calendar(stocks.select("symbol", "calendar"))
+    daily = daily_market(stocks).filter(pl.col("calendar") == reference)
+    markets = market_features(market_index(daily, market), daily)
+    return finish(stocks, markets, cross_section(stocks), reference)

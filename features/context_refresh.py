@@ -5,7 +5,9 @@ Context columns of one stock depend on every stock (an index, breadth, sector me
 ranks), so the table is recomputed whole whenever its inputs change: any symbol's prices
 fingerprint, the feature catalog, the context catalog, or the symbols' sectors. The digest
 of those inputs is stored beside the table (`settings.context_version`); an unchanged store
-costs one query.
+costs one query. Each symbol's calendar (stockml.calendars) comes from what ingest stored of
+it (`ingest_status.exchange_timezone`, `instrument_type`; New York when unknown) and is an
+input too.
 
 Memory is bounded by `--memory-limit` (stockml.memory), not by the universe: the pure
 stages of `features.context` run on chunks, their outputs go through scratch tables in the
@@ -40,6 +42,7 @@ from features.catalog import CATALOG_VERSION
 from features.context import (
     CONTEXT_CATALOG,
     CONTEXT_COLUMNS,
+    DEFAULT_CALENDAR,
     MARKET_SYMBOLS,
     RANKED,
     cross_section,
@@ -47,9 +50,11 @@ from features.context import (
     finish,
     market_features,
     market_index,
+    reference_calendar,
     stock_series,
 )
 from stockml import store
+from stockml.calendars import calendar_of, with_close_instants
 from stockml.memory import MemoryBudget
 from stockml.progress import progress_bar
 
@@ -68,28 +73,51 @@ def context_version(con: Any) -> str:
     digest.update(CATALOG_VERSION.encode())
     digest.update(json.dumps(sorted(store.prices_fingerprints(con).items())).encode())
     digest.update(json.dumps(sectors, default=str).encode())
+    digest.update(json.dumps(sorted(symbol_calendars(con).items())).encode())
     return digest.hexdigest()[:16]
 
 
-def read_bars(con: Any, symbols: list[str] | None = None) -> pl.DataFrame:
+def symbol_calendars(con: Any) -> dict[str, str]:
+    """Each stored symbol's calendar key (stockml.calendars.calendar_of)."""
+    rows = con.execute(
+        "SELECT DISTINCT p.symbol, i.exchange_timezone, i.instrument_type FROM prices p "
+        "LEFT JOIN ingest_status i USING (symbol)"
+    ).fetchall()
+    return {symbol: calendar_of(zone, kind) for symbol, zone, kind in rows}
+
+
+def read_bars(
+    con: Any, symbols: list[str] | None = None, calendars: dict[str, str] | None = None
+) -> pl.DataFrame:
     """What `stock_series` takes, for `symbols` (None: every stored symbol): adjusted
-    close, sector and the ranked catalog features, sorted by symbol and date."""
+    close, sector, the ranked catalog features, and each row's calendar and session close
+    (`calendars`: symbol -> calendar key, read from the store when None), sorted by symbol
+    and date."""
     ranked = ", ".join(f"f.{name}" for name in RANKED)
     where, params = "", None
     if symbols is not None:
         where, params = "WHERE p.symbol IN (SELECT unnest(?)) ", [list(symbols)]
-    return store.query_pl(
+    bars = store.query_pl(
         con,
         f"SELECT p.symbol, p.date, p.adjclose AS close, s.sector, {ranked} "
         "FROM prices p LEFT JOIN symbols s USING (symbol) "
         f"LEFT JOIN features f USING (symbol, date) {where}ORDER BY p.symbol, p.date",
         params,
     )
+    calendars = symbol_calendars(con) if calendars is None else calendars
+    keyed = bars.with_columns(
+        pl.col("symbol").replace_strict(calendars, default=DEFAULT_CALENDAR).alias("calendar")
+    )
+    return with_close_instants(keyed).sort("symbol", "date")
 
 
-def read_market(con: Any) -> pl.DataFrame | None:
-    """date, close of the first stored market symbol (`MARKET_SYMBOLS`), or None."""
+def read_market(con: Any, reference: str = DEFAULT_CALENDAR) -> pl.DataFrame | None:
+    """date, close of the first stored market symbol (`MARKET_SYMBOLS`) of the `reference`
+    calendar, or None."""
+    calendars = symbol_calendars(con)
     for symbol in MARKET_SYMBOLS:
+        if calendars.get(symbol, reference) != reference:
+            continue
         market = store.query_pl(
             con,
             "SELECT date, adjclose AS close FROM prices WHERE symbol = ? ORDER BY date",
@@ -100,10 +128,19 @@ def read_market(con: Any) -> pl.DataFrame | None:
     return None
 
 
+def store_reference(calendars: dict[str, str]) -> str:
+    """The reference calendar of the stored symbols (features.context.reference_calendar)."""
+    frame = pl.DataFrame(
+        {"symbol": list(calendars), "calendar": list(calendars.values())},
+        schema={"symbol": pl.String, "calendar": pl.String},
+    )
+    return reference_calendar(frame)
+
+
 def read_universe(con: Any) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """(bars, market) of the whole store as `context_frame` takes them, in memory: for
     small stores and tests; `refresh_context` reads in chunks instead."""
-    return read_bars(con), read_market(con)
+    return read_bars(con), read_market(con, store_reference(symbol_calendars(con)))
 
 
 def day_chunks(con: Any, max_rows: int) -> list[tuple[Any, Any]]:
@@ -145,17 +182,21 @@ def refresh_context(
         sizes = store.row_counts(con, sorted(store.prices_fingerprints(con)))
         batches = store.symbol_batches(sizes, max_rows)
         total = sum(sizes.values())
-        market = read_market(con)
+        calendars = symbol_calendars(con)
+        reference = store_reference(calendars)
+        market = read_market(con, reference)
         store.reset_context_scratch(con, CONTEXT_COLUMNS)
         days: list[tuple[Any, Any]] = []
         with progress_bar("context", 3 * total, progress) as bar:
             for batch in batches:
                 bar.update(status=f"1/3 stock series · {batch[-1]}")
-                stocks = stock_series(read_bars(con, batch))
+                stocks = stock_series(read_bars(con, batch, calendars))
                 store.append_context_scratch(con, "_context_stocks", stocks)
                 bar.advance(stocks.height)
             days = day_chunks(con, max_rows) if batches else []
-            daily = [pl.DataFrame(schema={"date": pl.Date, "ret": pl.Float64})]
+            daily = [
+                pl.DataFrame(schema={"date": pl.Date, "closes_at": pl.Int64, "ret": pl.Float64})
+            ]
             for first, last in days:
                 bar.update(status=f"2/3 cross-sections · {last}")
                 stocks = store.query_pl(
@@ -163,22 +204,23 @@ def refresh_context(
                     "SELECT * FROM _context_stocks WHERE date BETWEEN ? AND ?",
                     [first, last],
                 )
-                daily.append(daily_market(stocks))
+                daily.append(daily_market(stocks).filter(pl.col("calendar") == reference))
                 store.append_context_scratch(con, "_context_sections", cross_section(stocks))
                 bar.advance(stocks.height)
             stocks = None  # the last day chunk, before stage 3 reads its own
             days_frame = pl.concat(daily, how="diagonal_relaxed")
-            markets = market_features(market_index(days_frame, market), days_frame.drop("ret"))
+            markets = market_features(market_index(days_frame, market), days_frame)
             for batch in batches:
                 bar.update(status=f"3/3 market, beta · {batch[-1]}")
                 picked = "WHERE symbol IN (SELECT unnest(?))"
                 stocks = store.query_pl(
                     con,
-                    f"SELECT symbol, date, r1, r20 FROM _context_stocks {picked}",
+                    "SELECT symbol, date, calendar, closes_at, r1, r20 "
+                    f"FROM _context_stocks {picked}",
                     [batch],
                 )
                 sections = store.query_pl(con, f"SELECT * FROM _context_sections {picked}", [batch])
-                frame = finish(stocks, markets, sections)
+                frame = finish(stocks, markets, sections, reference)
                 store.append_context_scratch(con, "_context_new", frame)
                 bar.advance(frame.height)
             bar.update(status="swapping in the new table")

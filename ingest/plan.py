@@ -19,10 +19,11 @@ today's bar is final is decided by that zone's clock (`last_closed_day`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ingest.yahoo import Chart
+from stockml.calendars import DEFAULT_SESSION_CLOSE, SESSION_CLOSE
 from stockml.defaults import EXCHANGE_TZ_NAME
 from stockml.store import IngestState
 
@@ -44,52 +45,6 @@ OVERLAP_CALENDAR_DAYS = 10
 # Yahoo's daily bar is final some time after the regular close (closing auctions, late
 # prints): until the local close plus this margin, today's bar is treated as unfinished.
 FINAL_MARGIN = timedelta(hours=4)
-# Regular-session close, local time, per exchange time zone (where several exchanges
-# share a zone, the latest close). A zone missing here uses DEFAULT_SESSION_CLOSE.
-SESSION_CLOSE: dict[str, time] = {
-    "America/New_York": time(16, 0),
-    "America/Toronto": time(16, 0),
-    "America/Mexico_City": time(15, 0),
-    "America/Sao_Paulo": time(17, 0),
-    "America/Santiago": time(16, 0),
-    "America/Argentina/Buenos_Aires": time(17, 0),
-    "Europe/London": time(16, 35),
-    "Europe/Dublin": time(16, 30),
-    "Europe/Lisbon": time(16, 35),
-    "Europe/Berlin": time(22, 0),  # Frankfurt floor trades until 22:00; Xetra until 17:35
-    "Europe/Paris": time(17, 35),
-    "Europe/Amsterdam": time(17, 35),
-    "Europe/Brussels": time(17, 35),
-    "Europe/Zurich": time(17, 30),
-    "Europe/Rome": time(17, 35),
-    "Europe/Madrid": time(17, 35),
-    "Europe/Vienna": time(17, 35),
-    "Europe/Stockholm": time(17, 30),
-    "Europe/Oslo": time(16, 25),
-    "Europe/Copenhagen": time(17, 0),
-    "Europe/Helsinki": time(18, 30),
-    "Europe/Warsaw": time(17, 5),
-    "Europe/Istanbul": time(18, 10),
-    "Africa/Johannesburg": time(17, 0),
-    "Asia/Jerusalem": time(17, 25),
-    "Asia/Riyadh": time(15, 10),
-    "Asia/Kolkata": time(15, 30),
-    "Asia/Bangkok": time(16, 40),
-    "Asia/Jakarta": time(16, 0),
-    "Asia/Kuala_Lumpur": time(17, 0),
-    "Asia/Singapore": time(17, 16),
-    "Asia/Hong_Kong": time(16, 10),
-    "Asia/Shanghai": time(15, 0),
-    "Asia/Taipei": time(14, 30),
-    "Asia/Seoul": time(15, 30),
-    "Asia/Tokyo": time(15, 30),
-    "Australia/Sydney": time(16, 12),
-    "Pacific/Auckland": time(16, 45),
-    # Crypto on Yahoo: a daily bar is the UTC calendar day, trading never stops.
-    "UTC": time(23, 59, 59),
-}
-# An unknown zone: assume an evening close, so an unfinished bar is never taken as final.
-DEFAULT_SESSION_CLOSE = time(18, 0)
 VALUE_TOLERANCE = 1e-9
 
 

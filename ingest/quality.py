@@ -104,14 +104,14 @@ def rebuild_adjclose(bars: pl.DataFrame, actions: pl.DataFrame) -> tuple[pl.Data
     return bars.with_columns(adjclose=pl.Series(close * factor)), used
 
 
-def _split_events(dates: list, actions: pl.DataFrame) -> dict[int, float]:
-    """Row of each split's event day (the first bar on or after it) -> its ratio."""
-    rows: dict[int, float] = {}
+def _split_events(dates: list, actions: pl.DataFrame) -> dict[int, tuple[float, date]]:
+    """Row of each split's event day (the first bar on or after it) -> (ratio, event day)."""
+    rows: dict[int, tuple[float, date]] = {}
     for day, kind, value in actions.select("date", "kind", "value").iter_rows():
         if kind == "split" and value > 0 and abs(math.log(value)) > NO_SPLIT:
             i = bisect.bisect_left(dates, day)
             if 0 < i < len(dates):
-                rows[i] = value
+                rows[i] = (value, day)
     return rows
 
 
@@ -162,8 +162,8 @@ def check_history(
         return bars, findings
     dates = bars["date"].to_list()
     splits = {
-        _split_day(i, r, (jump_close, jump_adj), tol): (r, i)
-        for i, r in _split_events(dates, actions).items()
+        _split_day(i, r, (jump_close, jump_adj), tol): (r, day)
+        for i, (r, day) in _split_events(dates, actions).items()
     }
     candidates = sorted(set(splits) | set((np.flatnonzero(beyond) + 1).tolist()))
 
@@ -173,7 +173,7 @@ def check_history(
     for i in candidates:
         lc, la = float(jump_close[i - 1]), float(jump_adj[i - 1])
         moves = f"close x{math.exp(lc):.4g}, adjclose x{math.exp(la):.4g} on the previous bar"
-        ratio, event = splits.get(i, (None, i))
+        ratio, event = splits.get(i, (None, dates[i]))
         if ratio is not None:
             kind, factors = "unadjusted_split", _split_factors(ratio)
         else:
@@ -190,13 +190,13 @@ def check_history(
             if on_adj is not None:
                 adj_scale[:i] *= on_adj
                 scaled.append(f"adjclose x{on_adj:g}")
-            detail = f"{moves}, {_reported(ratio, dates[event], dates[i])}: earlier bars scaled, "
+            detail = f"{moves}, {_reported(ratio, event, dates[i])}: earlier bars scaled, "
             findings.append(Finding(dates[i], kind, detail + ", ".join(scaled), REPAIRED))
         elif ratio is not None and any(abs(x + math.log(ratio)) < abs(x) for x in (lc, la)):
             detail = f"{moves}, split {ratio:g} reported: neither applied nor exactly unapplied"
             findings.append(Finding(dates[i], "split_mismatch", detail, QUARANTINED))
         elif max(abs(lc), abs(la)) > limit:
-            detail = f"{moves}, {_reported(ratio, dates[event], dates[i])}: beyond the "
+            detail = f"{moves}, {_reported(ratio, event, dates[i])}: beyond the "
             detail += f"x{MOVE_LIMIT:g} one-day limit"
             findings.append(Finding(dates[i], "extreme_move", detail, QUARANTINED))
     findings.sort(key=lambda f: f.date)

@@ -149,7 +149,7 @@ class IngestRun:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 ticker.cancel()
-                writer.cancel()
+                await self.writer.finish()  # what was queued is committed, then it stops
                 await asyncio.gather(ticker, writer, return_exceptions=True)
                 self._refresh_status()
                 await self.client.close()
@@ -207,7 +207,7 @@ class IngestRun:
         rows = self.con.execute(
             "SELECT r.symbol FROM (SELECT unnest(?) AS symbol) r "
             "LEFT JOIN symbols s USING (symbol) WHERE s.sector IS NULL OR s.sector = ''",
-            [[s for s, r in self.results.items() if r.rows > 0 or r.status == "ok"]],
+            [[s for s, r in self.results.items() if r.status in ("ok", "up-to-date")]],
         ).fetchall()
         missing = [r[0] for r in rows]
         if missing:

@@ -10,7 +10,7 @@ and misbehaves on demand:
 - a fault plan per symbol (`FaultPlan.parse("AAPL=429*3;MSFT=hang;XOM=nulls*")`):
     429 429ra hang drip 500 chart_null reset truncated html   transient (one request each;
                                                  429ra carries Retry-After: 1)
-    nulls dup_last unknown empty                        shape of the data
+    nulls dup_last unknown empty no_adjclose            shape of the data
   `kind` applies to the next request, `kind*N` to the next N, `kind*` to all of them;
   after the plan is used up the symbol is served normally. `TRANSIENT` maps each transient
   fault to the handler that answers its request; shapes are read while building the chart.
@@ -151,7 +151,7 @@ TRANSIENT: dict[str, Handler] = {
     "html": _spoiling(_html),
 }
 # Shapes of the data, in force while queued: read by YahooServer.chart_body.
-SHAPES = ("nulls", "dup_last", "unknown", "empty")
+SHAPES = ("nulls", "dup_last", "unknown", "empty", "no_adjclose")
 FAULT_KINDS = (*TRANSIENT, *SHAPES)
 
 
@@ -229,8 +229,12 @@ class YahooServer:
         latency: float = 0.0,
         block_plain: bool = False,
         drip_interval: float = 1.0,
+        meta: dict[str, dict] | None = None,
     ) -> None:
         self.data = data
+        # Per-symbol meta entries over the default US equity's (e.g. BTC-USD's zone UTC
+        # and instrumentType CRYPTOCURRENCY).
+        self.meta = meta or {}
         self.faults = faults or FaultPlan()
         self.rate_limit = rate_limit
         self.latency = latency
@@ -295,7 +299,7 @@ class YahooServer:
                 "Bad Request", f"Data doesn't exist for startDate = {period1}, endDate = {period2}"
             )
         idx = np.flatnonzero(served & (stamps >= period1) & (stamps < period2))
-        meta = _meta(symbol, stamps[0] if len(stamps) else 0)
+        meta = _meta(symbol, stamps[0] if len(stamps) else 0) | self.meta.get(symbol, {})
         if "empty" in shapes or len(idx) == 0:
             result = {"meta": meta, "indicators": {"quote": [{}], "adjclose": [{}]}}
             return 200, orjson.dumps({"chart": {"result": [result], "error": None}})
@@ -345,10 +349,11 @@ class YahooServer:
             events["dividends"] = div
         if spl:
             events["splits"] = spl
+        adjclose = [{}] if "no_adjclose" in shapes else [{"adjclose": adj}]
         result = {
             "meta": meta,
             "timestamp": ts,
-            "indicators": {"quote": [cols], "adjclose": [{"adjclose": adj}]},
+            "indicators": {"quote": [cols], "adjclose": adjclose},
         }
         if events:
             result["events"] = events

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from yarl import URL
+
 TRANSPORTS = ("aiohttp", "curl")
 
 BROWSER_USER_AGENT = (
@@ -96,7 +98,8 @@ class AiohttpTransport:
         aiohttp = self._aiohttp
         try:
             async with self._session.get(
-                url,
+                # As sent: yarl would decode %26 (M&M.NS) back to a bare & in the path.
+                URL(url, encoded=True),
                 params=params,
                 proxy=self._proxy,
                 timeout=aiohttp.ClientTimeout(total=timeout),

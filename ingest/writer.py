@@ -26,8 +26,8 @@ MAX_BATCH = 64
 
 
 class BatchWriter:
-    """The run's store access. `run()` is the commit loop (a task for the run's life);
-    `shutdown()` waits for the thread once the loop is cancelled."""
+    """The run's store access. `run()` is the commit loop (a task for the run's life),
+    ended by `finish()`; `shutdown()` then waits for the thread."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -47,30 +47,44 @@ class BatchWriter:
         return await future
 
     async def run(self) -> None:
-        """Commit whatever outcomes are waiting, together: one transaction per batch."""
+        """Commit whatever outcomes are waiting, together: one transaction per batch, until
+        `finish` asks it to stop (after committing what was queued before)."""
         while True:
             batch = [await self._pending.get()]
             while not self._pending.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._pending.get_nowait())
-            writes = [w for w, _ in batch]
-            try:
-                rows = await self.read(store.write_batch, writes)
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0][1], exception=exc)
-                    continue
-                # One symbol's bad write must not fail its neighbours: write each alone.
-                self._log.warning("batch_write_failed", symbols=len(batch), error=str(exc))
-                for write, future in batch:
-                    try:
-                        alone = await self.read(store.write_batch, [write])
-                    except Exception as single:
-                        _settle(future, exception=single)
-                    else:
-                        _settle(future, result=alone[write.symbol])
-                continue
+            stop = any(write is None for write, _ in batch)
+            batch = [(write, future) for write, future in batch if write is not None]
+            if batch:
+                await self._commit(batch)
+            if stop:
+                return
+
+    async def finish(self) -> None:
+        """Ask `run` to return once every outcome queued so far is committed: an answer
+        that arrived before the run stopped (breaker, Ctrl-C) is kept, not dropped."""
+        await self._pending.put((None, None))
+
+    async def _commit(self, batch: list[tuple[store.SymbolWrite, asyncio.Future]]) -> None:
+        writes = [w for w, _ in batch]
+        try:
+            rows = await self.read(store.write_batch, writes)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exception=exc)
+                return
+            # One symbol's bad write must not fail its neighbours: write each alone.
+            self._log.warning("batch_write_failed", symbols=len(batch), error=str(exc))
             for write, future in batch:
-                _settle(future, result=rows[write.symbol])
+                try:
+                    alone = await self.read(store.write_batch, [write])
+                except Exception as single:
+                    _settle(future, exception=single)
+                else:
+                    _settle(future, result=alone[write.symbol])
+            return
+        for write, future in batch:
+            _settle(future, result=rows[write.symbol])
 
     def shutdown(self) -> None:
         self._thread.shutdown(wait=True)

@@ -14,7 +14,7 @@ import typer
 
 from features.cache import configure_numba_cache
 from stockml.commands import COMMAND_MODULES
-from stockml.errors import StockmlError
+from stockml.errors import StockmlError, StoreError, no_space_message
 
 app = typer.Typer(
     name="stockml",
@@ -40,6 +40,12 @@ def main() -> None:
     except KeyboardInterrupt:
         print("stockml: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:
+        message = no_space_message(exc)  # a full disk is the machine's, not a bug
+        if message is None:
+            raise
+        print(f"stockml: error: {message}", file=sys.stderr)
+        sys.exit(StoreError.exit_code)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,15 @@
     └── IngestIncomplete         some symbols failed; their reasons were listed (exit 4)
         └── BlockedError         the circuit breaker tripped: Yahoo is refusing us (exit 5)
 
-Programming errors are not wrapped: they crash loudly in tests.
+Programming errors are not wrapped: they crash loudly in tests. One condition of the
+machine is no programming error whichever library meets it first (DuckDB, polars, a log
+write): a full disk. `no_space_message` recognises it so the CLI says one line (exit 2).
 """
+
+import errno
+
+_NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_NO_SPACE_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
 class StockmlError(Exception):
@@ -33,3 +40,21 @@ class IngestIncomplete(StockmlError):
 
 class BlockedError(IngestIncomplete):
     exit_code = 5
+
+
+def no_space_message(exc: BaseException) -> str | None:
+    """The one line for an exception caused by a full disk (or file-size limit), anywhere in
+    its chain; None for anything else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        if getattr(current, "errno", None) in _NO_SPACE or any(t in text for t in _NO_SPACE_TEXT):
+            reason = next((t for t in _NO_SPACE_TEXT if t in text), "no space left")
+            return (
+                f"no room left to write ({reason}): what was committed before is kept; free "
+                "some space (or use another --db) and rerun the same command to resume"
+            )
+        current = current.__cause__ or current.__context__
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -93,13 +94,24 @@ def served_bars(market: MarketData, symbol: str, first: date, last: date) -> pl.
 
 @dataclass
 class CraftedListing:
-    """Hand-made daily bars of one symbol, stamped at `open_at` local time in zone `tz`."""
+    """Hand-made daily bars of one symbol, stamped at `open_at` local time in zone `tz`.
+    The other fields shape the answer as Yahoo has been seen to: `meta` entries to send
+    (e.g. another symbol or currency), days served with null prices or left out, volumes
+    as served, split events {day: (numerator, denominator)}, dividends {day: amount}, and
+    no adjclose block at all."""
 
     tz: str
     days: list[date]
     open_at: time = time(9, 30)
     # meta.currentTradingPeriod.regular.end to announce (epoch seconds), if any.
     session_end: int | None = None
+    meta: dict = field(default_factory=dict)
+    null_days: set[date] = field(default_factory=set)
+    missing_days: set[date] = field(default_factory=set)
+    volumes: dict[date, float] = field(default_factory=dict)
+    splits: dict[date, tuple[float, float]] = field(default_factory=dict)
+    dividends: dict[date, float] = field(default_factory=dict)
+    adjclose: bool = True
 
     def stamp(self, day: date) -> int:
         return int(datetime.combine(day, self.open_at, tzinfo=ZoneInfo(self.tz)).timestamp())
@@ -114,8 +126,16 @@ def weekdays(first: date, last: date) -> list[date]:
     return [d for d in (first + timedelta(days=i) for i in range(count)) if d.weekday() < 5]
 
 
-def chart_body(meta: dict, stamps: list[int], closes: list[float]) -> bytes:
-    """A 200 chart body in Yahoo's shape: open = close, high/low one either side."""
+def chart_body(
+    meta: dict,
+    stamps: list[int],
+    closes: list[float | None],
+    volumes: list | None = None,
+    events: dict | None = None,
+    adjclose: bool = True,
+) -> bytes:
+    """A 200 chart body in Yahoo's shape: open = close, high/low one either side (None
+    closes are served as a null row)."""
     result = {
         "meta": meta,
         "timestamp": stamps,
@@ -123,16 +143,19 @@ def chart_body(meta: dict, stamps: list[int], closes: list[float]) -> bytes:
             "quote": [
                 {
                     "open": closes,
-                    "high": [c + 1 for c in closes],
-                    "low": [c - 1 for c in closes],
+                    "high": [None if c is None else c + 1 for c in closes],
+                    "low": [None if c is None else c - 1 for c in closes],
                     "close": closes,
-                    "volume": [1000] * len(closes),
+                    "volume": [1000] * len(closes) if volumes is None else volumes,
                 }
             ],
-            "adjclose": [{"adjclose": closes}],
+            "adjclose": [{"adjclose": closes}] if adjclose else [{}],
         },
     }
-    return orjson.dumps({"chart": {"result": [result], "error": None}})
+    if events:
+        result["events"] = events
+    # The standard library writes any integer as Yahoo may (orjson refuses 2^64).
+    return json.dumps({"chart": {"result": [result], "error": None}}).encode()
 
 
 @dataclass
@@ -161,15 +184,30 @@ class CraftedServer:
             return web.Response(
                 status=404, body=orjson.dumps(body), content_type="application/json"
             )
-        days = [d for d in listing.days if period1 <= listing.stamp(d) < period2]
+        days = [
+            d
+            for d in listing.days
+            if period1 <= listing.stamp(d) < period2 and d not in listing.missing_days
+        ]
         before = [d for d in listing.days if listing.stamp(d) < period1]
         if symbol in self.stray_before and before:
             days.insert(0, before[-1])
-        meta: dict = {"symbol": symbol, "exchangeTimezoneName": listing.tz}
+        meta: dict = {"symbol": symbol, "exchangeTimezoneName": listing.tz, **listing.meta}
         if listing.session_end is not None:
             meta["currentTradingPeriod"] = {"regular": {"end": listing.session_end}}
         stamps = [listing.stamp(d) for d in days]
-        body = chart_body(meta, stamps, [listing.close(d) for d in days])
+        closes = [None if d in listing.null_days else listing.close(d) for d in days]
+        volumes = [listing.volumes.get(d, 1000) for d in days]
+        events: dict = {}
+        for d, (num, den) in listing.splits.items():
+            if period1 <= listing.stamp(d) < period2:
+                split = {"date": listing.stamp(d), "numerator": num, "denominator": den}
+                events.setdefault("splits", {})[str(listing.stamp(d))] = split
+        for d, amount in listing.dividends.items():
+            if period1 <= listing.stamp(d) < period2:
+                dividend = {"amount": amount, "date": listing.stamp(d)}
+                events.setdefault("dividends", {})[str(listing.stamp(d))] = dividend
+        body = chart_body(meta, stamps, closes, volumes, events, listing.adjclose)
         return web.Response(body=body, content_type="application/json")
 
 

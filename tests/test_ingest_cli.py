@@ -60,14 +60,16 @@ def test_unwritable_db_path_is_one_line(tmp_path):
     assert_one_line_error(proc, 2, "cannot create the folder")
 
 
-def test_db_locked_by_another_process_is_one_line(tmp_path):
-    """A store held open by another process is reported as in use, with its pid."""
+def test_db_held_by_a_plain_duckdb_reader_is_one_line_naming_it(tmp_path):
+    """A store held open by another program (here a read-only DuckDB reader, as a notebook
+    would) is reported as that program, with its pid, not as a stockml process."""
     db = tmp_path / "s.duckdb"
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"import duckdb,sys,time; c=duckdb.connect({str(db)!r}); print('ready', flush=True); "
+            f"import duckdb,sys,time; duckdb.connect({str(db)!r}).close(); "
+            f"c=duckdb.connect({str(db)!r}, read_only=True); print('ready', flush=True); "
             "time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
@@ -76,10 +78,32 @@ def test_db_locked_by_another_process_is_one_line(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "ready"
         proc = run_cli("ingest", "--symbols", "AAPL", "--db", str(db))
-        assert_one_line_error(proc, 2, "in use by another stockml process")
+        assert_one_line_error(proc, 2, f"held open by another program (pid {holder.pid}: ")
+        assert "stockml process" not in proc.stderr and "even read-only" in proc.stderr
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_db_held_by_a_running_stockml_command_names_it(sp500_parquet, tmp_path):
+    """A store held by a running `stockml ingest` (waiting on a hung request) is reported
+    as in use by another stockml process."""
+    db = tmp_path / "s.duckdb"
+    market = load_market(sp500_parquet, ["AAPL"])
+    with serving(market, faults="AAPL=hang*") as server:
+        command = [sys.executable, "-m", "stockml.cli", "ingest", "--symbols", "AAPL"]
+        flags = ["--timeout", "30", "--retries", "0", "--base-url", server.base_url, "--quiet"]
+        first = subprocess.Popen([*command, "--db", str(db), *flags], cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 30
+            while not any(r.fault == "hang" for r in server.server.log):
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.1)
+            proc = run_cli("ingest", "--symbols", "AAPL", "--db", str(db))
+            assert_one_line_error(proc, 2, f"in use by another stockml process (pid {first.pid})")
+        finally:
+            first.kill()
+            first.wait()
 
 
 def test_unknown_symbol_fails_with_reason_and_exit_4(sp500_parquet, tmp_path):

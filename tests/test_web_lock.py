@@ -204,7 +204,7 @@ def test_a_reader_holding_the_store_makes_ingest_fail(market, first_store):
         assert holder.stdout.readline().strip() == "open"
         with serving(market) as yahoo:
             proc = ingest_cli(first_store, yahoo.base_url, LATER[:2])
-        assert proc.returncode == 2 and "in use by another stockml process" in proc.stderr
+        assert proc.returncode == 2 and "held open by another program" in proc.stderr
     finally:
         holder.kill()
         holder.wait()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import typer
@@ -38,13 +38,22 @@ def ingest(
         "full",
         "--universe",
         help="Built-in universe (full = 82 stocks, all 11 GICS sectors; quick = 20 of them) "
-        "or a file with one symbol per line.",
+        "or a file with one symbol per line, or a CSV/TSV with symbol (and name, sector) "
+        "columns.",
+    ),
+    sectors: Path = typer.Option(
+        None,
+        "--sectors",
+        help="A CSV/TSV with symbol and sector columns giving GICS sectors (first wins: this "
+        "file, the universe file's sector column, the built-in universes, the shipped S&P 500 "
+        "list). Symbols with none are named in the summary.",
     ),
     start: str = typer.Option(
         None,
         "--start",
-        help="First trading day wanted (YYYY-MM-DD; default: 2 years before --end). "
-        "About 15 months more are fetched before it so every feature has its lookback.",
+        help="First trading day wanted (YYYY-MM-DD, or max for everything Yahoo has; "
+        "default: 2000-01-01). About 15 months more are fetched before it so every feature "
+        "has its lookback.",
     ),
     end: str = typer.Option(
         None,
@@ -97,27 +106,39 @@ def ingest(
     quiet: bool = typer.Option(
         False, "--quiet", help="No progress bar or summary (errors still print)."
     ),
+    recheck_inactive: bool = typer.Option(
+        False,
+        "--recheck-inactive",
+        help="Ask Yahoo again for symbols marked inactive after repeated 404s "
+        "(ingest_status.status = 'inactive').",
+    ),
 ) -> None:
     """Download daily bars from Yahoo's chart endpoint into the store; a rerun resumes.
 
-    Exit status: 0 every symbol ok; 2 bad input or unusable store; 4 some symbols failed
-    (listed with reasons); 5 Yahoo blocked the run (circuit breaker; progress kept);
-    130 interrupted (progress kept).
+    Exit status: 0 every symbol ok (or inactive: 404 on 3 consecutive runs); 2 bad input or
+    unusable store; 4 some symbols failed (listed with reasons); 5 Yahoo blocked the run
+    (circuit breaker; progress kept); 130 interrupted (progress kept).
     """
     import os
 
-    from ingest.plan import DEFAULT_HISTORY_DAYS
+    from ingest.plan import DEFAULT_START, EARLIEST_START
     from ingest.run import IngestRequest, run_ingest
+    from ingest.sectors import plan_sectors, read_sector_file
     from ingest.transport import TRANSPORTS
-    from ingest.universe import listing_rows, parse_symbols, resolve_universe
+    from ingest.universe import Universe, parse_symbols, read_universe
     from stockml.errors import InputError
     from stockml.logs import configure_logging, log_path_for
 
     if transport not in ("auto", *TRANSPORTS):
         raise InputError(f"--transport must be auto, aiohttp or curl, not {transport!r}")
-    wanted = parse_symbols(symbols) if symbols else resolve_universe(universe)
+    chosen = Universe(parse_symbols(symbols), {}) if symbols else read_universe(universe)
+    given = read_sector_file(sectors) if sectors is not None else {}
+    sector_plan = plan_sectors(chosen.symbols, given, chosen.listings)
     end_day = _parse_date(end, "--end") or date.today()
-    start_day = _parse_date(start, "--start") or end_day - timedelta(days=DEFAULT_HISTORY_DAYS)
+    if start is not None and start.strip().lower() == "max":
+        start_day = EARLIEST_START
+    else:
+        start_day = _parse_date(start, "--start") or min(DEFAULT_START, end_day)
     if proxy is None:
         scheme_var = "HTTPS_PROXY" if base_url.startswith("https") else "HTTP_PROXY"
         proxy = os.environ.get(scheme_var) or os.environ.get(scheme_var.lower()) or None
@@ -133,13 +154,14 @@ def ingest(
     configure_logging(log_path_for(db))
     run_ingest(
         IngestRequest(
-            symbols=wanted,
+            symbols=chosen.symbols,
             start=start_day,
             end=end_day,
             db_path=db,
             policy=policy,
             progress=not quiet,
-            listings=listing_rows(),
+            listings=sector_plan.rows,
+            recheck_inactive=recheck_inactive,
         )
     )
 

@@ -48,11 +48,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" in text.lower():
-            pid = _LOCK_PID.search(text)
-            who = f" (pid {pid.group(1)})" if pid else ""
-            raise StoreError(
-                f"{path} is in use by another stockml process{who}; wait for it or use another --db"
-            ) from exc
+            raise StoreError(_lock_holder_message(path, text)) from exc
         if "permission" in text.lower() or "read-only" in text.lower():
             raise StoreError(f"cannot write {path}: permission denied") from exc
         raise StoreError(f"cannot open {path}: {text.splitlines()[0]}") from exc
@@ -70,6 +66,33 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             con.close()
             raise StoreError(f"cannot initialise {path}: {str(exc).splitlines()[0]}") from exc
     return con
+
+
+def _lock_holder_message(path: Path, text: str) -> str:
+    """Who holds DuckDB's lock on `path`, from the PID its error names: a stockml command,
+    or another program (a notebook, the DuckDB CLI: even a read-only reader keeps every
+    writer out)."""
+    pid = _LOCK_PID.search(text)
+    if pid is None:
+        return f"{path} is in use by another process; wait for it or use another --db"
+    try:
+        raw = Path(f"/proc/{pid.group(1)}/cmdline").read_bytes()
+        argv = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    except OSError:
+        argv = []
+    command = " ".join(argv)
+    # The `stockml` script, or `python -m stockml.cli`: not any path that contains the word.
+    if any(Path(a).name == "stockml" for a in argv[:2]) or "stockml.cli" in argv[1:3]:
+        return (
+            f"{path} is in use by another stockml process (pid {pid.group(1)}); "
+            "wait for it or use another --db"
+        )
+    shown = f": {command[:80]}" if command else ""
+    return (
+        f"{path} is held open by another program (pid {pid.group(1)}{shown}); DuckDB lets "
+        "no writer in while any process has the file open, even read-only: close that "
+        "connection and rerun"
+    )
 
 
 @contextmanager
