@@ -11,6 +11,7 @@ who owns what:
     derived     features, labels, context_features, status tables, the samples view,
                 symbol batches
     quality     price_flags: what ingest's price checks repaired or quarantined
+    holes       price_holes: sessions an answer lacked, refetched until filled or permanent
     runs        training_runs, model_metrics, signals
     explanations  signal_explanations, signal_contributions: why each signal
 """

@@ -10,7 +10,11 @@ a decade again for.
 
     null     the answer had the day's timestamp with a null price (`dropped_null` counts them)
     missing  most of the symbol's calendar peers (same exchange time zone, at least two of
-             them and half of those listed that day) have a bar that day, and it has none
+             them and half of those listed that day) have a bar that day, and it has none;
+             looked for in the newest HOLE_DAYS of each stored window only (an older gap
+             would be permanent at once, and the search scans the calendar's prices from
+             the window's start: 0.28 s after a first ingest of 500 x 20 years, 2.6 M bars,
+             where whole histories took 2.3 s)
 
 Both are written in the transaction that stores the symbol's bars (`update_holes`), except
 `missing`, which needs every symbol of the run stored first (`record_missing_sessions`).
@@ -104,10 +108,16 @@ def record_missing_sessions(
                        first_date, last_date
                 FROM ingest_status WHERE rows > 0 AND status = 'ok'
             ),
-            zones AS (SELECT DISTINCT l.zone FROM _written JOIN listed l USING (symbol)),
+            windows AS (
+                SELECT w.symbol, l.zone, l.last_date,
+                       greatest(coalesce(w.lo, l.first_date), l.first_date,
+                                l.last_date - {HOLE_DAYS}) AS lo
+                FROM _written w JOIN listed l USING (symbol)
+            ),
+            zones AS (SELECT zone, min(lo) AS lo FROM windows GROUP BY zone),
             traded AS (
                 SELECT l.zone, p.date, count(*) AS n FROM prices p JOIN listed l USING (symbol)
-                WHERE l.zone IN (SELECT zone FROM zones) GROUP BY ALL
+                JOIN zones z ON z.zone = l.zone WHERE p.date >= z.lo GROUP BY ALL
             ),
             calendar AS (
                 SELECT t.zone, t.date FROM traded t JOIN listed l
@@ -115,10 +125,8 @@ def record_missing_sessions(
                 GROUP BY t.zone, t.date, t.n HAVING t.n >= 2 AND 2 * t.n >= count(*)
             ),
             lacking AS (
-                SELECT w.symbol, c.date, l.last_date FROM _written w JOIN listed l USING (symbol)
-                JOIN calendar c ON c.zone = l.zone
-                 AND c.date BETWEEN greatest(l.first_date, coalesce(w.lo, l.first_date))
-                                AND l.last_date
+                SELECT w.symbol, c.date, w.last_date FROM windows w
+                JOIN calendar c ON c.zone = w.zone AND c.date BETWEEN w.lo AND w.last_date
                 WHERE NOT EXISTS (
                     SELECT 1 FROM prices p WHERE p.symbol = w.symbol AND p.date = c.date)
             )

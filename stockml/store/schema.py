@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS corporate_actions (
 );
 CREATE TABLE IF NOT EXISTS ingest_status (
     symbol          VARCHAR PRIMARY KEY,
-    status          VARCHAR NOT NULL,   -- 'ok' or 'failed'
+    status          VARCHAR NOT NULL,   -- 'ok', 'failed' or 'inactive' (repeated 404s)
     attempts        INTEGER NOT NULL,   -- HTTP requests made for the symbol in the last run
     rows            BIGINT  NOT NULL,   -- rows stored in prices
     first_date      DATE,
