@@ -102,15 +102,19 @@ def db_rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
-def start_server(db: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """`stockml serve --port 0` in a subprocess; its base URL from the line it prints."""
+def start_server(
+    db: Path, log: Path, env: dict | None = None, preexec_fn=None
+) -> tuple[subprocess.Popen, str]:
+    """`stockml serve --port 0` in a subprocess (with `env` as its environment and
+    `preexec_fn` run before it starts, when given); its base URL from the line it prints."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "stockml.cli", "serve", "--db", str(db), "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log.open("w"),
         text=True,
-        env={**os.environ, "NO_COLOR": "1"},
+        env=env or {**os.environ, "NO_COLOR": "1"},
+        preexec_fn=preexec_fn,
     )
     line = proc.stdout.readline()
     found = re.search(r"(http://127\.0\.0\.1:\d+)/ml-signals", line)

@@ -1,6 +1,7 @@
 """Every handler of the web app, in process: Starlette's TestClient over a store written
-through the store module's own functions (prices, real features, listings, two runs with
-metrics, trades, signals and stored explanations, a run folder with a plot), no training.
+through the store module's own functions (tests/web_support.py: prices, real features,
+listings, two runs with metrics, trades, signals and stored explanations, a run folder
+with a plot), no training.
 
 The real server process and Chromium are tests/test_web.py; what an attacker can do to the
 page (hosts, headers, stored markup, damaged stores) is tests/test_web_security.py.
@@ -10,218 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pytest
 from starlette.testclient import TestClient
 
 from stockml import store
-from stockml.store.connection import insert_frame
-
-RUN = "aaaa000000000001"  # swing: params as training records them (profile as JSON text)
-RUN_NEW = "bbbb000000000002"  # options: the profile stored as an object
-STOCKS = ["AAA", "BBB", "CCC"]
-FRIDAY = date(2023, 12, 29)
-SUNDAY = date(2023, 12, 31)
-MODELS = ["lightgbm", "logistic"]
-
-
-def png_bytes() -> bytes:
-    """A valid 1x1 PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
-
-    header = (1).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
-
-
-def bars(symbol: str, days: list[date], seed: int) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.015, len(days))))
-    return pl.DataFrame(
-        {
-            "symbol": [symbol] * len(days),
-            "date": days,
-            "open": close * 0.999,
-            "high": close * 1.01,
-            "low": close * 0.99,
-            "close": close,
-            "adjclose": close,
-            "volume": rng.integers(10**5, 10**7, len(days)),
-        }
-    )
-
-
-def signal_rows(run_id: str, profile: str, rows: list[tuple]) -> pl.DataFrame:
-    """signals rows from (symbol, date, signal, p_win, p_loss)."""
-    return pl.DataFrame(
-        {
-            "run_id": [run_id] * len(rows),
-            "symbol": [r[0] for r in rows],
-            "date": [r[1] for r in rows],
-            "signal": [r[2] for r in rows],
-            "p_win": [r[3] for r in rows],
-            "p_timeout": [1 - r[3] - r[4] for r in rows],
-            "p_loss": [r[4] for r in rows],
-            "threshold": [0.5 if r[2] != "HOLD" else float("nan") for r in rows],
-            "profile": [profile] * len(rows),
-        }
-    )
-
-
-def info(days: list[date]) -> dict:
-    return {
-        "train_start": days[0],
-        "train_end": days[-60],
-        "test_start": days[-50],
-        "test_end": days[-15],
-        "n_train": 600,
-        "n_test": 120,
-    }
+from tests.web_support import FRIDAY, RUN, RUN_NEW, SUNDAY, build_app_store, png_bytes
 
 
 @pytest.fixture(scope="module")
 def app_store(tmp_path_factory) -> Path:
-    """The store and its runs folder (see the module docstring)."""
-    from features.compute import refresh_features
-
-    root = tmp_path_factory.mktemp("web-app")
-    db = root / "s.duckdb"
-    start = date(2023, 1, 2)
-    every_day = [start + timedelta(days=i) for i in range((SUNDAY - start).days + 1)]
-    weekdays = [d for d in every_day if d.weekday() < 5]
-    con = store.connect(db)
-    try:
-        for i, symbol in enumerate(STOCKS):
-            insert_frame(con, bars(symbol, weekdays, i), "INSERT INTO prices SELECT * FROM _new")
-        insert_frame(con, bars("BTC-USD", every_day, 9), "INSERT INTO prices SELECT * FROM _new")
-        refresh_features(con, progress=False)
-        store.upsert_symbols(
-            con,
-            [
-                ("AAA", "Aaa Corp", "Energy"),
-                ("BBB", "Bbb Corp", "Financials"),
-                ("CCC", "Ccc Corp", "Energy"),
-                ("BTC-USD", "Bitcoin USD", None),
-            ],
-        )
-        profile = {"hold_days": 14, "take_profit": 0.1, "stop_loss": -0.05}
-        metrics = [
-            (w, m, k, v)
-            for w in ("1", "2", "pooled")
-            for m, k, v in (
-                ("stack", "accuracy", 0.52),
-                ("stack", "log_loss", 0.98),
-                ("lightgbm", "accuracy", 0.50),
-                ("baseline_prior", "log_loss", 1.08),
-            )
-        ]
-        metrics += [("1", m, "stack_weight", w) for m, w in zip(MODELS, (0.25, 0.75), strict=True)]
-        metrics += [("pooled", "stack", "accuracy_ci_low", 0.49)]
-        metrics += [("pooled", "stack", "accuracy_ci_high", 0.55)]
-        trades = pl.DataFrame(
-            {
-                "run_id": [RUN] * 3,
-                "window": ["1", "1", "2"],
-                "symbol": ["AAA", "BBB", "AAA"],
-                "date": weekdays[-50:-47],
-                "signal": ["BUY CALL", "BUY PUT", "BUY CALL"],
-                "exit_date": weekdays[-40:-37],
-                "days_held": [10, 10, 10],
-                "outcome": [1, -1, 0],
-                "stock_return": [0.1, 0.05, 0.01],
-                "option_return": [0.8, 0.4, -0.2],
-            },
-            schema_overrides={"outcome": pl.Int8, "days_held": pl.Int32},
-        )
-        params = json.dumps({"models": MODELS, "profile": json.dumps(profile)})
-        store.record_training_run(
-            con,
-            RUN,
-            "swing",
-            info(weekdays),
-            "f" * 16,
-            "test",
-            params,
-            "elsewhere",
-            metrics,
-            trades,
-        )
-        newer = json.dumps({"models": MODELS, "profile": {**profile, "hold_days": 5}})
-        store.record_training_run(
-            con, RUN_NEW, "options", info(weekdays), "e" * 16, "test", newer, "", metrics[:4]
-        )
-        store.replace_signals(
-            con,
-            RUN,
-            signal_rows(
-                RUN,
-                "swing",
-                [
-                    ("AAA", FRIDAY, "BUY CALL", 0.61, 0.10),
-                    ("BBB", FRIDAY, "HOLD", 0.30, 0.30),
-                    ("CCC", FRIDAY, "BUY PUT", 0.10, 0.58),
-                    ("BTC-USD", SUNDAY, "HOLD", 0.35, 0.33),
-                ],
-            ),
-        )
-        store.replace_signals(
-            con, RUN_NEW, signal_rows(RUN_NEW, "options", [("AAA", FRIDAY, "HOLD", 0.3, 0.2)])
-        )
-        contributions = pl.DataFrame(
-            [
-                (RUN, "AAA", FRIDAY, outcome, rank, feature, value, 0.5, sign * 0.01 / rank)
-                for outcome, sign in (("win", 1), ("loss", -1))
-                for rank, (feature, value) in enumerate(
-                    [("rsi_14", 71.5), ("natr_14", None), ("ret_5", 0.03)], start=1
-                )
-            ],
-            schema=[
-                "run_id",
-                "symbol",
-                "date",
-                "outcome",
-                "rank",
-                "feature",
-                "value",
-                "reference",
-                "contribution",
-            ],
-            orient="row",
-        )
-        heads = pl.DataFrame(
-            {
-                "run_id": [RUN],
-                "symbol": ["AAA"],
-                "date": [FRIDAY],
-                "models": [MODELS],
-                "note": [None],
-            },
-            schema_overrides={"note": pl.String},
-        )
-        store.replace_explanations(con, RUN, heads, contributions)
-        con.execute(
-            "INSERT INTO ingest_status (symbol, status, attempts, rows, error, updated_at) "
-            "VALUES ('AAA', 'ok', 1, 260, NULL, now()), "
-            "('ZZZ', 'failed', 4, 0, 'HTTP 404 Not Found', now())"
-        )
-    finally:
-        con.close()
-    (root / "runs" / RUN).mkdir(parents=True)
-    (root / "runs" / RUN / "models.png").write_bytes(png_bytes())
-    (root / "elsewhere").mkdir()  # what training_runs.run_dir of RUN names: never read
-    (root / "elsewhere" / "secret.png").write_bytes(png_bytes())
-    return db
+    return build_app_store(tmp_path_factory.mktemp("web-app"))
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,10 @@ The browser draws them with the plotly.js that ships inside the `plotly` Python 
 through `plotly.graph_objects`, keeps a page render in milliseconds; the keys are
 plotly.js's own (https://plotly.com/javascript/reference/). Values must be JSON-ready:
 lists of floats/str, None for gaps.
+
+Plotly draws text (names, category labels, hover text) as a small HTML subset, `<a href>`
+included, whatever the page's own escaping: every stored string a figure carries goes
+through `text`, which escapes `&`, `<` and `>` as entities plotly shows literally.
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ Figure = dict[str, Any]
 
 OUTCOME = {1: ("target", "#1a9850"), -1: ("stop", "#d73027"), 0: ("timeout", "#878787")}
 SIGNAL_SYMBOL = {"BUY CALL": "triangle-up", "BUY PUT": "triangle-down"}
+
+
+def text(value) -> str:
+    """A stored value as plotly text: shown as it is, never read as markup."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _floats(values) -> list[float | None]:
@@ -111,8 +120,10 @@ def price_chart(bars: dict[str, np.ndarray], trades: list[dict]) -> Figure:
                     },
                     "yaxis": "y",
                     "text": [
-                        f"{t['profile']} window {t['window']}: exit {t['exit_date']}, "
-                        f"{t['days_held']} days, stock {_percent(t['stock_return'])}"
+                        text(
+                            f"{t['profile']} window {t['window']}: exit {t['exit_date']}, "
+                            f"{t['days_held']} days, stock {_percent(t['stock_return'])}"
+                        )
                         for t in chosen
                     ],
                 }
@@ -152,7 +163,7 @@ def contributions_chart(win: list[dict], loss: list[dict]) -> Figure:
                 "type": "bar",
                 "orientation": "h",
                 "name": title,
-                "y": [c["feature"] for c in reversed(items)],
+                "y": [text(c["feature"]) for c in reversed(items)],
                 "x": [c["contribution"] for c in reversed(items)],
                 "marker": {"color": colour},
                 "xaxis": axis,
@@ -172,15 +183,23 @@ def contributions_chart(win: list[dict], loss: list[dict]) -> Figure:
     return {"data": data, "layout": layout}
 
 
+def window_order(windows) -> list[str]:
+    """Walk-forward windows in order: numbered ones by number, any other name after them
+    by text ('pooled' left out), so a stored window that is not a number cannot break a
+    page."""
+    named = [str(w) for w in windows if w != "pooled"]
+    return sorted(named, key=lambda w: (not w.isdigit(), int(w) if w.isdigit() else 0, w))
+
+
 def window_chart(metrics: dict, metric: str, models: list[str], title: str) -> Figure:
     """`metric` per walk-forward window (x) for each model (one line each)."""
-    windows = sorted((w for w in metrics if w != "pooled"), key=int)
+    windows = window_order(metrics)
     data = [
         {
             "type": "scatter",
             "mode": "lines+markers",
-            "name": model,
-            "x": [f"window {w}" for w in windows],
+            "name": text(model),
+            "x": [text(f"window {w}") for w in windows],
             "y": _floats([metrics[w].get(model, {}).get(metric, np.nan) for w in windows]),
         }
         for model in models
@@ -196,7 +215,7 @@ def pooled_chart(pooled: dict, metric: str, title: str) -> Figure:
         "data": [
             {
                 "type": "bar",
-                "x": names,
+                "x": [text(m) for m in names],
                 "y": _floats([pooled[m][metric] for m in names]),
                 "marker": {"color": ["#d62728" if m == "stack" else "#7f7f7f" for m in names]},
                 "name": metric,
@@ -209,7 +228,7 @@ def pooled_chart(pooled: dict, metric: str, title: str) -> Figure:
 def brier_chart(metrics: dict, classes: list[str]) -> Figure:
     """Calibration: the stack's Brier score per class and window beside the class prior's
     (lower is better; a stack above its prior is worse than always saying the base rate)."""
-    windows = sorted(metrics, key=lambda w: (w == "pooled", w))
+    windows = window_order(metrics) + (["pooled"] if "pooled" in metrics else [])
     data = []
     for model, dash in (("stack", "solid"), ("baseline_prior", "dot")):
         for name in classes:
@@ -218,7 +237,7 @@ def brier_chart(metrics: dict, classes: list[str]) -> Figure:
                     "type": "scatter",
                     "mode": "lines+markers",
                     "name": f"{model} {name}",
-                    "x": windows,
+                    "x": [text(w) for w in windows],
                     "y": _floats(
                         [metrics[w].get(model, {}).get(f"brier_{name}", np.nan) for w in windows]
                     ),

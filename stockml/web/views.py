@@ -82,14 +82,6 @@ class SignalFilters:
         return {**kept, "sort": column, "dir": "desc" if descending else "asc"}
 
 
-def window_order(windows) -> list[str]:
-    """Walk-forward windows in order: numbered ones by number, any other name after them
-    by text ('pooled' left out), so a stored window that is not a number cannot break a
-    page."""
-    named = [str(w) for w in windows if w != "pooled"]
-    return sorted(named, key=lambda w: (not w.isdigit(), int(w) if w.isdigit() else 0, w))
-
-
 def run_params(run: Mapping[str, Any]) -> dict[str, Any]:
     """A run's `params` (JSON in `training_runs.params`) as a dict, its `profile` a dict:
     runs recorded so far store the profile as JSON text inside that JSON, later ones as
@@ -124,7 +116,7 @@ def run_view(
     pooled = metrics.get("pooled", {})
     models = [str(m) for m in params.get("models", []) if isinstance(m, str)]
     baselines = sorted(m for m in pooled if m.startswith("baseline_"))
-    windows = window_order(metrics)
+    windows = charts.window_order(metrics)
     figures = {
         "accuracy": charts.window_chart(
             metrics, "accuracy", ["stack", *models, *baselines], "accuracy per window"
