@@ -276,7 +276,7 @@ def run_ingest(request: IngestRequest) -> IngestResult:
                 "run the same command again to resume"
             ) from None
     finally:
-        con.close()
+        store.close(con)
     print_summary(result, request.progress)
     raise_if_incomplete(result)
     return result

@@ -107,5 +107,5 @@ def run_ablation(
     try:
         store.append_metrics(con, final.run_id, metrics)
     finally:
-        con.close()
+        store.close(con)
     return results

@@ -621,7 +621,7 @@ def run_training(
             stack_accuracy=round(evaluation.pooled["stack"]["accuracy"], 4),
         )
     finally:
-        con.close()
+        store.close(con)
     return RunResult(
         run_id,
         run_dir,

@@ -106,7 +106,7 @@ def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None
         store.replace_signals(con, run_id, out)
         store.replace_explanations(con, run_id, *explain_signals(model, out, x, columns))
     finally:
-        con.close()
+        store.close(con)
     return Signals(out, dict(model.track_record), model.t_call, model.t_put)
 
 

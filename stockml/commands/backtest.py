@@ -70,7 +70,7 @@ def backtest(
         ).row(0, named=True)
         uncovered = uncovered_symbols(con)
     finally:
-        con.close()
+        store.close(con)
     if not quiet:
         console.print(
             f"features: {feats['symbols']} symbols recomputed in {feats['seconds']} s; "

@@ -167,7 +167,7 @@ def demo(
             [DEFAULT_PROFILE],
         )
     finally:
-        con.close()
+        store.close(con)
     if not quiet:
         from rich.table import Table
 

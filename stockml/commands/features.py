@@ -40,7 +40,7 @@ def features(
         summary = refresh_features(con, progress=not quiet, memory_limit=memory_limit)
         refresh_context(con, progress=not quiet, memory_limit=memory_limit)
     finally:
-        con.close()
+        store.close(con)
     if not quiet:
         console.print(
             f"features: {summary['symbols']} symbols recomputed ({summary['rows']:,} rows), "

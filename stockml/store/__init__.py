@@ -6,7 +6,8 @@ leaves the symbol as it was. Callers use the functions re-exported here
 who owns what:
 
     schema      all the DDL: the tables and columns users query
-    connection  connect, transaction, query_pl, the `settings` table
+    connection  connect, close (only once the writes are in the file), transaction,
+                query_pl, the `settings` table
     prices      prices, corporate actions, ingest_status, symbols: what ingest writes and reads
     derived     features, labels, context_features, status tables, the samples view,
                 symbol batches
@@ -18,6 +19,7 @@ who owns what:
 
 from stockml.store.connection import (
     DEFAULT_DB,
+    close,
     connect,
     get_setting,
     query_pl,
@@ -70,6 +72,7 @@ __all__ = [
     "SymbolWrite",
     "append_context_scratch",
     "append_metrics",
+    "close",
     "connect",
     "context_state",
     "delete_features",

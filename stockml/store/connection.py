@@ -2,13 +2,15 @@
 
 `connect` is the only place that opens the DuckDB file; it maps file problems to one-line
 `StoreError`s and creates (or migrates) the core tables (`schema.initialise`) on a
-writable connect. The helpers here are shared by the modules that write each stage's
+writable connect. `close` is how a writer lets go of it: only once what it wrote is in the
+store file itself. The helpers here are shared by the modules that write each stage's
 tables.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -93,6 +95,39 @@ def _lock_holder_message(path: Path, text: str) -> str:
         "no writer in while any process has the file open, even read-only: close that "
         "connection and rerun"
     )
+
+
+def close(con: duckdb.DuckDBPyConnection) -> None:
+    """Close a writer's connection once what it wrote is in the store file.
+
+    DuckDB keeps committed writes in `<store>.wal` until a checkpoint folds them into the
+    file, and its own close swallows a checkpoint that fails: on a full disk (or under a
+    file-size limit) a command would say ok while the `.duckdb` file held no tables, and a
+    copy of it, the thing a user backs up, lost everything. So checkpoint first, and check
+    the WAL is gone: StoreError, one line saying what to do, when it is not. Called in a
+    `finally` while another error is on its way out, a failed checkpoint does not hide it
+    (the WAL still holds the writes: DuckDB replays it on the next open)."""
+    found = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    path = Path(found[0]) if found and found[0] else None
+    try:
+        con.execute("CHECKPOINT")
+        failure = None
+    except duckdb.Error as exc:
+        failure = exc
+    con.close()
+    wal = Path(f"{path}.wal") if path is not None else None
+    if failure is None and (wal is None or not wal.exists() or wal.stat().st_size == 0):
+        return
+    if sys.exc_info()[1] is not None:
+        return
+    reason = str(failure).splitlines()[0] if failure is not None else "a write-ahead log is left"
+    raise StoreError(
+        f"what this command wrote is only in {wal}, not yet in {path} ({reason}): free "
+        "space there and rerun the same command; nothing is lost (copy the .wal with the "
+        "store until then)"
+    ) from failure
 
 
 @contextmanager
