@@ -14,7 +14,7 @@ import typer
 
 from features.cache import configure_numba_cache
 from stockml.commands import COMMAND_MODULES
-from stockml.errors import StockmlError, StoreError, no_space_message
+from stockml.errors import StockmlError, StoreError, damaged_store_message, no_space_message
 
 app = typer.Typer(
     name="stockml",
@@ -41,7 +41,8 @@ def main() -> None:
         print("stockml: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:
-        message = no_space_message(exc)  # a full disk is the machine's, not a bug
+        # A full disk or a damaged store file is the machine's, not a bug.
+        message = no_space_message(exc) or damaged_store_message(exc)
         if message is None:
             raise
         print(f"stockml: error: {message}", file=sys.stderr)

@@ -10,12 +10,19 @@
 Programming errors are not wrapped: they crash loudly in tests. One condition of the
 machine is no programming error whichever library meets it first (DuckDB, polars, a log
 write): a full disk. `no_space_message` recognises it so the CLI says one line (exit 2).
+Nor is a damaged store file (truncated, a block whose checksum does not match: DuckDB
+catches it on read, so no query answers from it): `damaged_store_message`, one line, exit 2.
 """
 
 import errno
 
 _NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_SPACE_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
+_DAMAGED_TEXT = (
+    "Corrupt database file",
+    "Could not read enough bytes from file",
+    "is not a valid DuckDB database file",
+)
 
 
 class StockmlError(Exception):
@@ -55,6 +62,24 @@ def no_space_message(exc: BaseException) -> str | None:
             return (
                 f"no room left to write ({reason}): what was committed before is kept; free "
                 "some space (or use another --db) and rerun the same command to resume"
+            )
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def damaged_store_message(exc: BaseException) -> str | None:
+    """The one line for an exception DuckDB raised on reading a damaged store file
+    (anywhere in its chain); None for anything else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).strip().splitlines()[0] if str(current).strip() else ""
+        if any(t in text for t in _DAMAGED_TEXT):
+            return (
+                f"the store file is damaged ({text[:300]}); DuckDB stopped at it, so no result "
+                "came from damaged data: restore a copy of the store, or move it away and rebuild "
+                "it with `stockml ingest` into a new --db"
             )
         current = current.__cause__ or current.__context__
     return None
