@@ -5,12 +5,14 @@ backtest/execution_nb.py (whose docstring is the contract of every rule).
     bars_from_prices(prices) -> Bars          the same from a `prices`-shaped frame (pure)
     rows_of(bars, symbols, dates) -> int64    flat rows of (symbol, date) pairs, -1 unknown
     trade_outcomes(bars, rows, ...) -> Outcomes   entry / exit of every signal, once
-    first_free(outcomes, code, bars) -> bool  one open position per symbol and side
+    first_free(outcomes, code, symbol) -> bool  one open position per symbol and side
     stock_returns(outcomes, side, costs) -> TradeReturns   stock trade before/after costs
 
 The outcome of a row does not depend on the side (both sides share the stock's barriers),
 so a caller computes `trade_outcomes` once for every row it may signal on and then, per
-candidate rule, applies `first_free` and the returns to the rows the rule signals.
+candidate rule, applies `first_free` and the returns to the rows the rule signals. Keep the
+rows in date order once, and per rule pass the side codes of every row (0 where the rule is
+silent): `first_free(out, np.where(p >= t, side, 0), symbol)` copies nothing.
 """
 
 from __future__ import annotations

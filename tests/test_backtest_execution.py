@@ -300,7 +300,8 @@ def test_rows_of_finds_pairs_and_marks_unknown_ones():
 
 
 def test_read_bars_adjusts_prices_and_joins_vol_20(db_path, sp500_bars):
-    """From a real store: adjusted as the labels are, vol_20 NaN until features exist."""
+    """From a real store: adjusted as the labels are, vol_20 NaN until features exist, the
+    traded close 4x the split-adjusted one before AAPL's 2020 split."""
     from features.compute import refresh_features
 
     bars = sp500_bars.filter(
@@ -309,8 +310,15 @@ def test_read_bars_adjusts_prices_and_joins_vol_20(db_path, sp500_bars):
     con = store.connect(db_path)
     try:
         insert_prices(con, bars)
+        con.execute(
+            "INSERT INTO corporate_actions VALUES ('AAPL', DATE '2020-08-31', 'split', 4.0)"
+        )
         before = read_bars(con, ["AAPL"])
         assert np.isnan(before.vol_20).all() and list(before.symbols) == ["AAPL"]
+        split_day = int(np.searchsorted(before.dates, np.datetime64("2020-08-31")))
+        close = bars.filter(pl.col("symbol") == "AAPL")["close"].to_numpy()
+        np.testing.assert_array_equal(before.traded_close[:split_day], 4 * close[:split_day])
+        np.testing.assert_array_equal(before.traded_close[split_day:], close[split_day:])
         refresh_features(con, progress=False)
         after = read_bars(con)
     finally:

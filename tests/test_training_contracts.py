@@ -224,3 +224,23 @@ def test_option_book_marks_at_black_scholes_each_close():
     pf = simulate(book, bars.dates, Sizing(max_positions=1))
     assert pf.equity[3] == pytest.approx(book.mark_value[2])
     assert pf.equity[-1] == pytest.approx(1 + trades.net[0])
+
+
+def test_option_trades_of_all_rows_indexed_equal_those_of_the_signals(sp500_bars):
+    """Computed once for every row and indexed by a rule's rows, the option trades are those
+    computed for the rule's rows alone (the lead computes once per window and side)."""
+    from features.compute import compute_features
+
+    prices = sp500_bars.filter(
+        pl.col("symbol").is_in(["AAPL", "KO"]) & (pl.col("date").dt.year() >= 2018)
+    )
+    vol = compute_features(prices).select("symbol", "date", "vol_20")
+    bars = bars_from_prices(prices, vol)
+    rows = np.arange(len(bars.close))
+    out = trade_outcomes(bars, rows, 5, 0.03, -0.03)
+    every = option_trades(bars, rows, out, -1, 5)
+    pick = np.flatnonzero(np.random.default_rng(1).random(len(rows)) < 0.1)
+    some = option_trades(bars, rows[pick], out.take(pick), -1, 5)
+    for name in every._fields:
+        np.testing.assert_array_equal(getattr(every, name)[pick], getattr(some, name))
+    assert np.isfinite(some.net).mean() > 0.9
