@@ -244,3 +244,46 @@ def test_option_trades_of_all_rows_indexed_equal_those_of_the_signals(sp500_bars
     for name in every._fields:
         np.testing.assert_array_equal(getattr(every, name)[pick], getattr(some, name))
     assert np.isfinite(some.net).mean() > 0.9
+
+
+def test_trade_columns_are_the_signal_trades_columns(db_path):
+    """The frame trade_columns builds, with the run's keys added, writes into signal_trades
+    and reads back: entry day and fill, days held, outcome, returns after costs, costs."""
+    from datetime import date as day
+
+    from backtest.execution import stock_returns
+    from stockml import store
+    from training.option_trades import trade_columns
+
+    bars = option_bars()
+    rows = np.array([0, len(bars.close) - 1])
+    out = trade_outcomes(bars, rows, 14, 0.10, -0.05)
+    costs = TradeCosts()
+    frame = trade_columns(
+        out, stock_returns(out, 1, costs), option_trades(bars, rows, out, 1, 14, costs)
+    )
+    keys = pl.DataFrame(
+        {
+            "run_id": ["r", "r"],
+            "window": ["1", "1"],
+            "symbol": ["S0", "S0"],
+            "date": bars.dates[rows],
+            "signal": ["BUY CALL", "BUY CALL"],
+        }
+    ).with_columns(pl.col("date").cast(pl.Date))
+    info = dict.fromkeys(("train_start", "train_end", "test_start", "test_end"))
+    info |= {"n_train": 1, "n_test": 1}
+    con = store.connect(db_path)
+    try:
+        trades = pl.concat([keys, frame], how="horizontal")
+        store.record_training_run(con, "r", "swing", info, "f", "c", "{}", "d", [], trades)
+        got = con.execute(
+            "SELECT entry_date, entry_price, days_held, outcome, costs FROM signal_trades "
+            "ORDER BY date"
+        ).fetchall()
+    finally:
+        con.close()
+    assert got[0][:4] == (day(2021, 1, 5), 100.0, 4, 1) and got[0][4] > 0.06
+    assert got[1] == (None, None, 0, None, None)  # the last day: no entry
+    with pytest.raises(ValueError, match="costs_of"):
+        trade_columns(out, stock_returns(out, 1), option_trades(bars, rows, out, 1, 14), "fx")

@@ -26,9 +26,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import polars as pl
 
 from backtest.costs import TradeCosts, round_trip
-from backtest.execution import Bars, Outcomes
+from backtest.execution import Bars, Outcomes, TradeReturns
 from backtest.portfolio import Book, mark_rows, priority_of
 from training.contracts import ContractTerms, TradingCalendar, atm_strike
 from training.options import CALENDAR_DAYS_PER_YEAR, annualised_vol_from_feature, black_scholes
@@ -197,3 +198,29 @@ def _carry_forward(value: np.ndarray, start: np.ndarray) -> np.ndarray:
     out[firsts] = np.where(np.isnan(out[firsts]), 1.0, out[firsts])
     known = np.where(np.isnan(out), 0, np.arange(len(out)))
     return out[np.maximum.accumulate(known)] if len(out) else out
+
+
+def trade_columns(
+    outcomes: Outcomes, stock: TradeReturns, option: OptionTrades, costs_of: str = "option"
+) -> pl.DataFrame:
+    """The `signal_trades` columns a trade fills, one row per signal: entry_date, entry_price,
+    exit_date, days_held (sessions held: the signal day t's exit at t+k held k, as the
+    labels' exit_offset counts), outcome (the barrier: +1 upper, -1 lower, 0 hold limit;
+    null while still open), stock_return and option_return after their costs, and costs:
+    the round trip charged on `costs_of` ("option" or "stock"), the trade the rule was
+    chosen on. Raises ValueError for another `costs_of`."""
+    if costs_of not in ("option", "stock"):
+        raise ValueError(f"costs_of must be 'option' or 'stock', got {costs_of!r}")
+    charged = option.costs if costs_of == "option" else stock.costs
+    return pl.DataFrame(
+        {
+            "entry_date": outcomes.entry_date,
+            "entry_price": pl.Series(outcomes.entry_price, nan_to_null=True),
+            "exit_date": outcomes.exit_date,
+            "days_held": pl.Series(outcomes.sessions, dtype=pl.Int32),
+            "outcome": pl.Series(outcomes.barrier, nan_to_null=True).cast(pl.Int8),
+            "stock_return": pl.Series(stock.net, nan_to_null=True),
+            "option_return": pl.Series(option.net, nan_to_null=True),
+            "costs": pl.Series(charged, nan_to_null=True),
+        }
+    ).with_columns(pl.col("entry_date").cast(pl.Date), pl.col("exit_date").cast(pl.Date))
