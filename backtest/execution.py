@@ -123,18 +123,20 @@ def rows_of(bars: Bars, symbols: np.ndarray, dates: np.ndarray) -> np.ndarray:
     dates = np.asarray(dates).astype("datetime64[D]")
     if symbols.shape != dates.shape or symbols.ndim != 1:
         raise ValueError("symbols and dates must be 1-D arrays of one length")
+    if len(bars.close) == 0:
+        return np.full(len(symbols), -1, dtype=np.int64)
     k = np.searchsorted(bars.symbols, symbols)
     known = (k < len(bars.symbols)) & (
         bars.symbols[np.minimum(k, len(bars.symbols) - 1)] == symbols
     )
-    out = np.full(len(symbols), -1, dtype=np.int64)
-    for block in np.unique(k[known]):
-        a, b = bars.offsets[block], bars.offsets[block + 1]
-        at = np.flatnonzero(known & (k == block))
-        pos = np.searchsorted(bars.dates[a:b], dates[at])
-        found = (pos < b - a) & (bars.dates[a:b][np.minimum(pos, b - a - 1)] == dates[at])
-        out[at[found]] = a + pos[found]
-    return out
+    # One sorted key per bar, symbol number then day (the bars' own order), so every pair
+    # is found by one binary search.
+    day_span = np.int64(1) << 32
+    bar_key = bars.symbol_of_row() * day_span + bars.dates.astype(np.int64)
+    key = k.astype(np.int64) * day_span + dates.astype(np.int64)
+    pos = np.minimum(np.searchsorted(bar_key, key), len(bar_key) - 1)
+    found = known & ~np.isnat(dates) & (bar_key[pos] == key)
+    return np.where(found, pos, -1).astype(np.int64)
 
 
 class Outcomes(NamedTuple):

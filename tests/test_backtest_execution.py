@@ -297,6 +297,8 @@ def test_rows_of_finds_pairs_and_marks_unknown_ones():
         np.array(["2021-01-05", "2021-01-06", "2021-01-05", "2021-01-09"], dtype="datetime64[D]"),
     )
     np.testing.assert_array_equal(found, [4, 2, -1, -1])
+    every = rows_of(bars, np.repeat(bars.symbols, np.diff(bars.offsets)), bars.dates)
+    np.testing.assert_array_equal(every, np.arange(5))
 
 
 def test_read_bars_adjusts_prices_and_joins_vol_20(db_path, sp500_bars):
