@@ -171,7 +171,9 @@ def main() -> None:
 
     ablation.run_training = timed
     variants = ablation.VARIANTS[-1:] if args.only else ablation.VARIANTS
-    runs = run_ablation(db, "swing", progress=True, variants=variants)
+    from training.config import TrainConfig
+
+    runs = run_ablation(db, TrainConfig.create("swing"), progress=True, variants=variants)
     total = time.perf_counter() - started
 
     print()

@@ -87,6 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from stockml.logs import configure_logging
+    from training.config import TrainConfig
     from training.pipeline import run_training
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +116,8 @@ def main() -> None:
         # serial, the same fits in this process
         started = time.perf_counter()
         with PeakMemory(os.getpid()) as serial_mem:
-            result = run_training(db, "swing", fresh=True, progress=True, serial=True)
+            config = TrainConfig.create("swing")  # what `stockml train` builds by default
+            result = run_training(db, config, fresh=True, progress=True, serial=True)
         serial = time.perf_counter() - started
         serial_proba = np.load(result.run_dir / "test_probabilities.npy")
         fits = len(list((result.run_dir / "fits").glob("*.json")))

@@ -4,6 +4,7 @@
     ├── InputError               bad flag values, malformed symbols, unknown universe
     ├── StoreError               DuckDB file unusable: unwritable path, locked, not a DB
     ├── NothingToDoError         e.g. nothing to train on (exit 3)
+    ├── Interrupted              Ctrl-C, with what was kept and how to resume (exit 130)
     └── IngestIncomplete         some symbols failed; their reasons were listed (exit 4)
         └── BlockedError         the circuit breaker tripped: Yahoo is refusing us (exit 5)
 
@@ -39,6 +40,10 @@ class StoreError(StockmlError):
 
 class NothingToDoError(StockmlError):
     exit_code = 3
+
+
+class Interrupted(StockmlError):
+    exit_code = 130
 
 
 class IngestIncomplete(StockmlError):

@@ -22,7 +22,7 @@ from features.compute import adjust_bars, compute_matrix, refresh_features
 from features.coverage import uncovered_symbols
 from stockml import store
 from stockml.errors import InputError, NothingToDoError
-from training.pipeline import load_samples
+from training.dataset import load_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -184,7 +184,7 @@ def test_sample_is_deterministic_date_ordered_and_stratified(labelled: tuple[Pat
 def test_load_samples_with_a_cap(labelled: tuple[Path, dict, dict]):
     """load_samples with max_samples returns the capped rows that carry every feature,
     date-ordered, with x aligned to y, dates and symbols."""
-    from training.pipeline import load_samples
+    from training.dataset import load_samples
 
     con = store.connect(labelled[0])
     try:

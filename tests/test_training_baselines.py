@@ -12,9 +12,8 @@ from training.baselines import (
     majority_proba,
     prior_proba,
     ranking_scores,
-    top_decile_precision,
 )
-from training.report import evaluate
+from training.metrics import evaluate, top_decile_precision
 
 
 def test_majority_is_one_hot_on_the_most_common_training_class():

@@ -14,11 +14,17 @@ import pytest
 
 from stockml import store
 from stockml.errors import NothingToDoError, StoreError
+from training.config import TrainConfig
 from training.pipeline import run_training
-from training.ray_runner import load_model
+from training.recorder import RunFolder, runs_root
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["logistic", "lightgbm"]
+
+
+def config(models=MODELS, **fields) -> TrainConfig:
+    """The swing profile's default config over `models`."""
+    return TrainConfig.create("swing", models, **fields)
 
 
 def fit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
@@ -59,12 +65,12 @@ def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from
     the tuning choice) is identical; only scores change."""
     import shutil
 
-    from training.pipeline import load_samples
+    from training.dataset import load_samples
 
     db = small_store.parent / f"scramble{from_window}" / "s.duckdb"
     db.parent.mkdir(exist_ok=True)
     shutil.copy(small_store, db)
-    first = run_training(db, "swing", progress=False, models=MODELS)
+    first = run_training(db, config(), progress=False)
     before, state_before = fit_outputs(first.run_dir), window_state(first)
     con = store.connect(db)
     dates = load_samples(con, "swing").dates
@@ -81,7 +87,7 @@ def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from
         [start],
     )
     con.close()
-    second = run_training(db, "swing", progress=False, models=MODELS)
+    second = run_training(db, config(), progress=False)
     assert second.run_id != first.run_id  # a new run: nothing reused from the first
     after, state_after = fit_outputs(second.run_dir), window_state(second)
     last_block = 4 + from_window  # blocks 0..4 before the windows; block 0 only trains
@@ -102,18 +108,19 @@ def test_saved_stack_predicts_what_the_pipeline_evaluated(small_store):
     """The last window's stack rebuilt from its saved fits and combiner gives exactly
     the test probabilities the pipeline evaluated; the live signal model is one artifact
     whose base models are in the run's model order."""
-    from training.pipeline import load_samples
-    from training.stack import SignalModel, StackedModel
-    from training.tuning import tag
+    from training.dataset import load_samples
+    from training.decision import SignalModel
+    from training.folds import Fold
+    from training.stacking import StackedModel
 
-    result = run_training(small_store, "swing", progress=False, models=MODELS)
+    result = run_training(small_store, config(), progress=False)
     window = result.windows[-1]
     block = 4 + window.number
-    fits = result.run_dir / "fits"
-    chosen = {m: tag(t["chosen"]) for m, t in result.tuning.items()}
+    run = RunFolder.open(runs_root(small_store), result.run_id)
+    chosen = {m: Fold(block, t["chosen"]).name for m, t in result.tuning.items()}
     stack = StackedModel.from_fitted(
-        [(m, load_model(fits, f"{m}__b{block}{chosen[m]}")) for m in window.kept],
-        load_model(result.run_dir, f"meta__b{block}"),
+        [(m, run.fit_model(f"{m}__{chosen[m]}")) for m in window.kept],
+        run.load_model(f"meta__b{block}"),
     )
     decision = window.decision
     model = SignalModel(stack, decision.t_call, decision.t_put, decision.calibration.calibrator)
@@ -123,25 +130,26 @@ def test_saved_stack_predicts_what_the_pipeline_evaluated(small_store):
     proba = model.predict_proba(samples.x[window.rows])
     np.testing.assert_allclose(proba, window.proba["stack"], rtol=0, atol=1e-12)
     np.testing.assert_array_equal(model.decide(proba), window.signals)
-    live = load_model(result.run_dir, "signal_model")
+    live = run.load_model("signal_model")
     assert set(live.stack.names_) <= set(MODELS) and live.stack.names_
-    assert {"call_trades", "put_trades"} <= set(live.track_record)
+    assert {"call_trades", "put_trades"} <= set(run.load_json("track_record"))
 
 
 def test_rerun_skips_finished_fits_and_refuses_tampered_checkpoints(small_store):
     """A rerun refits only the fit whose checkpoint is gone; a model whose file no longer
     matches its recorded hash is never unpickled."""
-    result = run_training(small_store, "swing", progress=False, models=MODELS)
+    result = run_training(small_store, config(), progress=False)
     fits = result.run_dir / "fits"
     stamps = {p.name: p.stat().st_mtime_ns for p in fits.glob("*.pkl")}
     (fits / "logistic__b2.json").unlink()
-    run_training(small_store, "swing", progress=False, models=MODELS)
+    run_training(small_store, config(), progress=False)
     changed = {p.name for p in fits.glob("*.pkl") if p.stat().st_mtime_ns != stamps[p.name]}
     assert changed == {"logistic__b2.pkl"}
     with (fits / "lightgbm__b1.pkl").open("ab") as handle:
         handle.write(b"tampered")
+    run = RunFolder.open(runs_root(small_store), result.run_id)
     with pytest.raises(StoreError, match="does not match its recorded hash"):
-        load_model(fits, "lightgbm__b1")
+        run.fit_model("lightgbm__b1")
     (fits / "lightgbm__b1.json").unlink()  # the module's other tests refit it
 
 
@@ -149,7 +157,7 @@ def test_run_is_recorded_with_metrics_trades_and_report(small_store):
     """model_metrics holds every window and the pooled figures for the stack, each base
     model and each baseline (with intervals); signal_trades holds one row per stack
     signal of the test windows; report.md gives the verdict and the leakage audit."""
-    result = run_training(small_store, "swing", progress=False, models=MODELS)
+    result = run_training(small_store, config(), progress=False)
     con = store.connect(small_store, read_only=True)
     rows = con.execute(
         'SELECT DISTINCT "window", model FROM model_metrics WHERE run_id = ?', [result.run_id]
@@ -199,7 +207,7 @@ def test_nothing_to_train_is_one_line(tmp_path):
     db = tmp_path / "empty.duckdb"
     store.connect(db).close()
     with pytest.raises(NothingToDoError):
-        run_training(db, progress=False, models=MODELS)
+        run_training(db, config(), progress=False)
     proc = subprocess.run(
         [sys.executable, "-m", "stockml.cli", "train", "--db", str(db), "--quiet"],
         cwd=ROOT,
@@ -216,7 +224,7 @@ def test_signals_score_the_newest_day_of_every_stock(small_store, tmp_path):
     stored in `signals` and written by the CLI as CSV."""
     from training.signals import latest_signals
 
-    result = run_training(small_store, "swing", progress=False, models=MODELS)
+    result = run_training(small_store, config(), progress=False)
     frame = latest_signals(small_store, result.run_id).frame
     assert set(frame["profile"]) == {"swing"}
     called = frame.filter(pl.col("signal") != "HOLD")
@@ -287,7 +295,7 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
         for p in db.parent.glob("runs/*/fits/*.json")
     }
     assert 2 <= len(finished) < 18
-    result = run_training(db, "swing", progress=False, models=models.split(","))
+    result = run_training(db, config(models.split(",")), progress=False)
     for path, stamp in finished.items():
         assert path.stat().st_mtime_ns == stamp, f"{path.name} was refitted"
     # per model: 4 inner blocks x 3 tuning candidates (default, regularised, unweighted),
@@ -304,11 +312,11 @@ def test_serial_baseline_fits_exactly_what_ray_fits(small_store):
     db = small_store.parent / "serial" / "s.duckdb"
     db.parent.mkdir(exist_ok=True)
     shutil.copy(small_store, db)
-    parallel = run_training(db, "swing", progress=False, models=MODELS)
+    parallel = run_training(db, config(), progress=False)
     by_ray = fit_outputs(parallel.run_dir)
     stack_by_ray = np.load(parallel.run_dir / "test_probabilities.npy")
     stamps = {p: p.stat().st_mtime_ns for p in (parallel.run_dir / "fits").glob("*.npy")}
-    serial = run_training(db, "swing", progress=False, models=MODELS, fresh=True, serial=True)
+    serial = run_training(db, config(), progress=False, fresh=True, serial=True)
     assert serial.run_id == parallel.run_id
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())  # refitted, not reused
     in_process = fit_outputs(serial.run_dir)
@@ -326,7 +334,7 @@ def test_options_profile_trains_and_signals_beside_swing(small_store):
     import shutil
 
     shutil.copy(small_store, db)
-    run_training(db, "swing", progress=False, models=MODELS, windows=2)
+    run_training(db, config(windows=2), progress=False)
     for command in (
         ["train", "--profile", "options", "--models", ",".join(MODELS), "--windows", "2"],
         ["signals", "--profile", "options"],
@@ -389,7 +397,7 @@ def test_ablation_runs_every_variant_and_reports_one_table(small_store):
     db = small_store.parent / "ablation" / "s.duckdb"
     db.parent.mkdir(exist_ok=True)
     shutil.copy(small_store, db)
-    runs = run_ablation(db, "swing", progress=False, models=["logistic"], windows=1)
+    runs = run_ablation(db, config(["logistic"], windows=1), progress=False)
     assert [label for label, _ in runs] == [label for label, _ in VARIANTS]
     assert len({r.run_id for _, r in runs}) == 4
     con = store.connect(db, read_only=True)

@@ -1,13 +1,16 @@
 """Model choice on the training period: ensemble selection of base models (training/
-selection.py) and the tuning grid's choice (training/tuning.py)."""
+stacking.py) and the tuning grid's choice (training/tuning.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from training.selection import select_ensemble
-from training.tuning import GRID, as_params, candidates, choose, tag
+from training.config import TrainConfig
+from training.folds import Fold
+from training.models import ALTERNATIVES
+from training.stacking import select_ensemble
+from training.tuning import choose
 
 
 def synthetic(n_days: int = 300, per_day: int = 20, seed: int = 0):
@@ -66,29 +69,30 @@ def test_tuning_chooses_the_lower_log_loss_and_the_default_on_a_tie():
     assert choose({0: good, 1: good.copy()}, y, np.arange(4))[0] == 0
 
 
-@pytest.mark.parametrize("model", sorted(GRID))
+@pytest.mark.parametrize("model", sorted(ALTERNATIVES))
 def test_every_grid_candidate_builds_and_fits(model):
     from training.models import BASE_MODELS, fit_model
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(600, 5)), rng.integers(-1, 2, 600)
-    for i, overrides in enumerate(candidates(model)):
-        built = BASE_MODELS[model](1, 7, **dict(as_params(overrides)))
+    config = TrainConfig.create(models=[model])
+    for i, candidate in enumerate(config.candidates(model)):
+        built = BASE_MODELS[model](1, 7, **config.spec(model).build_settings(candidate))
         params = built.get_params(deep=True)
-        for key, value in overrides.items():  # the override reached the learner
+        for key, value in candidate.overrides:  # the override reached the learner
             assert any(
                 (k == key or k.endswith(f"__{key}")) and v == value for k, v in params.items()
             ), key
         fitted = fit_model(built, x, y)
         assert fitted.predict_proba(x[:3]).shape == (3, 3)
-        assert tag(i) == ("" if i == 0 else f"@t{i}")
+        assert Fold(3, i).name == ("b3" if i == 0 else f"b3@t{i}")
 
 
 def test_ensemble_selection_weights_skill_and_drops_noise():
     """Greedy picks with replacement (Caruana et al. 2004): the informative model (or its
     copy) carries the weight, the noise model none; the mean it predicts is the weighted
     mean of the inputs; a restriction to the weighted models predicts the same."""
-    from training.models import EnsembleSelection
+    from training.stacking import EnsembleSelection
 
     oof, y, _ = synthetic(seed=2)
     model = EnsembleSelection().fit(oof, y)
@@ -107,7 +111,7 @@ def test_ensemble_selection_weights_skill_and_drops_noise():
 def test_ensemble_selection_mixes_two_models_that_err_apart():
     """Two models each confidently right on its half of the rows and uniform on the other
     half: the greedy path takes both (their mean beats either alone), weight 0.5 each."""
-    from training.models import EnsembleSelection
+    from training.stacking import EnsembleSelection
 
     y = np.array([1, -1] * 50)
     good, bad = np.array([0.05, 0.05, 0.9]), np.array([0.9, 0.05, 0.05])
@@ -118,12 +122,13 @@ def test_ensemble_selection_mixes_two_models_that_err_apart():
 
 
 def test_the_mean_survives_a_regime_flip_the_meta_learner_does_not():
-    """Why the final stack is a mean (training/selection.py): fitted where model A is right,
+    """Why the final stack is a mean (training/stacking.py): fitted where model A is right,
     scored where the relation flips, the mean's log loss stays at most the weighted mean of
     what it reads (log loss is convex), while the learned meta-learner, which sharpened A,
     loses more than that."""
-    from training.models import META, EnsembleSelection
-    from training.report import log_loss3
+    from training.metrics import log_loss3
+    from training.models import META
+    from training.stacking import EnsembleSelection
 
     oof, y, day_index = synthetic(seed=4)
     fit, later = day_index < 200, day_index >= 200
@@ -144,14 +149,14 @@ def test_final_stack_is_the_selected_mean_uncalibrated_and_the_ablation_stack_is
     """fit_stack: with selection, the window's combiner is the restricted weighted mean of
     the models ensemble selection weighted, fitted on the window's training rows only, and
     its probabilities are not recalibrated; without, the meta-learner reads every model."""
-    from training.models import EnsembleSelection
-    from training.pipeline import fit_stack
+    from training.stacking import EnsembleSelection, fit_stack
     from training.walkforward import layout, meta_rows
 
     oof, y, day_index = synthetic(seed=5)
     lay = layout(np.unique(day_index), 5, windows=2, inner_blocks=4)
     block = lay.windows[-1]
-    fitted = fit_stack(oof, y, day_index, lay, block, select=True)
+    rows = meta_rows(lay, day_index, block)
+    fitted = fit_stack(oof, y, day_index, rows, lay.horizon, (0.02, 0.2), 7, select=True)
     np.testing.assert_array_equal(fitted.rows, meta_rows(lay, day_index, block))
     assert day_index[fitted.rows].max() < lay.bounds[block]  # nothing from the window
     assert isinstance(fitted.combiner, EnsembleSelection)
@@ -159,7 +164,7 @@ def test_final_stack_is_the_selected_mean_uncalibrated_and_the_ablation_stack_is
     assert np.isclose(fitted.combiner.weights_.sum(), 1.0)
     assert fitted.decision.calibration.calibrator is None
     assert "not recalibrated" in fitted.decision.calibration.reason
-    plain = fit_stack(oof, y, day_index, lay, block, select=False)
+    plain = fit_stack(oof, y, day_index, rows, lay.horizon, (0.02, 0.2), 7, select=False)
     assert plain.selection is None and plain.reads == [0, 1, 2]
     assert not isinstance(plain.combiner, EnsembleSelection)
 
@@ -168,7 +173,7 @@ def test_ensemble_selection_keeps_three_classes_when_training_rows_lack_one():
     """Its input is three columns per model in CLASSES order; a fold without a loss must
     not shift what predict maps the columns to."""
     from stockml.defaults import CLASSES
-    from training.models import EnsembleSelection
+    from training.stacking import EnsembleSelection
 
     oof, y, _ = synthetic(seed=6)
     rows = y != -1

@@ -8,10 +8,12 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import check_estimator
 
-from training.calibration import ClasswiseIsotonic, brier, choose_calibration
+from training.calibration import ClasswiseIsotonic, choose_calibration
+from training.metrics import brier
 from training.models import BASE_MODELS, META, LabelShift
+from training.predictions import side_by_side as stack_input
 from training.split import forward_blocks, split_by_date
-from training.stack import StackedModel, stack_input
+from training.stacking import StackedModel
 from training.walkforward import layout, meta_rows
 
 

@@ -199,7 +199,7 @@ def test_exit_volatility_walks_each_stocks_own_history(tmp_path, sp500_bars):
     from features.compute import refresh_features
     from stockml import store
     from tests.conftest import insert_prices
-    from training.evaluation import exit_volatility
+    from training.signal_trades import exit_volatility
 
     symbols = sp500_bars["symbol"].unique().sort().to_list()[:3]
     bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2020, 1, 1)))

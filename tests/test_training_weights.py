@@ -81,11 +81,15 @@ def test_the_unweighted_tuning_candidate_fits_without_weights():
     """A weighted run's last tuning candidate (`weighted=False`) fits exactly what an
     unweighted run fits; the default candidate does use the weights (its predictions
     differ). On random data with overlapping 14-day label lives."""
-    from training.ray_runner import FitJob, fit_one
-    from training.tuning import UNWEIGHTED, as_params, candidates
+    from training.config import Candidate, Recipe, TrainConfig
+    from training.folds import FitJob, Fold
+    from training.ray_runner import fit_one
 
-    assert candidates("lightgbm", weighted=True)[-1] == UNWEIGHTED
-    assert UNWEIGHTED not in candidates("lightgbm", weighted=False)
+    unweighted = Candidate((), weighted=False)
+    assert TrainConfig.create(models=["lightgbm"]).candidates("lightgbm")[-1] == unweighted
+    plain = TrainConfig.create(models=["lightgbm"], recipe=Recipe(weights=False))
+    assert all(c.overrides or not c.weighted for c in plain.candidates("lightgbm"))
+    assert plain.candidates("lightgbm").count(unweighted) == 1  # only its default
     rng = np.random.default_rng(0)
     n = 600
     x = rng.normal(size=(n, 5))
@@ -96,10 +100,10 @@ def test_the_unweighted_tuning_candidate_fits_without_weights():
     lives = np.column_stack([symbols, days, offsets, y]).astype(np.int64)
     rows = np.arange(n)
 
-    def predict(params, with_lives):
-        job = FitJob("logistic", "b1", rows[:400], rows[400:], params)
+    def predict(weighted, with_lives):
+        job = FitJob("logistic", Fold(1), rows[:400], rows[400:], (), weighted)
         return fit_one(job, x, y, 1, 0, lives if with_lives else None).proba
 
-    unweighted = predict(as_params(UNWEIGHTED), with_lives=True)
-    np.testing.assert_array_equal(unweighted, predict((), with_lives=False))
-    assert not np.allclose(predict((), with_lives=True), unweighted)
+    unweighted = predict(False, with_lives=True)
+    np.testing.assert_array_equal(unweighted, predict(True, with_lives=False))
+    assert not np.allclose(predict(True, with_lives=True), unweighted)

@@ -51,15 +51,15 @@ def web_store(small_store, tmp_path_factory):
     """The 12-stock store trained once (two windows, in-process, context features, no tuning,
     the default stack), signals scored, names and sectors listed, plus a stored signal for
     a hostile symbol."""
-    from training.pipeline import Recipe, run_training
+    from training.config import Recipe, TrainConfig
+    from training.pipeline import run_training
     from training.signals import latest_signals
 
     db = tmp_path_factory.mktemp("web") / "s.duckdb"
     shutil.copy(small_store, db)
-    recipe = Recipe(tune=False)  # no tuning: faster
-    result = run_training(
-        db, "swing", progress=False, models=MODELS, windows=2, serial=True, recipe=recipe
-    )
+    # no tuning: faster
+    config = TrainConfig.create(models=MODELS, windows=2, recipe=Recipe(tune=False))
+    result = run_training(db, config, progress=False, serial=True)
     signals = latest_signals(db, result.run_id).frame
     listings = pl.read_csv(CONSTITUENTS_CSV).filter(
         pl.col("symbol").is_in(signals["symbol"].to_list())

@@ -7,7 +7,7 @@ Four runs on the same samples, windows and seeds, each adding one thing to the o
     + context               the market, sector and cross-sectional columns
     + uniqueness weights    rows weighted by their label's average uniqueness
     final                   + settings tuned on the inner blocks; the stack a weighted mean
-                            whose weights ensemble selection fits (training/selection.py)
+                            whose weights ensemble selection fits (training/stacking.py)
 
 Each is a full `run_training` (its own run folder, checkpoints and report); fits a later
 variant shares with an earlier one are not shared (different inputs or weights). The
@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training.pipeline import Recipe, RunResult, run_training
+from training.config import Recipe, TrainConfig
+from training.pipeline import RunResult, run_training
 
 VARIANTS: list[tuple[str, Recipe]] = [
     ("catalog features only", Recipe(context=False, weights=False, select=False, tune=False)),
@@ -81,22 +82,24 @@ def ablation_markdown(results: list[tuple[str, RunResult]]) -> list[str]:
 
 def run_ablation(
     db_path: Path,
-    profile: Any,
+    config: TrainConfig,
     variants: list[tuple[str, Recipe]] = VARIANTS,
     **kwargs: Any,
 ) -> list[tuple[str, RunResult]]:
-    """Run every variant (keyword arguments go to `run_training`), then append the table to
-    the last run's report and store it. Returns [(label, result)] in `variants` order."""
+    """Run every variant: `config` with each variant's recipe (keyword arguments go to
+    `run_training`), then append the table to the last run's report and store it. Returns
+    [(label, result)] in `variants` order."""
     from stockml import store
-    from stockml.files import atomic_write_text
+    from training.recorder import RunFolder, runs_root
 
     results = [
-        (label, run_training(db_path, profile, recipe=recipe, **kwargs))
+        (label, run_training(db_path, config.replace(recipe=recipe), **kwargs))
         for label, recipe in variants
     ]
     final = results[-1][1]
-    report = final.report
-    atomic_write_text(report, report.read_text() + "\n".join(ablation_markdown(results)) + "\n")
+    run = RunFolder.open(runs_root(db_path), final.run_id)
+    report = run.file("report.md").read_text()
+    run.write_text("report.md", report + "\n".join(ablation_markdown(results)) + "\n")
     metrics = [
         ("pooled", f"ablation: {label}", metric, float(value))
         for label, m in ablation_rows(results)

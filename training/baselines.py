@@ -3,9 +3,10 @@
 A model earns its keep only by beating what needs no model: always predicting the training
 period's most common outcome (`majority_proba`), its class frequencies (`prior_proba`),
 or ranking stocks by one feature (`ranking_scores`, with the columns in
-`BASELINE_FEATURES`): the most volatile stocks reach a +/-k% barrier soonest, and recent
-winners may keep winning. Probability baselines return (n, 3) matrices in
-`stockml.defaults.CLASSES` order, so every metric of the stack applies to them unchanged.
+`BASELINE_FEATURES`; `training.metrics.top_decile_precision` scores them): the most
+volatile stocks reach a +/-k% barrier soonest, and recent winners may keep winning.
+Probability baselines return (n, 3) matrices in `stockml.defaults.CLASSES` order, so every
+metric of the stack applies to them unchanged.
 Pure NumPy; no I/O.
 """
 
@@ -58,26 +59,6 @@ def ranking_scores(feature_values: np.ndarray, side: int = 1) -> np.ndarray:
         raise ValueError(f"side must be +1 or -1, got {side}")
     scores = side * np.asarray(feature_values, dtype=float)
     return np.where(np.isnan(scores), -np.inf, scores)
-
-
-def top_decile_precision(scores: np.ndarray, hit: np.ndarray) -> float:
-    """Share of `hit` among the max(1, n // 10) highest scores: the precision of the 10%
-    most confident calls, the report's `top10_win_precision` definition.
-
-    scores: shape (n,) (use `ranking_scores` for features, p_win for a model); hit: shape
-    (n,) bool (e.g. y == 1). Rows are taken as `np.argsort(-scores, kind="stable")`, so
-    ties at the cut go to the earlier row; the report's plain np.argsort (quicksort)
-    leaves that order unspecified, which only matters for tied scores.
-    Returns NaN for n = 0. Raises ValueError on mismatched lengths.
-    """
-    scores = np.asarray(scores, dtype=float)
-    hit = np.asarray(hit, dtype=bool)
-    if scores.shape != hit.shape:
-        raise ValueError("scores and hit must have one value per row")
-    if len(scores) == 0:
-        return float("nan")
-    top = np.argsort(-scores, kind="stable")[: max(1, len(scores) // 10)]
-    return float(np.mean(hit[top]))
 
 
 def baseline_scores(features: dict[str, np.ndarray], side: int = 1) -> dict[str, np.ndarray]:

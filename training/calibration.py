@@ -6,7 +6,7 @@ adopted only where it helps: `choose_calibration` fits it on cross-fitted probab
 the training period and keeps it only when its own purged cross-validation lowers the
 Brier score there. Nothing here sees a test window.
 
-The final recipe's stack, a weighted mean (training/selection.py), is not recalibrated
+The final recipe's stack, a weighted mean (training/stacking.py), is not recalibrated
 (`uncalibrated`): a learned map on top would give up the bound that made the mean the
 choice (its log loss is at most its members' weighted mean). On the 2017-2019 development
 period the check above adopted isotonic maps in two windows: -0.07 in one, +0.52 in the
@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from stockml.defaults import CLASSES
+from training.metrics import brier
 from training.split import purged_kfold
 
 
@@ -45,12 +46,6 @@ class ClasswiseIsotonic:
     def transform(self, proba: np.ndarray) -> np.ndarray:
         out = np.column_stack([m.predict(proba[:, i]) for i, m in enumerate(self.maps_)])
         return out / out.sum(axis=1, keepdims=True)
-
-
-def brier(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Brier score per class, (3,): mean squared error of p_c against 1{y = c}."""
-    onehot = (y[:, None] == CLASSES[None, :]).astype(float)
-    return ((proba - onehot) ** 2).mean(axis=0)
 
 
 def reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:

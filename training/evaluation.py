@@ -1,6 +1,7 @@
 """The walk-forward evaluation: every window and the pooled test rows, the stack beside the
-model-free baselines, intervals from a block bootstrap over test dates, and every signal
-as a trade (stock and option).
+model-free baselines, and intervals from a block bootstrap over test dates. Scores only:
+it reads the windows' probabilities and decisions and writes nothing (the run's record,
+report and trades are later steps: training/record.py, report.py, signal_trades.py).
 
 Baselines are scored on exactly the stack's test rows:
 - `baseline_majority`: always the training period's most common outcome (accuracy);
@@ -18,52 +19,30 @@ Baselines are scored on exactly the stack's test rows:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import polars as pl
 
-from stockml.defaults import CLASSES, LOSS, WIN, WIN_COL
-from training.baselines import (
-    BASELINE_FEATURES,
-    majority_proba,
-    prior_proba,
-    ranking_scores,
-    top_decile_precision,
-)
+from stockml.defaults import CLASSES, WIN, WIN_COL
+from training import predictions
+from training.baselines import BASELINE_FEATURES, majority_proba, prior_proba, ranking_scores
 from training.bootstrap import block_bootstrap_ci, difference_ci
-from training.options import annualised_vol_from_feature, option_trade_returns
-from training.report import evaluate, log_loss3
-from training.trades import CALL, PUT, choose_thresholds, decide, signal_stats
+from training.metrics import evaluate, log_loss3, top_decile_precision, trade_metrics
+from training.trades import CALL, PUT, choose_thresholds, decide
 
-OPTION_EXPIRY_DAYS = 30
-RISK_FREE_RATE = 0.04
 N_BOOT = 1000
 
 
 @dataclass
 class Evaluation:
-    pooled: dict[str, dict[str, float]]  # model -> metric -> value, over every test window
-    by_window: dict[str, dict[str, dict[str, float]]]  # "1".."K", "pooled" -> model -> metrics
-    intervals: dict[str, tuple[float, float, float]]  # "stack call_precision" -> (pt, lo, hi)
-    trades: pl.DataFrame
-    report: Path
-    metrics: list[tuple[str, str, str, float]]  # (window, model, metric, value) for the store
+    """pooled: name -> {"metrics", "proba", "signals", "score"} over every test window's
+    rows (`rows`, in window order); by_window: "1".."K", "pooled" -> name -> metric ->
+    value; intervals: "stack <metric>" / "lift over <baseline> <metric>" -> (point, low,
+    high)."""
 
-
-def trade_metrics(signals: np.ndarray, y: np.ndarray, exit_return: np.ndarray) -> dict:
-    """call/put precision, coverage and mean exit return (the stock's own return, so a put
-    wins when it is negative): the names `model_metrics` stores."""
-    out = {}
-    for side, name in ((CALL, "call"), (PUT, "put")):
-        taken = signals == side
-        out[f"{name}_coverage"] = float(np.mean(taken))
-        out[f"{name}_precision"] = float(np.mean(y[taken] == side)) if taken.any() else np.nan
-        out[f"{name}_mean_exit_return"] = (
-            float(np.mean(exit_return[taken])) if taken.any() else np.nan
-        )
-    return out
+    pooled: dict[str, dict]
+    by_window: dict[str, dict[str, dict[str, float]]]
+    intervals: dict[str, tuple[float, float, float]]
+    rows: np.ndarray
 
 
 def ranked_signals(score_call: np.ndarray, score_put: np.ndarray, n_call: int, n_put: int):
@@ -77,7 +56,7 @@ def ranked_signals(score_call: np.ndarray, score_put: np.ndarray, n_call: int, n
     return signals
 
 
-def window_scores(samples, window, oof, meta_rows_, models, y_train) -> dict[str, dict]:
+def window_scores(samples, window, oof, meta_rows_, models, y_train, coverage) -> dict[str, dict]:
     """Every model's and baseline's metrics on one window's rows, plus the decisions each
     made (`signals`) and its ranking score (`score`), for pooling."""
     rows = window.rows
@@ -106,13 +85,13 @@ def window_scores(samples, window, oof, meta_rows_, models, y_train) -> dict[str
     mom = samples.column(BASELINE_FEATURES["baseline_momentum"])[rows]
     add("baseline_momentum", None, ranked_signals(mom, -mom, n_call, n_put), mom)
     losses = {
-        m: log_loss3(samples.y[meta_rows_], oof[meta_rows_, 3 * j : 3 * j + 3])
+        m: log_loss3(samples.y[meta_rows_], predictions.of_model(oof, j, meta_rows_))
         for j, m in enumerate(models)
     }
     best = min(losses, key=losses.get)
     j = models.index(best)
-    train_proba = oof[meta_rows_, 3 * j : 3 * j + 3]
-    call, put = choose_thresholds(train_proba, samples.y[meta_rows_])
+    train_proba = predictions.of_model(oof, j, meta_rows_)
+    call, put = choose_thresholds(train_proba, samples.y[meta_rows_], *coverage)
     proba = window.proba[best]
     add(
         "baseline_best_base", proba, decide(proba, call.threshold, put.threshold), proba[:, WIN_COL]
@@ -141,71 +120,6 @@ def pool(per_window: list[dict[str, dict]], samples, rows, y_train) -> dict[str,
             metrics["model_index"] = np.nan
         out[name] = {"metrics": metrics, "proba": proba, "signals": signals, "score": score}
     return out
-
-
-def exit_volatility(con: Any, samples, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each row: the trading date it exits on (`exit_offset` trading days later in its
-    own stock's history) and its `vol_20` on that date (NaT/NaN where not stored).
-
-    DuckDB walks the histories (the `features` table can be the whole market: it spills
-    under the memory limit instead of coming into Python); only one row per signal comes
-    back."""
-    from stockml import store
-
-    entry = pl.DataFrame(
-        {
-            "symbol": samples.symbols[rows],
-            "date": samples.dates[rows],
-            "offset": np.asarray(samples.exit_offset[rows], dtype=np.int64),
-            "i": np.arange(len(rows)),
-        }
-    ).with_columns(pl.col("date").cast(pl.Date))
-    with store.registered(con, "_signals", entry):
-        found = store.query_pl(
-            con,
-            "WITH hist AS (SELECT symbol, date, vol_20, row_number() OVER "
-            "(PARTITION BY symbol ORDER BY date) AS pos FROM features "
-            "WHERE symbol IN (SELECT DISTINCT symbol FROM _signals)), "
-            "ex AS (SELECT s.i, s.symbol, h.pos + s.offset AS pos FROM _signals s "
-            "LEFT JOIN hist h USING (symbol, date)) "
-            "SELECT ex.i, x.date AS exit_date, x.vol_20 FROM ex "
-            "LEFT JOIN hist x ON x.symbol = ex.symbol AND x.pos = ex.pos ORDER BY ex.i",
-        )
-    return found["exit_date"].to_numpy(), found["vol_20"].to_numpy().astype(float)
-
-
-def trades_table(con: Any, samples, windows, run_id: str) -> pl.DataFrame:
-    """One row per stack signal in the test windows: the stock trade from the labels and an
-    at-the-money option (Black-Scholes at realized volatility, see training/options.py)."""
-    rows = np.concatenate([w.rows[w.signals != 0] for w in windows])
-    signals = np.concatenate([w.signals[w.signals != 0] for w in windows])
-    number = np.concatenate([np.full(int(np.sum(w.signals != 0)), w.number) for w in windows])
-    exit_date, exit_vol = exit_volatility(con, samples, rows)
-    exit_return = samples.exit_return[rows]
-    option = option_trade_returns(
-        1.0,
-        1.0 + exit_return,
-        annualised_vol_from_feature(samples.column("vol_20")[rows]),
-        annualised_vol_from_feature(exit_vol),
-        samples.exit_offset[rows],
-        signals.astype(int),
-        OPTION_EXPIRY_DAYS,
-        RISK_FREE_RATE,
-    )
-    return pl.DataFrame(
-        {
-            "run_id": [run_id] * len(rows),
-            "window": [str(n) for n in number],
-            "symbol": samples.symbols[rows],
-            "date": samples.dates[rows],
-            "signal": ["BUY CALL" if s == CALL else "BUY PUT" for s in signals],
-            "exit_date": exit_date,
-            "days_held": samples.exit_offset[rows].astype(np.int32),
-            "outcome": samples.y[rows].astype(np.int32),
-            "stock_return": exit_return,
-            "option_return": option,
-        }
-    ).with_columns(pl.col("date").cast(pl.Date), pl.col("exit_date").cast(pl.Date))
 
 
 LIFTS = {  # baseline -> metrics on which the stack's lift over it is bootstrapped
@@ -292,32 +206,17 @@ def intervals(pooled: dict, samples, rows: np.ndarray, block_days: int) -> dict:
     return out
 
 
-def evaluate_run(
-    con,
-    samples,
-    lay,
-    windows,
-    live,
-    oof,
-    profile,
-    run_id,
-    run_dir,
-    models,
-    recipe: str = "",
-    tuning: dict | None = None,
-):
-    """Score every window and the pooled test rows, bootstrap the intervals, price every
-    signal as a trade, give the live model its track record, write report.md and plots.
-    `recipe` and `tuning` (training.pipeline) are stated in the report and stored."""
-    from training.plots import write_plots
-    from training.report import ReportData, random_split_audit, write_report
-
+def evaluate_windows(samples, lay, windows, oof: np.ndarray, models: list[str], coverage):
+    """Score every window and the pooled test rows, and bootstrap the intervals. `windows`
+    are training.windows.Window in order; `oof` the forward out-of-fold matrix (for the
+    best base model's choice and thresholds on each window's training period); `coverage`
+    the (min, max) share a baseline's thresholds may signal. Returns an Evaluation."""
     day_index = np.searchsorted(lay.days, samples.dates)
     per_window = []
     for block, window in zip(lay.windows, windows, strict=True):
         y_train = samples.y[day_index < lay.fit_end(block)]
         rows = np.flatnonzero((day_index >= lay.bounds[1]) & (day_index < lay.fit_end(block)))
-        per_window.append(window_scores(samples, window, oof, rows, models, y_train))
+        per_window.append(window_scores(samples, window, oof, rows, models, y_train, coverage))
     rows = np.concatenate([w.rows for w in windows])
     y_train = samples.y[day_index < lay.fit_end(lay.first_window)]
     pooled = pool(per_window, samples, rows, y_train)
@@ -327,72 +226,4 @@ def evaluate_run(
     }
     by_window["pooled"] = {name: s["metrics"] for name, s in pooled.items()}
     block_days = max(lay.horizon, round(np.sqrt(len(np.unique(samples.dates[rows])))))
-    cis = intervals(pooled, samples, rows, block_days)
-    trades = trades_table(con, samples, windows, run_id)
-    option = np.full(len(rows), np.nan)
-    signalled = pooled["stack"]["signals"] != 0
-    option[signalled] = trades["option_return"].to_numpy()
-    record = signal_stats(
-        pooled["stack"]["signals"],
-        samples.y[rows],
-        samples.exit_return[rows],
-        samples.exit_offset[rows],
-        option,
-    )
-    record["base_rate_win"] = float(np.mean(samples.y[rows] == WIN))
-    record["base_rate_loss"] = float(np.mean(samples.y[rows] == LOSS))
-    live.track_record = record
-    audit_model = "lightgbm" if "lightgbm" in models else models[0]
-    audit = random_split_audit(samples, audit_model, 7)
-    plots = write_plots(run_dir, by_window, pooled, samples, rows, trades, audit, lay.horizon)
-    data = ReportData(
-        run_id,
-        profile,
-        lay,
-        windows,
-        by_window,
-        cis,
-        record,
-        audit,
-        audit_model,
-        models,
-        recipe,
-        tuning or {},
-    )
-    report = write_report(run_dir, data, plots)
-    metrics = [
-        (window, model, metric, float(value))
-        for window, table in by_window.items()
-        for model, values in table.items()
-        for metric, value in values.items()
-    ]
-    for key, (point, low, high) in cis.items():
-        model, metric = (
-            ("stack", key.split()[1])
-            if key.startswith("stack ")
-            else (key.split()[2], f"lift_{key.split()[3]}")
-        )
-        if not key.startswith("stack "):
-            metrics.append(("pooled", model, metric, point))
-        metrics += [
-            ("pooled", model, f"{metric}_ci_low", low),
-            ("pooled", model, f"{metric}_ci_high", high),
-        ]
-    for w in windows:
-        d = w.decision
-        metrics += [
-            (str(w.number), "stack", "t_call", d.t_call),
-            (str(w.number), "stack", "t_put", d.t_put),
-            (str(w.number), "stack", "calibrated", float(d.calibration.calibrator is not None)),
-        ]
-    metrics += [("pooled", "audit_random_split", k, v) for k, v in audit.items()]
-    for model, t in (tuning or {}).items():
-        metrics.append(("pooled", model, "tuning_chosen", float(t["chosen"])))
-        metrics += [
-            ("pooled", model, f"tuning_log_loss_{i}", float(v)) for i, v in t["scores"].items()
-        ]
-    for w in windows:
-        if w.kept:
-            metrics += [(str(w.number), m, "in_stack", float(m in w.kept)) for m in models]
-        metrics += [(str(w.number), m, "stack_weight", v) for m, v in w.weights.items()]
-    return Evaluation(by_window["pooled"], by_window, cis, trades, report, metrics)
+    return Evaluation(pooled, by_window, intervals(pooled, samples, rows, block_days), rows)

@@ -108,7 +108,7 @@ def explain_rows(
     model, x: np.ndarray, names: list[str], top: int = TOP
 ) -> list[Explanation] | None:
     """The `top` largest contributions to p_win and to p_loss of the live `model` (a
-    training.stack.SignalModel) for each row of `x` (n, n_features), in row order; None
+    training.decision.SignalModel) for each row of `x` (n, n_features), in row order; None
     when the model was saved without its training reference (runs trained before this
     explanation). Raises ValueError when the rows and the reference differ in width."""
     if getattr(model, "reference", None) is None:

@@ -1,4 +1,5 @@
-"""The eight base models and the meta-learner, as factories in a registry.
+"""The eight base models and the meta-learner, as factories in a registry, and their
+settings as data.
 
 Each factory takes the number of threads the fitting task reserved, so two cores are never
 oversubscribed, and returns an unfitted scikit-learn-compatible classifier with
@@ -22,17 +23,101 @@ Choices the report states:
   random rows of overlapping 14-day windows are the leak this project exists to avoid;
 - every pipeline imputes warm-up NaNs with the training median (learned in fit only);
 - the stack combines the base models' out-of-fold probabilities by ensemble selection (a
-  weighted mean, training/selection.py); recipes without selection use a multinomial
-  logistic regression meta-learner.
+  weighted mean, training/stacking.py); recipes without selection use the multinomial
+  logistic regression meta-learner here (`META`).
+
+The settings are data (`DEFAULTS`), so a run's `TrainConfig` records every one of them and
+its run id changes when one does (training/config.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-Factory = Callable[..., ClassifierMixin]  # (threads, seed, **params) -> unfitted model
+Factory = Callable[..., ClassifierMixin]  # (threads, seed, **settings) -> unfitted model
+
+# Each base model's settings, as data: what a run's TrainConfig records (and digests into
+# the run id) and what the factories below build from. Threads and the seed are the fitting
+# task's, not settings. Settings given to a factory replace these, key by key.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "random_forest": {
+        "n_estimators": 60,
+        "min_samples_leaf": 100,
+        "max_features": "sqrt",
+        "max_samples": 0.3,
+    },
+    "xgboost": {
+        "n_estimators": 60,
+        "max_depth": 3,
+        "learning_rate": 0.05,
+        "subsample": 0.7,
+        "colsample_bytree": 0.5,
+        "min_child_weight": 20,
+        "tree_method": "hist",
+        "max_bin": 64,
+    },
+    "lightgbm": {
+        "n_estimators": 60,
+        "num_leaves": 15,
+        "learning_rate": 0.05,
+        "subsample": 0.7,
+        "subsample_freq": 1,
+        "colsample_bytree": 0.5,
+        "min_child_samples": 200,
+        "max_bin": 63,
+    },
+    "extra_trees": {"n_estimators": 60, "min_samples_leaf": 50, "max_features": "sqrt"},
+    # No early stopping: its validation split would be random rows, not dates.
+    "gradient_boosting": {
+        "max_iter": 50,
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 200,
+        "max_bins": 63,
+        "early_stopping": False,
+    },
+    # max_iter is a time budget (~2 s per fit at 40 k rows); it need not converge.
+    "mlp": {"hidden_layer_sizes": (32,), "alpha": 0.1, "batch_size": 512, "max_iter": 15},
+    "logistic": {"C": 0.01, "max_iter": 200, "tol": 1e-3},
+    # n_components: the Nystroem map's size; C: the linear SVM's.
+    "svm": {"n_components": 100, "C": 0.05},
+}
+
+
+# Each model's tuning alternatives: overrides of DEFAULTS, more strongly regularised, tried
+# on the inner blocks (training/tuning.py says how one is chosen).
+ALTERNATIVES: dict[str, list[dict[str, Any]]] = {
+    "random_forest": [{"min_samples_leaf": 400}],
+    "extra_trees": [{"min_samples_leaf": 200}],
+    "xgboost": [{"max_depth": 2, "min_child_weight": 50}],
+    "lightgbm": [{"num_leaves": 7, "min_child_samples": 600}],
+    "gradient_boosting": [{"max_leaf_nodes": 7, "min_samples_leaf": 600}],
+    "mlp": [{"alpha": 1.0}],
+    "logistic": [{"C": 0.001}],
+    "svm": [{"C": 0.005}],
+}
+
+
+def settings_of(name: str, **overrides: Any) -> dict[str, Any]:
+    """Model `name`'s settings: DEFAULTS with `overrides` on top. Raises KeyError for an
+    unknown model."""
+    return {**DEFAULTS[name], **overrides}
+
+
+def setting_names(name: str) -> set[str]:
+    """The settings model `name` accepts: its estimator's parameters (the classifier of the
+    pipeline; for the SVM, the linear SVM's and the Nystroem map's `n_components`)."""
+    model = BASE_MODELS[name](1, 0)
+    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    if isinstance(estimator, LabelShift):
+        estimator = estimator.estimator
+    names = set()
+    if name == "svm":
+        estimator, names = estimator.estimator, {"n_components"}
+    return names | set(estimator.get_params(deep=False))
 
 
 def _impute():
@@ -41,237 +126,110 @@ def _impute():
     return SimpleImputer(strategy="median", keep_empty_features=True)
 
 
-def random_forest(threads: int, seed: int, **params) -> ClassifierMixin:
+def random_forest(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import make_pipeline
 
     return make_pipeline(
         _impute(),
         RandomForestClassifier(
-            **{
-                "n_estimators": 60,
-                "min_samples_leaf": 100,
-                "max_features": "sqrt",
-                "max_samples": 0.3,
-                "n_jobs": threads,
-                "random_state": seed,
-                **params,
-            }
+            **{"n_jobs": threads, "random_state": seed, **settings_of("random_forest", **settings)}
         ),
     )
 
 
-def extra_trees(threads: int, seed: int, **params) -> ClassifierMixin:
+def extra_trees(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.ensemble import ExtraTreesClassifier
     from sklearn.pipeline import make_pipeline
 
     return make_pipeline(
         _impute(),
         ExtraTreesClassifier(
-            **{
-                "n_estimators": 60,
-                "min_samples_leaf": 50,
-                "max_features": "sqrt",
-                "n_jobs": threads,
-                "random_state": seed,
-                **params,
-            }
+            **{"n_jobs": threads, "random_state": seed, **settings_of("extra_trees", **settings)}
         ),
     )
 
 
-def xgboost(threads: int, seed: int, **params) -> ClassifierMixin:
+def xgboost(threads: int, seed: int, **settings) -> ClassifierMixin:
     from xgboost import XGBClassifier
 
     return LabelShift(
         XGBClassifier(
-            **{
-                "n_estimators": 60,
-                "max_depth": 3,
-                "learning_rate": 0.05,
-                "subsample": 0.7,
-                "colsample_bytree": 0.5,
-                "min_child_weight": 20,
-                "tree_method": "hist",
-                "max_bin": 64,
-                "n_jobs": threads,
-                "random_state": seed,
-                **params,
-            }
+            **{"n_jobs": threads, "random_state": seed, **settings_of("xgboost", **settings)}
         )
     )
 
 
-def lightgbm(threads: int, seed: int, **params) -> ClassifierMixin:
+def lightgbm(threads: int, seed: int, **settings) -> ClassifierMixin:
     from lightgbm import LGBMClassifier
 
     return LGBMClassifier(
         **{
-            "n_estimators": 60,
-            "num_leaves": 15,
-            "learning_rate": 0.05,
-            "subsample": 0.7,
-            "subsample_freq": 1,
-            "colsample_bytree": 0.5,
-            "min_child_samples": 200,
-            "max_bin": 63,
             "n_jobs": threads,
             "random_state": seed,
             "verbose": -1,
-            **params,
+            **settings_of("lightgbm", **settings),
         }
     )
 
 
-def gradient_boosting(threads: int, seed: int, **params) -> ClassifierMixin:
+def gradient_boosting(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # HistGradientBoosting threads through OpenMP; the task caps OMP_NUM_THREADS.
-    # No early stopping: its validation split would be random rows, not dates.
     return HistGradientBoostingClassifier(
-        **{
-            "max_iter": 50,
-            "learning_rate": 0.05,
-            "max_leaf_nodes": 15,
-            "min_samples_leaf": 200,
-            "max_bins": 63,
-            "early_stopping": False,
-            "random_state": seed,
-            **params,
-        }
+        **{"random_state": seed, **settings_of("gradient_boosting", **settings)}
     )
 
 
-def mlp(threads: int, seed: int, **params) -> ClassifierMixin:
+def mlp(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    chosen = settings_of("mlp", **settings)
+    chosen["hidden_layer_sizes"] = tuple(chosen["hidden_layer_sizes"])  # a list from JSON
     return make_pipeline(
-        _impute(),
-        StandardScaler(),
-        MLPClassifier(
-            **{
-                "hidden_layer_sizes": (32,),
-                "alpha": 0.1,
-                "batch_size": 512,
-                "max_iter": 15,  # a time budget: ~2 s per fit; it need not converge
-                "random_state": seed,
-                **params,
-            }
-        ),
+        _impute(), StandardScaler(), MLPClassifier(**{"random_state": seed, **chosen})
     )
 
 
-def logistic(threads: int, seed: int, **params) -> ClassifierMixin:
+def logistic(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(
-        _impute(),
-        StandardScaler(),
-        LogisticRegression(**{"C": 0.01, "max_iter": 200, "tol": 1e-3, **params}),
+        _impute(), StandardScaler(), LogisticRegression(**settings_of("logistic", **settings))
     )
 
 
-def svm(threads: int, seed: int, **params) -> ClassifierMixin:
+def svm(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.kernel_approximation import Nystroem
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
+    chosen = settings_of("svm", **settings)
+    n_components = chosen.pop("n_components")
     return make_pipeline(
         _impute(),
         StandardScaler(),
-        Nystroem(kernel="rbf", n_components=100, random_state=seed),
-        CalibratedClassifierCV(LinearSVC(**{"C": 0.05, **params}), cv=2, method="sigmoid"),
+        Nystroem(kernel="rbf", n_components=n_components, random_state=seed),
+        CalibratedClassifierCV(LinearSVC(**chosen), cv=2, method="sigmoid"),
     )
-
-
-def log_proba(p):
-    """Log of probabilities clipped at 1e-6. No longer used to build a model: kept so that
-    signal models pickled by earlier versions (a meta-learner on log inputs) still load."""
-    import numpy as np
-
-    return np.log(np.clip(p, 1e-6, 1.0))
 
 
 def meta_learner(threads: int, seed: int, **params) -> ClassifierMixin:
     """Multinomial logistic regression on the base models' probabilities: the learned
     meta-learner of the ablation's first rows (recipes without selection); the final
-    recipe combines by ensemble selection instead (training/selection.py says why)."""
+    recipe combines by ensemble selection instead (training/stacking.py says why)."""
     from sklearn.linear_model import LogisticRegression
 
     # tol 1e-3: 4x fewer L-BFGS iterations on ~40 k x 24 inputs; the test log loss of the
     # four demo windows moved by -0.003..+0.003 against sklearn's default 1e-4.
     return LogisticRegression(**{"C": 1.0, "max_iter": 1000, "tol": 1e-3, **params})
-
-
-class EnsembleSelection(ClassifierMixin, BaseEstimator):
-    """Ensemble selection (Caruana, Niculescu-Mizil, Crew and Ksikes, "Ensemble selection
-    from libraries of models", ICML 2004; AutoGluon's final weighted ensemble): a weighted
-    mean of the base models' probabilities whose weights are counts of greedy picks.
-
-    Input: (n, 3 * m) probabilities of m models side by side in `stockml.defaults.CLASSES`
-    order; output (n, 3). `fit` starts from the single model with the lowest log loss on
-    (x, y), then `steps` times adds, with replacement, the model whose inclusion most
-    lowers the log loss of the running mean, and keeps the prefix of picks with the lowest
-    log loss: a model that adds nothing gets weight 0, a copy adds nothing, and a mean of
-    probabilities cannot sharpen them the way a learned meta-learner can (it is the safer
-    combiner under a shift). `weights_`: (m,), summing to 1; `picks_`: the kept picks in
-    order; `path_`: the mean's log loss after each of them. sample_weight is ignored. The
-    stack of the final recipe (training/selection.py)."""
-
-    def __init__(self, steps: int = 25) -> None:
-        self.steps = steps
-
-    def fit(self, x, y, sample_weight=None):
-        import numpy as np
-
-        from stockml.defaults import CLASSES
-        from training.report import log_loss3
-
-        p = np.asarray(x, dtype=float).reshape(len(x), -1, 3)
-        y = np.asarray(y)
-        total = np.zeros((len(p), 3))
-        picks, path = [], []
-        best = 0
-        for step in range(1, self.steps + 1):
-            losses = [log_loss3(y, (total + p[:, j]) / step) for j in range(p.shape[1])]
-            j = int(np.argmin(losses))
-            total += p[:, j]
-            picks.append(j)
-            path.append(losses[j])
-            if losses[j] < path[best] - 1e-12:
-                best = step - 1
-        self.picks_, self.path_ = picks[: best + 1], path[: best + 1]
-        counts = np.bincount(self.picks_, minlength=p.shape[1]).astype(float)
-        self.weights_ = counts / counts.sum()
-        self.classes_ = CLASSES  # the input's column order, whatever classes y holds
-        return self
-
-    def restricted(self, keep: list[int]) -> EnsembleSelection:
-        """The same fitted ensemble reading only the models `keep` (every model with a
-        weight must be in it), in that order."""
-        import numpy as np
-
-        if not np.isclose(self.weights_[keep].sum(), 1.0):
-            raise ValueError("a model with a weight is missing from keep")
-        out = EnsembleSelection(self.steps)
-        out.weights_ = self.weights_[keep]
-        out.classes_ = self.classes_
-        return out
-
-    def predict_proba(self, x):
-        import numpy as np
-
-        p = np.asarray(x, dtype=float).reshape(len(x), -1, 3)
-        return np.einsum("nmc,m->nc", p, self.weights_)
-
-    def predict(self, x):
-        return self.classes_[self.predict_proba(x).argmax(axis=1)]
 
 
 class LabelShift(ClassifierMixin, BaseEstimator):

@@ -11,11 +11,12 @@ from stockml.defaults import CLASS_NAMES, CLASSES
 NAMES = tuple(CLASS_NAMES[c] for c in CLASSES)
 
 
-def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, horizon):
+def write_plots(run, evaluation, samples, trades, audit: dict, horizon: int) -> list[Path]:
     """models.png (pooled accuracy vs baselines and the leaky audit), confusion.png (the
     stack), win_precision.png (precision of the most confident win calls by coverage, beside
     the natr_14 ranking), reliability.png (calibration per class), equity.png (signals as
-    trades against every day's trade and holding the universe). Returns their paths."""
+    trades against every day's trade and holding the universe), written into the RunFolder
+`run` from the Evaluation `evaluation`. Returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no screen
@@ -24,8 +25,9 @@ def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, 
     from training.calibration import reliability
     from training.trades import equity_curve
 
+    rows, pooled = evaluation.rows, evaluation.pooled
     y = samples.y[rows]
-    metrics = by_window["pooled"]
+    metrics = evaluation.by_window["pooled"]
     stack = metrics["stack"]
     paths = []
     names = [n for n in metrics if "accuracy" in metrics[n]]
@@ -44,7 +46,7 @@ def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, 
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Honest walk-forward: every model against the baselines")
     fig.tight_layout()
-    paths.append(_save(fig, run_dir / "models.png"))
+    paths.append(_save(fig, run.file("models.png")))
 
     matrix = np.array([[stack[f"confusion_{a}_as_{g}"] for g in NAMES] for a in NAMES])
     fig, ax = plt.subplots(figsize=(4.5, 4))
@@ -58,7 +60,7 @@ def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, 
     ax.set_ylabel("actual")
     ax.set_title("Stack, pooled test windows")
     fig.tight_layout()
-    paths.append(_save(fig, run_dir / "confusion.png"))
+    paths.append(_save(fig, run.file("confusion.png")))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, label in (("stack", "stack's p_win"), ("baseline_volatility", "natr_14 alone")):
@@ -72,7 +74,7 @@ def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, 
     ax.legend(fontsize=8)
     ax.set_title("Would the confident calls have paid?")
     fig.tight_layout()
-    paths.append(_save(fig, run_dir / "win_precision.png"))
+    paths.append(_save(fig, run.file("win_precision.png")))
 
     fig, ax = plt.subplots(figsize=(5, 4.5))
     table = reliability(pooled["stack"]["proba"], y)
@@ -85,7 +87,7 @@ def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, 
     ax.legend(fontsize=8)
     ax.set_title("Reliability of the stack, pooled test windows")
     fig.tight_layout()
-    paths.append(_save(fig, run_dir / "reliability.png"))
+    paths.append(_save(fig, run.file("reliability.png")))
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, height_ratios=[3, 1])
     fraction = 1.0 / horizon  # holds overlap ~H days: stake 1/H of equity each day
@@ -109,7 +111,7 @@ def write_plots(run_dir: Path, by_window, pooled, samples, rows, trades, audit, 
     bottom.set_ylabel("drawdown")
     fig.autofmt_xdate()
     fig.tight_layout()
-    paths.append(_save(fig, run_dir / "equity.png"))
+    paths.append(_save(fig, run.file("equity.png")))
     plt.close("all")
     return paths
 

@@ -1,8 +1,9 @@
-"""Metrics, baselines, the random-split leakage audit, and report.md in the run folder."""
+"""report.md: the run in words and tables, rendered from what the run computed (its
+evaluation, windows, track record, audit and tuning), written through the run folder.
+Renders only: no model is fitted and no score is computed here."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,81 +11,7 @@ from typing import Any
 import numpy as np
 
 from stockml.defaults import CLASS_NAMES as NAMES
-from stockml.defaults import CLASSES, WIN_COL
-
-
-def log_loss3(y: np.ndarray, proba: np.ndarray) -> float:
-    """Mean negative log probability of the true class, (n, 3) in CLASSES order, clipped at
-    1e-12 (sklearn's log_loss for three fixed labels, without its input checks: fast
-    enough to call in every bootstrap resample)."""
-    picked = proba[np.arange(len(y)), np.searchsorted(CLASSES, y)]
-    return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
-
-
-def evaluate(y: np.ndarray, proba: np.ndarray, y_train: np.ndarray) -> dict[str, float]:
-    """Accuracy, balanced accuracy, macro F1, log loss, per-class precision/recall, the
-    majority-class baseline (from the training period) and the precision of the 10% most
-    confident win calls."""
-    from sklearn.metrics import (
-        accuracy_score,
-        balanced_accuracy_score,
-        f1_score,
-        precision_recall_fscore_support,
-    )
-
-    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 models sum to 1 +- 1e-7
-    predicted = CLASSES[proba.argmax(axis=1)]
-    with warnings.catch_warnings():
-        # A short test window may lack a class: its recall is then undefined, as sklearn says.
-        warnings.simplefilter("ignore", UserWarning)
-        balanced = balanced_accuracy_score(y, predicted)
-    out = {
-        "accuracy": accuracy_score(y, predicted),
-        "balanced_accuracy": balanced,
-        "macro_f1": f1_score(y, predicted, average="macro", labels=CLASSES, zero_division=0),
-        "log_loss": log_loss3(y, proba),
-    }
-    precision, recall, _, _ = precision_recall_fscore_support(
-        y, predicted, labels=CLASSES, zero_division=0
-    )
-    for c, p, r in zip(CLASSES, precision, recall, strict=True):
-        out[f"precision_{NAMES[c]}"] = float(p)
-        out[f"recall_{NAMES[c]}"] = float(r)
-    majority = CLASSES[np.argmax([np.mean(y_train == c) for c in CLASSES])]
-    out["majority_baseline"] = float(np.mean(y == majority))
-    top = np.argsort(-proba[:, WIN_COL])[: max(1, len(y) // 10)]
-    out["top10_win_precision"] = float(np.mean(y[top] == 1))
-    out["base_rate_win"] = float(np.mean(y == 1))
-    from training.calibration import brier
-
-    for c, score in zip(CLASSES, brier(proba, y), strict=True):
-        out[f"brier_{NAMES[c]}"] = float(score)
-    for actual in CLASSES:
-        for guess in CLASSES:
-            out[f"confusion_{NAMES[actual]}_as_{NAMES[guess]}"] = float(
-                np.sum((y == actual) & (predicted == guess))
-            )
-    return {k: float(v) for k, v in out.items()}
-
-
-def random_split_audit(samples, model: str, seed: int) -> dict[str, float]:
-    """The old system's mistake, measured: the same model on a random 80/20 row split,
-    where overlapping 14-day windows of the same stock land on both sides."""
-    from threadpoolctl import threadpool_limits
-
-    from training.models import BASE_MODELS
-
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(samples.y))
-    cut = int(len(order) * 0.8)
-    train, test = order[:cut], order[cut:]
-    with threadpool_limits(2):
-        fitted = BASE_MODELS[model](2, seed).fit(samples.x[train], samples.y[train])
-        proba = fitted.predict_proba(samples.x[test])
-    result = evaluate(samples.y[test], proba, samples.y[train])
-    audit = {k: result[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
-    audit["model_index"] = float(list(BASE_MODELS).index(model))
-    return audit
+from stockml.defaults import CLASSES
 
 
 def _f(value: float, spec: str = ".3f") -> str:
@@ -103,26 +30,27 @@ def verdict(low: float, high: float) -> str:
 
 @dataclass
 class ReportData:
-    """Everything report.md states about a run (see `training.evaluation.evaluate_run`)."""
+    """Everything report.md states about a run (assembled by training/pipeline.py)."""
 
     run_id: str
     profile: Any  # backtest.labels.Profile
     lay: Any  # training.walkforward.Layout
-    windows: list  # training.pipeline.Window, in order
+    windows: list  # training.windows.Window, in order
     by_window: dict  # "1".."K", "pooled" -> model -> metric -> value
     cis: dict  # "stack <metric>" / "lift over <baseline> <metric>" -> (point, low, high)
     record: dict  # the stack's pooled signal statistics (training.trades.signal_stats)
     audit: dict
     audit_model: str
     models: list[str]
-    recipe: str = ""  # what the run learned from (training.pipeline.Recipe.describe)
-    tuning: dict = field(default_factory=dict)  # model -> {"chosen", "params", "scores"}
+    recipe: str = ""  # what the run learned from (training.config.Recipe.describe)
+    # model -> {"chosen": index, "candidates": [description], "scores": {index: log loss}}
+    tuning: dict = field(default_factory=dict)
 
 
-def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
+def write_report(run, data: ReportData, plots=()) -> Path:
     """report.md: the verdict in plain words, signals in trade terms, every window and the
     pooled test rows beside every baseline with intervals, thresholds and calibration, the
-    leakage audit."""
+    leakage audit. `run` is the RunFolder written to; returns the report's path."""
     run_id, profile, lay, windows = data.run_id, data.profile, data.lay, data.windows
     by_window, cis, record, audit = data.by_window, data.cis, data.record, data.audit
     audit_model, models = data.audit_model, data.models
@@ -281,18 +209,12 @@ def write_report(run_dir: Path, data: ReportData, plots=()) -> Path:
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{p.stem}]({p.name})" for p in plots]
-    path = Path(run_dir) / "report.md"
-    from stockml.files import atomic_write_text
-
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
+    return run.write_text("report.md", "\n".join(lines) + "\n")
 
 
 def model_choice_lines(data: ReportData) -> list[str]:
     """What the stack learned from and which base models and settings it kept, all chosen
     on training periods: the tuning grid's log losses and each window's ensemble weights."""
-    from training import tuning  # tuning scores with this module's log loss
-
     lines = ["", "## What the stack learns from, chosen on the training period", ""]
     if data.recipe:
         lines += [f"Recipe: {data.recipe}.", ""]
@@ -308,15 +230,15 @@ def model_choice_lines(data: ReportData) -> list[str]:
         ]
         for model, t in data.tuning.items():
             scores = {int(k): v for k, v in t["scores"].items()}
-            grid = t.get("candidates") or [{}]
+            names = t["candidates"]
             alternatives = "; ".join(
-                f"{scores.get(i, float('nan')):.4f} ({tuning.describe(c)})"
-                for i, c in enumerate(grid)
+                f"{scores.get(i, float('nan')):.4f} ({name})"
+                for i, name in enumerate(names)
                 if i
             )
             lines.append(
                 f"| {model} | {scores.get(0, float('nan')):.4f} | {alternatives or '-'} | "
-                f"{tuning.describe(grid[t['chosen']]) if t['chosen'] < len(grid) else '?'} |"
+                f"{names[t['chosen']]} |"
             )
         lines.append("")
     selected = [w for w in data.windows if getattr(w, "selection", None)]
@@ -327,7 +249,7 @@ def model_choice_lines(data: ReportData) -> list[str]:
             "greedy picks, with replacement, of the model that most lowers the mean's "
             "forward out-of-fold log loss; a model that never lowers it gets no weight). "
             "A mean rather than a learned meta-learner: it cannot sharpen probabilities "
-            "a change of regime turns wrong (training/selection.py). All eight are still "
+            "a change of regime turns wrong (training/stacking.py). All eight are still "
             "fitted and scored in the tables above.",
             "",
         ]

@@ -18,9 +18,9 @@ import polars as pl
 from stockml import store
 from stockml.defaults import LOSS_COL, TIMEOUT_COL, WIN_COL
 from stockml.errors import NothingToDoError
+from training.decision import ACTIONS
 from training.explain import explain_signals
-from training.ray_runner import load_model
-from training.stack import ACTIONS
+from training.recorder import RunFolder, runs_root
 from training.trades import CALL, PUT
 
 
@@ -61,27 +61,21 @@ def find_run(con, run_id: str | None, profile: str | None) -> tuple[str, str, st
 
 
 def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None = None) -> Signals:
-    """Score each stock's newest complete feature row with the run's live signal model;
-    stored in the `signals` table (replacing the run's earlier ones)."""
+    """Score each stock's newest complete feature row with the run's live signal model
+    (loaded through the run's folder beside the store, hash- and signature-checked); stored
+    in the `signals` table (replacing the run's earlier ones)."""
     from features.catalog import COLUMNS
 
     con = store.connect(db_path)
     try:
-        run_id, run_dir, profile = find_run(con, run_id, profile)
-        model = load_model(Path(run_dir), "signal_model")
+        run_id, _, profile = find_run(con, run_id, profile)
+        run = RunFolder.open(runs_root(db_path), run_id)
+        model = run.load_model("signal_model")
+        record = run.load_json("track_record")
         # The columns the model was trained on: the catalog, then context columns if it
         # used them (NULL context, inside a window's warm-up, is NaN as in training).
-        columns = list(getattr(model, "columns", None) or COLUMNS)
-        context = len(columns) > len(COLUMNS)
-        latest = store.query_pl(
-            con,
-            "SELECT f.*"
-            + (", c.* EXCLUDE (symbol, date)" if context else "")
-            + " FROM features f JOIN (SELECT symbol, max(date) AS date FROM features "
-            "GROUP BY symbol) m USING (symbol, date)"
-            + (" LEFT JOIN context_features c USING (symbol, date)" if context else "")
-            + " ORDER BY symbol",
-        ).drop_nulls(COLUMNS)
+        columns = list(model.columns or COLUMNS)
+        latest = store.model_inputs(con, columns).drop_nulls(COLUMNS)
         if latest.is_empty():
             raise NothingToDoError("no stock has a complete feature row to score")
         x = latest.select(columns).to_numpy().astype(np.float64)
@@ -107,7 +101,7 @@ def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None
         store.replace_explanations(con, run_id, *explain_signals(model, out, x, columns))
     finally:
         store.close(con)
-    return Signals(out, dict(model.track_record), model.t_call, model.t_put)
+    return Signals(out, record, model.t_call, model.t_put)
 
 
 def describe_track_record(record: dict[str, float], t_call: float, t_put: float) -> list[str]:

@@ -13,8 +13,11 @@ inner-block fits of the default are the ones the run makes anyway, so tuning cos
 extra fit per inner block per alternative, and it never sees a test window (its choice is
 made before the first).
 
-A grid, not a search: with 2 cores and a few minutes for the whole run, eight models times
-two alternatives is what fits in the budget; the report prints every candidate's log loss.
+The grid's alternatives are data beside the defaults (`training.models.ALTERNATIVES`),
+which a run's TrainConfig copies (`TrainConfig.candidates` lists a model's candidates in
+order), so a changed grid is a new run. A grid, not a search: with 2 cores and a few
+minutes for the whole run, eight models times two alternatives is what fits in the budget;
+the report prints every candidate's log loss.
 """
 
 from __future__ import annotations
@@ -23,47 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from training.report import log_loss3
-
-# `weighted` is not a model setting: False fits without sample weights (ray_runner.fit_one).
-UNWEIGHTED: dict[str, Any] = {"weighted": False}
-
-# model -> candidates; candidate 0 is the default (no overrides). `candidates` appends
-# UNWEIGHTED when the run weights its rows.
-GRID: dict[str, list[dict[str, Any]]] = {
-    "random_forest": [{}, {"min_samples_leaf": 400}],
-    "extra_trees": [{}, {"min_samples_leaf": 200}],
-    "xgboost": [{}, {"max_depth": 2, "min_child_weight": 50}],
-    "lightgbm": [{}, {"num_leaves": 7, "min_child_samples": 600}],
-    "gradient_boosting": [{}, {"max_leaf_nodes": 7, "min_samples_leaf": 600}],
-    "mlp": [{}, {"alpha": 1.0}],
-    "logistic": [{}, {"C": 0.001}],
-    "svm": [{}, {"C": 0.005}],
-}
+from training.metrics import log_loss3
 
 
-def candidates(model: str, weighted: bool = False) -> list[dict[str, Any]]:
-    """The model's candidates (default first; an unknown model has only its default), and
-    last the default without sample weights when the run is `weighted`."""
-    return GRID.get(model, [{}]) + ([UNWEIGHTED] if weighted else [])
-
-
-def describe(overrides: dict[str, Any]) -> str:
-    """'default', 'no weights' or the overrides as k=v, for the report."""
-    if not overrides:
-        return "default"
-    if overrides == UNWEIGHTED:
-        return "no weights"
-    return ", ".join(f"{k}={v}" for k, v in overrides.items())
-
-
-def tag(index: int) -> str:
-    """The suffix a candidate's fits carry in their fold name ('' for the default)."""
-    return "" if index == 0 else f"@t{index}"
-
-
-def as_params(overrides: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(overrides.items()))
+def describe(candidate: Any, weighted_run: bool) -> str:
+    """'default', 'no weights' or the overrides as k=v, for the report. `candidate` is a
+    `training.config.Candidate` of a run that weights its rows (`weighted_run`) or not."""
+    if candidate.overrides:
+        return ", ".join(f"{k}={v}" for k, v in candidate.overrides)
+    return "no weights" if weighted_run and not candidate.weighted else "default"
 
 
 def choose(
@@ -75,3 +46,32 @@ def choose(
     scores = {i: log_loss3(y[rows], p[rows]) for i, p in predictions.items()}
     best = min(sorted(scores), key=lambda i: (round(scores[i], 6), i))
     return best, scores
+
+
+def choose_settings(config, y: np.ndarray, lay, day_index: np.ndarray, run) -> dict[str, dict]:
+    """Per model of `config` (a TrainConfig), the candidate whose inner-block fits (the
+    tuning jobs, finished and recorded in the RunFolder `run`) have the lowest forward
+    out-of-fold log loss on the rows whose labels end before the first test window.
+    Returns model -> {"chosen": index, "candidates": [description], "scores": {index: log
+    loss}}."""
+    from training.folds import Fold, block_job
+    from training.walkforward import meta_rows
+
+    rows = meta_rows(lay, day_index, lay.first_window)
+    out = {}
+    for model in config.model_names:
+        grid = config.candidates(model)
+        scored = {}
+        for i in range(len(grid)):
+            proba = np.full((len(y), 3), np.nan)
+            for block in range(1, lay.first_window):
+                job = block_job(config, lay, day_index, model, Fold(block, i))
+                proba[job.predict_rows] = run.fit_predictions(job.name)
+            scored[i] = proba
+        chosen, scores = choose(scored, y, rows)
+        out[model] = {
+            "chosen": chosen,
+            "candidates": [describe(c, config.recipe.weights) for c in grid],
+            "scores": scores,
+        }
+    return out

@@ -75,3 +75,11 @@ def uniqueness_weights(
         mask = labels == c
         out[mask] = u[mask] / u[mask].mean()
     return out
+
+
+def weights_of(lives: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Uniqueness weights of `rows`, counting only their own labels' overlaps. `lives` is
+    (n, 4) int64: symbol code, trading-day index, exit offset and label of every row
+    (`training.dataset.Samples.label_lives`)."""
+    part = lives[rows]
+    return uniqueness_weights(part[:, 0], part[:, 1], part[:, 2], part[:, 3])

@@ -179,18 +179,14 @@ def demo(
         console.print(table)
     if train:
         from stockml.commands.train import print_summary
+        from training.config import TrainConfig
         from training.pipeline import run_training
         from training.signals import latest_signals
 
         if not quiet:
             console.rule("[bold]3. train[/] eight models on Ray, walk-forward over 4 test windows")
-        result = run_training(
-            db,
-            DEFAULT_PROFILE,
-            progress=not quiet,
-            max_samples=max_samples,
-            memory_limit=memory_limit,
-        )
+        config = TrainConfig.create(DEFAULT_PROFILE, max_samples=max_samples)
+        result = run_training(db, config, progress=not quiet, memory_limit=memory_limit)
         signals = latest_signals(db, result.run_id)
         if not quiet:
             print_summary(console, result)

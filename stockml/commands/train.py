@@ -67,31 +67,27 @@ def train(
     from stockml.logs import configure_logging, log_path_for
     from stockml.memory import MemoryBudget
     from stockml.progress import console
+    from training.config import TrainConfig
     from training.pipeline import run_training
     from training.ray_runner import check_ray_address
 
     chosen = resolve_profile(profile, hold_days, take_profit, stop_loss)
     configure_logging(log_path_for(db))
-    names = parse_models(models)
+    config = TrainConfig.create(chosen, parse_models(models), windows=windows)
     check_ray_address(ray_address)  # seconds, not the minutes ray.init retries for
     MemoryBudget.of(memory_limit)  # a bad --memory-limit fails now, in one line
     options = dict(
-        memory_limit=memory_limit,
-        ray_address=ray_address,
-        fresh=fresh,
-        progress=not quiet,
-        models=names,
-        windows=windows,
+        memory_limit=memory_limit, ray_address=ray_address, fresh=fresh, progress=not quiet
     )
     if ablation:
         from training.ablation import run_ablation
 
-        runs = run_ablation(db, chosen, **options)
+        runs = run_ablation(db, config, **options)
         result = runs[-1][1]
         if not quiet:
             print_ablation(console, runs)
     else:
-        result = run_training(db, chosen, **options)
+        result = run_training(db, config, **options)
     if not quiet:
         print_summary(console, result)
 

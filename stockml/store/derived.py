@@ -29,6 +29,7 @@ from stockml.store.schema import (
     context_scratch_from,
     features_columns,
     features_ddl,
+    model_inputs_sql,
 )
 
 CONTEXT_VERSION_KEY = "context_version"
@@ -49,6 +50,7 @@ def ensure_features_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]
     ddl = features_ddl(columns)
     with transaction(con):
         con.execute("DROP VIEW IF EXISTS samples")
+        con.execute("DROP VIEW IF EXISTS model_inputs")
         con.execute("DROP TABLE IF EXISTS features")
         con.execute("DELETE FROM features_status")
         con.execute(ddl)
@@ -203,9 +205,25 @@ def replace_labels(
         insert_frame(con, status, "INSERT OR REPLACE INTO labels_status SELECT * FROM _new")
 
 
+def model_inputs(
+    con: duckdb.DuckDBPyConnection,
+    columns: Sequence[str],
+    symbol: str | None = None,
+    day=None,
+) -> pl.DataFrame:
+    """The model's input rows (the `model_inputs` view: catalog features, then context
+    columns): symbol, date and `columns`, one row per symbol on its own newest day, or
+    only `symbol`'s row of `day` when both are given (empty when it has none). NULL values
+    (a feature's warm-up) come back as null."""
+    if symbol is None:
+        return query_pl(con, model_inputs_sql(columns, newest=True))
+    return query_pl(con, model_inputs_sql(columns, newest=False), [symbol, day])
+
+
 def ensure_context_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> None:
     """Create `context_features` (recreate it when its columns changed) and make the
-    `samples` view join it. Needs the `features` table (the view selects from it)."""
+    `model_inputs` and `samples` views join it. Needs the `features` table (the views
+    select from it)."""
     existing = con.execute(
         "SELECT column_name FROM information_schema.columns "
         "WHERE table_name = 'context_features' ORDER BY ordinal_position"
@@ -213,6 +231,7 @@ def ensure_context_table(con: duckdb.DuckDBPyConnection, columns: Sequence[str])
     with transaction(con):
         if [r[0] for r in existing] != ["symbol", "date", *columns]:
             con.execute("DROP VIEW IF EXISTS samples")
+            con.execute("DROP VIEW IF EXISTS model_inputs")
             con.execute("DROP TABLE IF EXISTS context_features")
             con.execute("DELETE FROM settings WHERE key = ?", [CONTEXT_VERSION_KEY])
             con.execute(context_ddl(columns))

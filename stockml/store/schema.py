@@ -3,7 +3,8 @@
 The table and column names here are a public interface (documented in the README): users
 query them with SQL, scripts depend on them. `CORE_DDL` is run on every writable connect and
 is idempotent. `features` is the one table whose columns come from code (the feature
-catalog), so it is built by `features_ddl`, together with the `samples` view over it.
+catalog), so it is built by `features_ddl`, together with the `model_inputs` and `samples`
+views over it.
 
 Tables:
     prices             one row per symbol and New York trading day, Yahoo's values as served
@@ -19,7 +20,8 @@ Tables:
     labels_status      which prices fingerprint and parameters each profile's labels used
     context_features   market, sector and cross-sectional columns per symbol and date
                        (features/context.csv), recomputed whole when any price changes
-    samples (view)     features joined with labels and context: the table users query
+    model_inputs (view) features with their context columns: the model's input row
+    samples (view)     model_inputs joined with labels: the table users query
     _context_*         scratch tables of a context refresh in progress (stock series,
                        cross-sections, the new table), dropped when it ends or restarts
     training_runs, model_metrics, signals, signal_trades   written by training/
@@ -271,9 +273,9 @@ def features_ddl(columns: Sequence[str]) -> str:
     return (
         f"CREATE TABLE features (\n    symbol VARCHAR NOT NULL,\n    date DATE NOT NULL,\n"
         f"    {cols}\n);\n"
-        "CREATE VIEW samples AS SELECT f.*, l.profile, l.label, l.exit_offset, "
-        "l.exit_return, l.mfe, l.mae FROM features f "
-        "JOIN labels l USING (symbol, date);"
+        + MODEL_INPUTS
+        + "\n"
+        + SAMPLES
     )
 
 
@@ -302,20 +304,44 @@ CONTEXT_SWAP = (
 )
 
 
-# With context: every catalog column, then every context column, then the label's.
-SAMPLES_WITH_CONTEXT = (
-    "CREATE OR REPLACE VIEW samples AS SELECT f.*, c.* EXCLUDE (symbol, date), l.profile, "
-    "l.label, l.exit_offset, l.exit_return, l.mfe, l.mae FROM features f "
-    "JOIN labels l USING (symbol, date) LEFT JOIN context_features c USING (symbol, date);"
+# The model's input row, the one definition training, `stockml signals` and the page read:
+# symbol, date, every catalog column, then (once the context table exists) every context
+# column. `samples` is it joined with the labels.
+MODEL_INPUTS = "CREATE OR REPLACE VIEW model_inputs AS SELECT f.* FROM features f;"
+MODEL_INPUTS_WITH_CONTEXT = (
+    "CREATE OR REPLACE VIEW model_inputs AS SELECT f.*, c.* EXCLUDE (symbol, date) "
+    "FROM features f LEFT JOIN context_features c USING (symbol, date);"
 )
+SAMPLES = (
+    "CREATE OR REPLACE VIEW samples AS SELECT m.*, l.profile, l.label, l.exit_offset, "
+    "l.exit_return, l.mfe, l.mae FROM model_inputs m JOIN labels l USING (symbol, date);"
+)
+SAMPLES_WITH_CONTEXT = MODEL_INPUTS_WITH_CONTEXT + "\n" + SAMPLES
+
+
+def model_inputs_sql(columns: Sequence[str], newest: bool) -> str:
+    """SELECT symbol, date and `columns` (catalog and context names, in that order) from
+    `model_inputs`: each symbol's newest row when `newest`, else the rows of `symbol = ?
+    AND date = ?` (two parameters). Names are checked to be plain identifiers."""
+    for name in columns:
+        if not _COLUMN_NAME.fullmatch(name):
+            raise ValueError(f"bad model input column name {name!r}")
+    select = ", ".join(f'"{c}"' for c in columns)
+    if newest:
+        return (
+            f"SELECT symbol, date, {select} FROM model_inputs "
+            "QUALIFY date = max(date) OVER (PARTITION BY symbol) ORDER BY symbol"
+        )
+    return f"SELECT symbol, date, {select} FROM model_inputs WHERE symbol = ? AND date = ?"
 
 
 def initialise(con) -> None:
     """Create the core tables (idempotent), first bringing a store made by an earlier version
-    to this schema, in one transaction. Only training outputs changed shape: `model_metrics`
-    gained the "window" column (older rows were single-split figures, kept as 'pooled') and
-    `signals` gained `threshold` and `profile`, `signal_trades` gained `entry_date`,
-    `entry_price` and `costs` (SIGNAL_TRADES_PLACED)."""
+    to this schema, in one transaction: `model_metrics` gained the "window" column (older
+    rows were single-split figures, kept as 'pooled'), `signals` gained `threshold` and
+    `profile`, `signal_trades` gained `entry_date`, `entry_price` and `costs`
+    (SIGNAL_TRADES_PLACED), and the `model_inputs` view came between `features` and
+    `samples`."""
 
     def columns(table: str) -> set[str]:
         rows = con.execute(
@@ -343,6 +369,15 @@ def initialise(con) -> None:
             )
         if "costs" not in columns("signal_trades"):
             con.execute(SIGNAL_TRADES_PLACED)
+        # Stores made before the `model_inputs` view: their `samples` read `features`
+        # directly; both views are made again over the tables the store has.
+        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        if columns("features") and "model_inputs" not in views:
+            if columns("context_features"):
+                con.execute(MODEL_INPUTS_WITH_CONTEXT)
+            else:
+                con.execute(MODEL_INPUTS)
+            con.execute(SAMPLES)
     except BaseException:
         con.rollback()
         raise

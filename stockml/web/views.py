@@ -83,10 +83,18 @@ class SignalFilters:
 
 
 def run_params(run: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's `params` (JSON in `training_runs.params`) as a dict, its `profile` a dict:
-    runs recorded so far store the profile as JSON text inside that JSON, later ones as
-    an object; anything unreadable is empty. The one place the web decodes them."""
+    """A run's `params` (JSON in `training_runs.params`) as a dict, its `profile` a dict and
+    its `models` a list: runs store them flat (the profile's fields and the model names at
+    the top, training/config.py), earlier ones the profile as JSON text inside that JSON;
+    anything unreadable is empty. The one place the web decodes them."""
     params = _json_object(run.get("params"))
+    if "hold_days" in params:  # flat params (training/config.py `TrainConfig.params`)
+        params["profile"] = {
+            "name": params.get("profile"),
+            **{k: params[k] for k in ("hold_days", "take_profit", "stop_loss") if k in params},
+        }
+    if isinstance(params.get("models"), str):
+        params["models"] = params["models"].split(",")
     if "profile" in params:
         profile = params["profile"]
         params["profile"] = profile if isinstance(profile, dict) else _json_object(profile)
