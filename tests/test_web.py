@@ -76,10 +76,10 @@ def web_store(small_store, tmp_path_factory):
 
 
 def live_model(db: Path, run_id: str):
-    """The run's live model, as `stockml signals` loads it (hash-checked)."""
-    from training.ray_runner import load_model
+    """The run's live model, as `stockml signals` loads it (signature- and hash-checked)."""
+    from training.recorder import RunFolder, runs_root
 
-    return load_model(db.parent / "runs" / run_id, "signal_model")
+    return RunFolder.open(runs_root(db), run_id).load_model("signal_model")
 
 
 def model_row(db: Path, symbol: str, day, columns: list[str]) -> np.ndarray:
