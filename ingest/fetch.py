@@ -1,7 +1,8 @@
 """The per-symbol fetch: one symbol's plan -> requests -> checks -> one outcome to store.
 
 Every symbol ends `ok` or `failed` with a reason (even when its task raises), or
-`inactive`. For one symbol, in order:
+`inactive`; only a full disk stops the run instead (one line from the CLI). For one
+symbol, in order:
 
     fetch        the plan's window (`ingest.plan`) in its exchange's midnights; an
                  incremental answer whose overlap moved (Yahoo re-adjusted), that needs a
@@ -45,6 +46,7 @@ from ingest.yahoo import (
     trading_days,
 )
 from stockml import store
+from stockml.errors import no_space_message
 from stockml.store.prices import WriteFailed
 
 # Consecutive runs answered 404 after which a symbol is inactive. One 404 is not enough:
@@ -88,6 +90,8 @@ async def fetch_symbol(
     except SymbolFailed as exc:
         return await _fail(ctx, symbol, str(exc), state, exc.not_found)
     except WriteFailed as exc:
+        if no_space_message(exc) is not None:
+            raise  # a full disk fails every symbol alike: the run stops, in one line
         return await _fail(ctx, symbol, f"store write failed: {exc}", state)
     except Exception as exc:  # every symbol ends ok or failed-with-reason, even on a bug
         log.exception("symbol_crashed", symbol=symbol)

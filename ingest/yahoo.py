@@ -15,8 +15,8 @@ What the caller may rely on (see ../shared/yahoo-chart-api.md for why each rule 
   answer reports no dividend); `has_adjclose` says which, so the price checks can rebuild it
   from the dividends (ingest.quality) and a later complete answer can replace it;
 - values are kept exactly as served (float32 widened to double), volume as an integer; a
-  volume that cannot be (negative, beyond int64, not a whole number) is NULL and counted
-  (`invalid_volume`), the bar itself kept;
+  volume that cannot be (negative, beyond int64, not a whole number, not a number at all) is
+  NULL and counted (`invalid_volume`), the bar itself kept;
 - a 1:1 split (numerator = denominator) is no event and is left out;
 - `meta.symbol`, `meta.currency` and `meta.instrumentType` are kept as Yahoo named them:
   the caller refuses an answer for another instrument (`check_identity`).
@@ -147,6 +147,30 @@ def _column(quote: dict, key: str, n: int) -> np.ndarray:
         raise ChartUnparseable(f"'{key}' holds non-numeric values") from exc
 
 
+# A volume that is not a number at all (a string, a boolean) reads as this impossible count,
+# so it is NULL and counted with the other impossible volumes, not a reason to drop the chart.
+NOT_A_VOLUME = -1.0
+
+
+def _volume_column(quote: dict, n: int) -> np.ndarray:
+    """Yahoo's volume column as float64 (None -> nan, non-numbers -> NOT_A_VOLUME)."""
+    try:
+        return _column(quote, "volume", n)
+    except ChartUnparseable:
+        values = quote.get("volume")
+        if values is None or len(values) != n:
+            raise
+
+    def number(x: object) -> float:
+        if x is None:
+            return np.nan
+        if isinstance(x, bool) or not isinstance(x, int | float):
+            return NOT_A_VOLUME
+        return float(x)
+
+    return np.array([number(x) for x in values], dtype=np.float64)
+
+
 @lru_cache(maxsize=64)
 def daily_utc_offsets(tz: str) -> tuple[int, np.ndarray]:
     """The zone's UTC offset (seconds) at 12:00 UTC of every day from 1960 to 2100."""
@@ -258,7 +282,7 @@ def parse_chart(body: bytes, symbol: str, period2: int, period1: int = 0) -> Cha
     h = _column(quote, "high", n)
     lo = _column(quote, "low", n)
     c = _column(quote, "close", n)
-    v = _column(quote, "volume", n)
+    v = _volume_column(quote, n)
     has_adjclose = adj_block.get("adjclose") is not None
     adj = _column(adj_block, "adjclose", n) if has_adjclose else c.copy()
 

@@ -1,7 +1,8 @@
-"""A full disk during `stockml backtest` (issue 25): one line and exit 2, not a traceback;
-what was committed is kept and the rerun, with room again, completes. The disk is a real
-tmpfs a few MB larger than the store (root can mount one here and in CI); where mounting is
-not allowed, a file-size limit on the process (RLIMIT_FSIZE) stands in for it."""
+"""A full disk during `stockml backtest` or `ingest` (issue 25): one line and exit 2, not a
+traceback (nor a failure per symbol); what was committed is kept and the rerun, with room
+again, completes. The disk is a real tmpfs a few MB larger than the store (root can mount
+one here and in CI); where mounting is not allowed, a file-size limit on the process
+(RLIMIT_FSIZE) stands in for it."""
 
 from __future__ import annotations
 
@@ -36,12 +37,16 @@ def _mount(folder: Path, size: int) -> bool:
 
 
 def _backtest(db: Path, limit: int | None = None) -> subprocess.CompletedProcess:
+    return _cli(["backtest", "--db", str(db), "--quiet"], limit)
+
+
+def _cli(args: list[str], limit: int | None = None) -> subprocess.CompletedProcess:
     def cap() -> None:  # the stand-in for a full disk: writes past `limit` bytes fail
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return subprocess.run(
-        [sys.executable, "-m", "stockml.cli", "backtest", "--db", str(db), "--quiet"],
+        [sys.executable, "-m", "stockml.cli", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -86,6 +91,44 @@ def test_a_full_disk_during_backtest_is_one_line_and_the_rerun_completes(sp500_b
         finally:
             con.close()
         assert prices == bars.height and features == bars.height
+    finally:
+        if mounted:
+            with contextlib.suppress(Exception):
+                subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_during_ingest_stops_the_run_in_one_line(sp500_parquet, tmp_path):
+    """`stockml ingest` of 30 real stocks x 20 years into a store on a 3 MB disk: one line,
+    exit 2 (not 30 failed symbols and exit 4); with room again the rerun stores them all."""
+    from tests.ingest_support import load_market, serving
+
+    market = load_market(sp500_parquet)
+    symbols = sorted(market.series)[:30]
+    disk = tmp_path / "disk"
+    mounted = _mount(disk, 3 * MB)
+    folder = disk if mounted else tmp_path / "capped"
+    folder.mkdir(exist_ok=True)
+    db = folder / "s.duckdb"
+    try:
+        with serving(market) as srv:
+            args = ["ingest", "--symbols", ",".join(symbols), "--start", "2001-01-02"]
+            args += ["--end", "2021-04-21", "--db", str(db), "--base-url", srv.base_url]
+            args += ["--rate", "200", "--quiet"]
+            full = _cli(args, None if mounted else 3 * MB)
+            assert full.returncode == 2, full.stderr
+            lines = full.stderr.strip().splitlines()
+            assert len(lines) == 1 and "Traceback" not in full.stderr, full.stderr
+            assert lines[0].startswith("stockml: error: no room left to write (")
+            if mounted:
+                subprocess.run(["mount", "-o", f"remount,size={512 * MB}", str(disk)], check=True)
+            again = _cli(args)
+        assert again.returncode == 0, again.stderr
+        con = store.connect(db, read_only=True)
+        try:
+            ok = con.execute("SELECT count(*) FROM ingest_status WHERE status = 'ok'").fetchone()
+        finally:
+            con.close()
+        assert ok[0] == len(symbols)
     finally:
         if mounted:
             with contextlib.suppress(Exception):

@@ -126,7 +126,8 @@ def test_impossible_volumes_are_null_and_counted(tmp_path):
 
 
 def test_a_fractional_or_negative_volume_is_no_volume():
-    """The parser's rule on its own: whole numbers in [0, 2^63) only."""
+    """The parser's rule on its own: whole numbers in [0, 2^63) only; a volume that is no
+    number at all is NULL and counted too, the chart kept."""
     days = weekdays(date(2024, 3, 4), date(2024, 3, 8))
     stamps = [int(datetime.combine(d, time(9, 30), tzinfo=NY).timestamp()) for d in days]
     volumes = [0, 12.5, -1, 2**63, 2**63 - 1024]
@@ -134,6 +135,10 @@ def test_a_fractional_or_negative_volume_is_no_volume():
     chart = parse_chart(body, "X", period2=stamps[-1] + 3600)
     assert chart.bars["volume"].to_list() == [0, None, None, None, 2**63 - 1024]
     assert chart.invalid_volume == 3
+    odd = chart_body({}, stamps, [10.0] * 5, [1, "n/a", True, None, 5])
+    chart = parse_chart(odd, "X", period2=stamps[-1] + 3600)
+    assert chart.bars["volume"].to_list() == [1, None, None, None, 5]
+    assert (chart.invalid_volume, chart.bars.height) == (2, 5)
 
 
 # -- 8. symbols Yahoo spells with & --
@@ -218,8 +223,8 @@ def test_a_hole_never_filled_becomes_permanent_and_costs_no_more_requests(tmp_pa
 
 
 def test_an_old_gap_is_recorded_as_permanent_at_once(tmp_path):
-    """A null day two months before the newest one is kept as a record, not refetched."""
-    server = CraftedServer(_peers(null_days={date(2024, 1, 3)}))
+    """A null day 17 months before the newest one is kept as a record, not refetched."""
+    server = CraftedServer(_peers(null_days={date(2022, 10, 3)}))
     db = tmp_path / "s.duckdb"
     with serving_crafted(server) as srv:
         run(db, srv.base_url, ["HOLE"])
