@@ -88,3 +88,24 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, sp500_bars) -> Path:
     finally:
         con.close()
     return db
+
+
+@pytest.fixture(scope="session")
+def quick_demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`stockml demo --universe quick --no-train` run once: 20 simulated stocks ingested,
+    features, context and labels computed, no training run (the command-line tests' store;
+    copy it before writing to it)."""
+    import subprocess
+    import sys
+
+    db = tmp_path_factory.mktemp("quick_demo") / "demo.duckdb"
+    args = ["demo", "--universe", "quick", "--no-train", "--quiet", "--db", str(db)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "stockml.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return db

@@ -33,8 +33,6 @@ from training.folds import FitJob
 from training.recorder import FitRecord, FitResult, RunFolder
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-# How long `check_ray_address` waits for the cluster's GCS port to accept a connection.
-CONNECT_TIMEOUT_S = 5.0
 # Reruns of a task whose worker or node died (Ray's max_retries); a fit that raises is not
 # retried. Three covers a node lost mid-run and one more while the retry runs.
 TASK_RETRIES = 3
@@ -94,43 +92,48 @@ def fit_on_node(
 
 
 def check_ray_address(address: str | None) -> None:
-    """Fail fast, in one line, when `address` (else $RAY_ADDRESS) is a host:port that no
-    Ray cluster listens on: ray.init would retry for minutes. Other forms (`auto`,
-    `ray://...`) are left to Ray. Raises InputError."""
-    from stockml.errors import InputError
+    """Fail within seconds, in one line (RayAddressError, an InputError: exit 2), when
+    `address` (else $RAY_ADDRESS) is not a Ray cluster that answers: nothing listening, a
+    server that is not Ray's GCS (silent, or another protocol: what it said is quoted), or
+    a GCS that does not serve us. `auto`, `local` and `ray://...` are left to Ray. See
+    stockml/ray_address.py."""
+    from stockml.ray_address import probe
 
     address = address or os.environ.get("RAY_ADDRESS")
-    if not address:
-        return
-    host, _, port = address.rpartition(":")
-    if not host or "/" in host or not port.isdigit():
-        return
-    try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise InputError(
-            f"no Ray cluster answers at {address} ({exc.strerror or exc}): "
-            "check --ray-address or RAY_ADDRESS"
-        ) from exc
+    if address:
+        probe(address)
 
 
 def init_ray(address: str | None) -> Any:
-    """Local Ray on this machine's cores, or the cluster at `address` / $RAY_ADDRESS."""
+    """Local Ray on this machine's cores, or the cluster at `address` / $RAY_ADDRESS.
+
+    Ray's token-authentication mode is set explicitly (stockml.ray_address.auth_mode), so
+    Ray does not print its banner about choosing one on every run. A cluster that refuses
+    us (another Ray version, a wrong token...) is one StockmlError line naming it, not
+    Ray's traceback."""
+    from stockml.errors import StockmlError
+    from stockml.ray_address import auth_mode
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    os.environ["RAY_AUTH_MODE"] = auth_mode(address)
     import ray
 
     if ray.is_initialized():
         return ray
-    address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
         "configure_logging": False,
     }
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        what = f"connect to the cluster at {address}" if address else "start on this machine"
+        raise StockmlError(f"Ray could not {what}: {' '.join(lines[:2])[:300]}") from exc
     return ray
 
 
