@@ -15,6 +15,8 @@ who owns what:
     holes       price_holes: sessions an answer lacked, refetched until filled or permanent
     runs        training_runs, model_metrics, signals
     explanations  signal_explanations, signal_contributions: why each signal
+    reading     reads while another process writes: the reading copy, dated
+    locks       who holds DuckDB's lock on the file, asked without taking it
 """
 
 from stockml.store.connection import (
@@ -62,6 +64,13 @@ from stockml.store.prices import (
     write_batch,
 )
 from stockml.store.quality import flagged_symbols, quarantined_days, replace_price_flags
+from stockml.store.reading import (
+    Reading,
+    keep_reading_copy,
+    open_for_reading,
+    private_copy,
+    require_store,
+)
 from stockml.store.runs import append_metrics, record_training_run, replace_signals
 from stockml.store.schema import FEATURE_SQL_TYPE
 
@@ -70,6 +79,7 @@ __all__ = [
     "FEATURE_SQL_TYPE",
     "IngestState",
     "IngestStatusRecord",
+    "Reading",
     "SymbolWrite",
     "append_context_scratch",
     "append_metrics",
@@ -85,10 +95,13 @@ __all__ = [
     "flagged_symbols",
     "get_setting",
     "ingest_state",
+    "keep_reading_copy",
     "labels_state",
     "model_inputs",
+    "open_for_reading",
     "overlap_prices",
     "prices_fingerprints",
+    "private_copy",
     "quarantined_days",
     "query_pl",
     "read_prices",
@@ -102,6 +115,7 @@ __all__ = [
     "replace_labels",
     "replace_price_flags",
     "replace_signals",
+    "require_store",
     "reset_context_scratch",
     "row_counts",
     "set_setting",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,11 +23,14 @@ import polars as pl
 
 from stockml.errors import StoreError
 from stockml.memory import MemoryBudget
+from stockml.store.locks import lock_holder
 from stockml.store.schema import initialise
 
 DEFAULT_DB = Path("data/stockml.duckdb")
 
 _LOCK_PID = re.compile(r"PID (\d+)")
+# How long a writer waits for readers to let go of the file (see _open_waiting_for_readers).
+READER_WAIT_S = 10.0
 
 
 def utcnow() -> datetime:
@@ -46,7 +50,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     except OSError as exc:
         raise StoreError(f"cannot create the folder for {path}: {exc.strerror}") from exc
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = _open_waiting_for_readers(path, read_only)
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" in text.lower():
@@ -128,6 +132,23 @@ def close(con: duckdb.DuckDBPyConnection) -> None:
         "space there and rerun the same command; nothing is lost (copy the .wal with the "
         "store until then)"
     ) from failure
+
+
+def _open_waiting_for_readers(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect; a writer that meets a reader (`stockml sql`, a `signals` read: read
+    locks held for one query) retries for up to READER_WAIT_S instead of failing at once.
+    A writer holding the file is not waited for: it may hold it for hours."""
+    deadline = time.monotonic() + READER_WAIT_S
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if read_only or "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            holder = lock_holder(path)
+            if holder is not None and holder.writing:
+                raise
+            time.sleep(0.1)
 
 
 @contextmanager
