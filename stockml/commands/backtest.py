@@ -44,10 +44,12 @@ def backtest(
     from stockml import store
     from stockml.errors import NothingToDoError
     from stockml.logs import configure_logging, log_path_for
-    from stockml.progress import console
+    from stockml.output import note, result_console
 
+    store.require_store(db)  # a mistyped --db is an error, not a new empty store
     chosen = resolve_profile(profile, hold_days, take_profit, stop_loss)
     configure_logging(log_path_for(db))
+    store.keep_reading_copy(db)  # what `stockml sql` and `signals` read meanwhile
     con = store.connect(db)
     try:
         if not store.prices_fingerprints(con):
@@ -72,6 +74,7 @@ def backtest(
     finally:
         store.close(con)
     if not quiet:
+        console = result_console()
         console.print(
             f"features: {feats['symbols']} symbols recomputed in {feats['seconds']} s; "
             f"labels ({chosen.name}: {chosen.describe()}): {labels['symbols']} symbols in "
@@ -84,13 +87,15 @@ def backtest(
                 f"max {per_symbol['hi']}); win {balance['win']:.1%} · timeout "
                 f"{balance['timeout']:.1%} · loss {balance['loss']:.1%}"
             )
-        if uncovered:
-            console.print(f"symbols that give no training sample: {len(uncovered)}")
+        if uncovered:  # a warning, for the person: stderr
+            note(f"symbols that give no training sample: {len(uncovered)}")
             for item in uncovered[:SHOWN_UNCOVERED]:
-                console.print(f"  {item.reason()}", markup=False, highlight=False, soft_wrap=True)
+                note(f"  {item.reason()}")
             if len(uncovered) > SHOWN_UNCOVERED:
-                console.print(f"  ... and {len(uncovered) - SHOWN_UNCOVERED} more")
+                note(f"  ... and {len(uncovered) - SHOWN_UNCOVERED} more")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("backtest")(backtest)
+    app.command("backtest", epilog="Example: stockml backtest --profile options --hold-days 7")(
+        backtest
+    )

@@ -73,7 +73,8 @@ def demo(
     train: bool = typer.Option(
         True,
         "--train/--no-train",
-        help="Also train the eight models and print signals (~3 min on 2 cores).",
+        help="Also train the eight base models on Ray (walk-forward, then the live model) "
+        "and print the newest day's signals.",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
     serve: bool = typer.Option(
@@ -82,7 +83,9 @@ def demo(
 ) -> None:
     """Start the Yahoo-compatible server on the seeded simulator and run the real pipeline
     against it: ingest (with a few injected faults to recover from), the backtest (features
-    and swing labels), training on Ray with the honest date split, and today's signals."""
+    and swing labels), walk-forward training on Ray, and the newest day's signals. Results
+    (the labels per sector, the pooled walk-forward table, the signals) go to stdout,
+    progress to stderr and the JSON log beside the store."""
     import json
     import math
     from datetime import date
@@ -98,6 +101,7 @@ def demo(
     from stockml.errors import InputError
     from stockml.logs import configure_logging, log_path_for
     from stockml.memory import MemoryBudget, RssWatch
+    from stockml.output import result_console, write_frame
     from stockml.progress import console
 
     if scale < 0 or (max_samples is not None and max_samples < 1):
@@ -120,8 +124,10 @@ def demo(
         max_samples = SCALE_MAX_SAMPLES if max_samples is None else max_samples
     elif max_samples is None:
         max_samples = DEMO_MAX_SAMPLES
-    with console.status(f"simulating a market of {len(listings)} stocks (seed {seed})…"):
-        market = MarketData.from_simulator(listings, today, seed, min(SIM_START, served_from))
+    results = result_console()
+    if not quiet:
+        console.print(f"simulating a market of {len(listings)} stocks (seed {seed})…")
+    market = MarketData.from_simulator(listings, today, seed, min(SIM_START, served_from))
     faults = FaultPlan() if scale else FaultPlan.parse(DEMO_FAULTS)
     with ServerThread(YahooServer(market, faults)) as server:
         if not quiet:
@@ -151,6 +157,7 @@ def demo(
         console.rule(
             "[bold]2. backtest[/] 179 features, market context and 14-day triple-barrier labels"
         )
+    store.keep_reading_copy(db)  # what `stockml sql` and `signals` read meanwhile
     con = store.connect(db)
     try:
         refresh_features(con, progress=not quiet, memory_limit=memory_limit)
@@ -169,14 +176,8 @@ def demo(
     finally:
         store.close(con)
     if not quiet:
-        from rich.table import Table
-
-        table = Table(title=f"{DEFAULT_PROFILE} labels per sector (query it: stockml sql --db ...)")
-        for name in balance.columns:
-            table.add_column(name)
-        for row in balance.iter_rows():
-            table.add_row(*(str(v) for v in row))
-        console.print(table)
+        title = f"{DEFAULT_PROFILE} labels per sector (query it: stockml sql --db {db} ...)"
+        write_frame(balance, "table", title=title)
     if train:
         from stockml.commands.train import print_summary
         from training.config import TrainConfig
@@ -185,16 +186,17 @@ def demo(
 
         if not quiet:
             console.rule("[bold]3. train[/] eight models on Ray, walk-forward over 4 test windows")
+        store.keep_reading_copy(db)
         config = TrainConfig.create(DEFAULT_PROFILE, max_samples=max_samples)
         result = run_training(db, config, progress=not quiet, memory_limit=memory_limit)
         signals = latest_signals(db, result.run_id)
         if not quiet:
-            print_summary(console, result)
-            console.rule("[bold]4. signals[/] for the newest day")
+            print_summary(results, result, console)
+            console.rule("[bold]4. signals[/] for the newest day (all of them: stockml signals)")
             counts = signals.frame.group_by("signal").len().sort("signal")
-            console.print(", ".join(f"{s}: {n}" for s, n in counts.iter_rows()))
+            results.print(", ".join(f"{s}: {n}" for s, n in counts.iter_rows()))
             for line in signals.summary():
-                console.print(line)
+                results.print(line)
     if watch is not None:
         if train:
             con = store.connect(db)
@@ -222,4 +224,4 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", epilog="Example: stockml demo --universe quick --serve")(demo)

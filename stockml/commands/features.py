@@ -30,9 +30,11 @@ def features(
     from stockml import store
     from stockml.errors import NothingToDoError
     from stockml.logs import configure_logging, log_path_for
-    from stockml.progress import console
+    from stockml.output import result_console
 
+    store.require_store(db)  # a mistyped --db is an error, not a new empty store
     configure_logging(log_path_for(db))
+    store.keep_reading_copy(db)  # what `stockml sql` and `signals` read meanwhile
     con = store.connect(db)
     try:
         if not store.prices_fingerprints(con):
@@ -42,7 +44,7 @@ def features(
     finally:
         store.close(con)
     if not quiet:
-        console.print(
+        result_console().print(
             f"features: {summary['symbols']} symbols recomputed ({summary['rows']:,} rows), "
             f"{summary['up_to_date']} up to date, {summary['removed']} removed, "
             f"in {summary['seconds']} s"
@@ -50,4 +52,4 @@ def features(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("features")(features)
+    app.command("features", epilog="Example: stockml features --memory-limit 4G")(features)

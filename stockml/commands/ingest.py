@@ -126,12 +126,16 @@ def ingest(
     from ingest.sectors import plan_sectors, read_sector_file
     from ingest.transport import TRANSPORTS
     from ingest.universe import Universe, parse_symbols, read_universe
+    from stockml import store
     from stockml.errors import InputError
     from stockml.logs import configure_logging, log_path_for
 
     if transport not in ("auto", *TRANSPORTS):
         raise InputError(f"--transport must be auto, aiohttp or curl, not {transport!r}")
-    chosen = Universe(parse_symbols(symbols), {}) if symbols else read_universe(universe)
+    # An empty --symbols is a mistake (an unset shell variable), not "the whole universe".
+    chosen = (
+        Universe(parse_symbols(symbols), {}) if symbols is not None else read_universe(universe)
+    )
     given = read_sector_file(sectors) if sectors is not None else {}
     sector_plan = plan_sectors(chosen.symbols, given, chosen.listings)
     end_day = _parse_date(end, "--end") or date.today()
@@ -152,6 +156,7 @@ def ingest(
         proxy=proxy,
     )
     configure_logging(log_path_for(db))
+    store.keep_reading_copy(db)  # what `stockml sql` and `signals` read meanwhile
     run_ingest(
         IngestRequest(
             symbols=chosen.symbols,
@@ -167,4 +172,6 @@ def ingest(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ingest")(ingest)
+    app.command(
+        "ingest", epilog="Example: stockml ingest --symbols AAPL,MSFT,BRK.B --start 2023-01-02"
+    )(ingest)

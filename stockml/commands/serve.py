@@ -79,4 +79,7 @@ def serve_yahoo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve-yahoo")(serve_yahoo)
+    app.command(
+        "serve-yahoo",
+        epilog="Example: stockml serve-yahoo --port 8765 --faults 'AAPL=429*3;MSFT=hang'",
+    )(serve_yahoo)

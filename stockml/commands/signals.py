@@ -6,7 +6,12 @@ from pathlib import Path
 
 import typer
 
+from stockml.output import FORMAT_HELP
 from stockml.store import DEFAULT_DB
+
+# The columns printed, in order; `--out` writes every column of the signals frame.
+SHOWN = ("symbol", "date", "signal", "p_win", "p_timeout", "p_loss", "threshold")
+EXAMPLE = "Example: stockml signals --profile options 2>/dev/null | grep 'BUY CALL'"
 
 
 def signals(
@@ -17,50 +22,76 @@ def signals(
         "--profile",
         help="Use the newest run of this label profile (swing, options; default: any).",
     ),
+    fmt: str = typer.Option(None, "--format", help=FORMAT_HELP, show_default=False),
     out: Path = typer.Option(None, "--out", help="Also write the signals to a .csv or .json file."),
 ) -> None:
     """Score each stock's newest complete day with a run's live signal model: BUY CALL when
     p_win reaches the call threshold, BUY PUT when p_loss reaches the put threshold (both
-    chosen on the training period), HOLD otherwise; with what each signal type achieved in
-    the walk-forward evaluation. Stored in the `signals` table too."""
+    chosen on the training period), HOLD otherwise. The signals go to stdout (calls and
+    puts first); what each signal type achieved in the walk-forward evaluation goes to
+    stderr. Stored in the `signals` table too, except while another stockml process writes
+    the store: then they are scored on the store as it was before that write began, and
+    the table is left as it is."""
     import polars as pl
-    from rich.table import Table
 
+    from stockml import store
     from stockml.errors import InputError
-    from stockml.progress import console
-    from training.signals import latest_signals
+    from stockml.logs import configure_logging, log_path_for
+    from stockml.output import check_format, note, write_frame
 
+    fmt = check_format(fmt)
     if out is not None and out.suffix not in (".csv", ".json"):
         raise InputError("--out must end in .csv or .json")
-    result = latest_signals(db, run, profile)
+    store.require_store(db)
+    configure_logging(log_path_for(db))
+    result = score(db, run, profile)
     frame = result.frame
     if out is not None:
         if out.suffix == ".csv":
             frame.write_csv(out)
         else:
             frame.write_json(out)
-    table = Table(title=f"signals of run {frame['run_id'][0]}")
-    for name in ("symbol", "date", "signal", "p_win", "p_timeout", "p_loss", "threshold"):
-        table.add_column(name)
-    order = frame.with_columns(rank=pl.when(pl.col("signal") == "HOLD").then(1).otherwise(0)).sort(
-        "rank", "p_win", descending=[False, True]
+    shown = (
+        frame.with_columns(rank=pl.when(pl.col("signal") == "HOLD").then(1).otherwise(0))
+        .sort("rank", "p_win", descending=[False, True])
+        .select(SHOWN)
+        .with_columns(pl.col("p_win", "p_timeout", "p_loss", "threshold").round(3))
+        .with_columns(pl.col("threshold").fill_nan(None))  # HOLD: no threshold was reached
     )
-    for row in order.iter_rows(named=True):
-        table.add_row(
-            row["symbol"],
-            str(row["date"]),
-            row["signal"],
-            f"{row['p_win']:.3f}",
-            f"{row['p_timeout']:.3f}",
-            f"{row['p_loss']:.3f}",
-            "" if row["threshold"] != row["threshold"] else f"{row['threshold']:.3f}",
-        )
-    console.print(table)
+    write_frame(shown, fmt, title=f"signals of run {frame['run_id'][0]}")
     counts = frame["signal"].value_counts().sort("signal")
-    console.print(", ".join(f"{r['signal']}: {r['count']}" for r in counts.iter_rows(named=True)))
+    note(", ".join(f"{r['signal']}: {r['count']}" for r in counts.iter_rows(named=True)))
     for line in result.summary():
-        console.print(line)
+        note(line)
+    if out is not None:
+        note(f"{frame.height} signals written to {out}")
+
+
+def score(db: Path, run: str | None, profile: str | None):
+    """`latest_signals` on the store, or, while another process writes it, on a private
+    copy of its reading copy (said on stderr: the store's `signals` table is not updated)."""
+    from stockml import store
+    from stockml.errors import StoreError
+    from stockml.output import note
+    from stockml.store.locks import lock_holder
+    from training.signals import latest_signals
+
+    holder = lock_holder(db)
+    if holder is None or not holder.writing:
+        try:
+            return latest_signals(db, run, profile)
+        except StoreError:
+            holder = lock_holder(db)
+            if holder is None or not holder.writing:
+                raise
+    with store.private_copy(db) as (copy, reading):
+        if not reading.live:
+            note(
+                f"{reading.moment(db)}; the store's signals table was not updated: rerun "
+                "`stockml signals` once that write ends to store them"
+            )
+        return latest_signals(copy, run, profile)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("signals")(signals)
+    app.command("signals", epilog=EXAMPLE)(signals)

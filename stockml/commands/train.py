@@ -60,22 +60,28 @@ def train(
 ) -> None:
     """Walk-forward: K test windows over the last 20% of days, each with its own training
     period ending H days before it (purge), base models fitted per date block as Ray tasks
-    with checkpoints, a meta-learner on their forward out-of-fold predictions, thresholds
-    chosen on the training period. Then the live signal model on every labelled day, and
-    report.md beside the store, with every baseline and 95% intervals."""
+    with checkpoints; each window's stack is the weighted mean of the base models'
+    probabilities that ensemble selection picks on their forward out-of-fold predictions;
+    thresholds chosen on the training period. Then the live signal model on every labelled
+    day, and report.md beside the store, with every baseline and 95% intervals. The pooled
+    table goes to stdout; progress to stderr and the JSON log."""
     from backtest.labels import resolve_profile
+    from stockml import store
     from stockml.logs import configure_logging, log_path_for
     from stockml.memory import MemoryBudget
+    from stockml.output import result_console
     from stockml.progress import console
     from training.config import TrainConfig
     from training.pipeline import run_training
     from training.ray_runner import check_ray_address
 
+    check_ray_address(ray_address)  # seconds, not the minutes ray.init retries for
+    store.require_store(db)  # a mistyped --db is an error, not a new empty store
     chosen = resolve_profile(profile, hold_days, take_profit, stop_loss)
     configure_logging(log_path_for(db))
     config = TrainConfig.create(chosen, parse_models(models), windows=windows)
-    check_ray_address(ray_address)  # seconds, not the minutes ray.init retries for
     MemoryBudget.of(memory_limit)  # a bad --memory-limit fails now, in one line
+    store.keep_reading_copy(db)  # what `stockml sql` and `signals` read meanwhile
     options = dict(
         memory_limit=memory_limit, ray_address=ray_address, fresh=fresh, progress=not quiet
     )
@@ -85,23 +91,26 @@ def train(
         runs = run_ablation(db, config, **options)
         result = runs[-1][1]
         if not quiet:
-            print_ablation(console, runs)
+            print_ablation(result_console(), runs)
     else:
         result = run_training(db, config, **options)
     if not quiet:
-        print_summary(console, result)
+        print_summary(result_console(), result, console)
 
 
-def print_summary(console, result) -> None:
-    """The pooled walk-forward table: the stack, the baselines and every base model."""
+def print_summary(console, result, notes=None) -> None:
+    """The pooled walk-forward table (the stack, the baselines and every base model) on
+    `console`; the labels used and the symbols without samples on `notes` (default: the
+    same console)."""
     from rich.table import Table
 
     def fmt(value, spec=".3f"):
         return "–" if value is None or value != value else format(value, spec)
 
-    console.print(f"labels: {result.profile}")
+    notes = notes or console
+    notes.print(f"labels: {result.profile}")
     for reason in result.without_samples:
-        console.print(f"[yellow]no training sample from[/] {reason}")
+        notes.print(f"[yellow]no training sample from[/] {reason}")
     table = Table(title=f"pooled walk-forward test windows, run {result.run_id}")
     columns = {
         "accuracy": "acc.",
@@ -155,4 +164,7 @@ def parse_models(text: str | None) -> list[str] | None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command(
+        "train",
+        epilog="Example: stockml train --models logistic,lightgbm --windows 1   (a quick look)",
+    )(train)

@@ -31,13 +31,15 @@ def serve(
     """Serve the ML Signals page: today's signals per profile, each symbol's chart, past
     signals and why today's was given, training run reports and ingest status. Reads a
     private copy of the store, so `stockml ingest` and `stockml train` keep working."""
+    from stockml import store
     from stockml.logs import configure_logging
     from stockml.web.server import serve_forever, server_log
 
+    store.require_store(db)  # one line, and no log folder made for a mistyped --db
     log = server_log(db)
     configure_logging(log)
     serve_forever(db, host, port, runs=runs, allow_hosts=allow_host, log=log)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve", epilog="Example: stockml serve --db data/demo.duckdb --port 8000")(serve)

@@ -1,0 +1,216 @@
+"""Help that tells the truth: `--version`; every default a help text names is the one the
+code uses (Click prints the real ones; the few stated in words are checked here against
+the code); every command's help ends with an example that parses; no help or README
+figure contradicts what the code does."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from importlib.metadata import version
+from pathlib import Path
+
+import click
+import pytest
+import typer
+
+import stockml
+from stockml.cli import app
+from tests.cli_support import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+FLAT_README = " ".join(README.split())
+COMMAND = typer.main.get_command(app)
+COMMANDS = sorted(COMMAND.commands)
+
+
+def help_text(*args: str) -> str:
+    """`stockml ARGS --help` as one line of words, without the boxes rich draws."""
+    proc = run_cli(*args, "--help")
+    assert proc.returncode == 0, proc.stderr
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", proc.stdout).split())
+
+
+def options():
+    for name in COMMANDS:
+        for param in COMMAND.commands[name].params:
+            if isinstance(param, click.Option) and param.help:
+                yield name, param
+
+
+def test_version_is_the_installed_version():
+    """`stockml --version` prints the version the package was installed as."""
+    proc = run_cli("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"stockml {stockml.__version__}"
+    assert version("stockml") == stockml.__version__
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_each_command_help_ends_with_an_example_that_parses(name):
+    """The last line of `stockml NAME --help` is 'Example: stockml NAME ...', and those
+    arguments are accepted by the command's own parser."""
+    proc = run_cli(name, "--help", env=None)
+    assert proc.returncode == 0, proc.stderr
+    text = [line.strip(" │") for line in proc.stdout.splitlines() if line.strip(" │")]
+    example = " ".join(text[text.index(next(t for t in text if t.startswith("Example:"))) :])
+    assert example.startswith(f"Example: stockml {name} "), text[-3:]
+    words = shlex.split(example.removeprefix("Example: ").split("   ")[0])
+    shell = [i for i, w in enumerate(words) if w.startswith(("|", ">", "2>", "&", ";"))]
+    words = words[: shell[0]] if shell else words  # the shell around the command
+    command = COMMAND.commands[name]
+    assert words[:2] == ["stockml", name]
+    command.make_context(name, words[2:])  # raises click.UsageError if the example is wrong
+
+
+# Options whose help states a default in words (their Click default is None, so Click has
+# nothing to print): each entry checks the words against the code.
+def _stated_defaults():
+    from ingest.plan import DEFAULT_HISTORY_DAYS
+    from stockml.commands.demo import DEMO_RATE, SCALE_MAX_SAMPLES, SCALE_YEARS
+    from stockml.memory import MemoryBudget, physical_memory
+    from training.models import BASE_MODELS
+
+    quarter = MemoryBudget.of(None).limit == physical_memory() // 4
+    years = f"{DEFAULT_HISTORY_DAYS / 365:g}"
+    return {
+        ("ingest", "--start"): f"default: {years} years before --end",
+        ("demo", "--years"): f"default {years}",
+        ("demo", "--rate"): f"default {DEMO_RATE:g}",
+        ("demo", "--max-samples"): f"with --scale, {SCALE_MAX_SAMPLES:,}",
+        ("demo", "--scale"): None,
+        ("train", "--models"): "default: all eight: " + ",".join(BASE_MODELS),
+        ("backtest", "--memory-limit"): "default: a quarter of RAM" if quarter else "?",
+        ("features", "--memory-limit"): "default: a quarter of RAM" if quarter else "?",
+        ("train", "--memory-limit"): "default: a quarter of RAM" if quarter else "?",
+        ("demo", "--memory-limit"): "default: a quarter of RAM" if quarter else "?",
+        ("demo", "--years", "scale"): f"with --scale, {SCALE_YEARS:g}",
+        # Behaviour, tested where it is built: the newest run (test_cli_reads), the proxy
+        # variables (test_ingest_*), RAY_ADDRESS (ray_runner), today, the stdout format.
+        ("signals", "--run"): "default: the newest run",
+        ("signals", "--profile"): "default: any",
+        ("ingest", "--end"): "default: today",
+        ("ingest", "--proxy"): "default: $HTTPS_PROXY / $HTTP_PROXY",
+        ("train", "--ray-address"): "default $RAY_ADDRESS",
+        ("serve-yahoo", "--as-of"): "default today",
+        ("sql", "--format"): "default: table on a terminal, csv when stdout",
+        ("signals", "--format"): "default: table on a terminal, csv when stdout",
+    }
+
+
+def test_no_help_names_a_default_the_code_does_not_use():
+    """An option with a real default shows it through Click (`[default: X]`, from the
+    value the code receives) and says no other; an option whose default is worked out in
+    code states it in words that are checked against that code."""
+    stated = _stated_defaults()
+    for name, param in options():
+        mentions = "default" in param.help.lower()
+        if param.default is not None and not isinstance(param.default, bool):
+            assert not mentions, f"{name} {param.opts[0]}: Click shows the default already"
+            continue
+        if not mentions:
+            continue
+        key = (name, param.opts[0])
+        assert key in stated, f"{name} {param.opts[0]} states a default no test checks"
+        for (command, flag, *_), words in stated.items():
+            if (command, flag) == key and words is not None:
+                assert words in " ".join(param.help.split()), (key, words, param.help)
+
+
+def test_windows_default_is_the_pipelines():
+    """`--windows`' Click default is the pipeline's own WINDOWS (train and README)."""
+    from training.pipeline import WINDOWS
+
+    windows = next(p for p in COMMAND.commands["train"].params if p.name == "windows")
+    assert windows.default == WINDOWS
+    assert f"`--windows` consecutive test windows (default {WINDOWS})" in FLAT_README
+
+
+def test_train_help_describes_the_stack_it_builds():
+    """The final stack is ensemble selection's weighted mean, not a meta-learner."""
+    text = help_text("train")
+    assert "meta-learner" not in text
+    assert "ensemble selection" in text
+
+
+def test_demo_help_claims_no_wrong_history_or_time():
+    """demo --help: the history the code fetches (2 years, like ingest), no minutes."""
+    text = help_text("demo")
+    assert "default 5" not in text and "min on 2 cores" not in text
+    assert "(default 2," in text
+
+
+def test_sql_help_lists_every_table_of_a_store(quick_demo_store):
+    """Every table a real store holds (the run tables included) is named in sql --help."""
+    import duckdb
+
+    con = duckdb.connect(str(quick_demo_store), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
+    finally:
+        con.close()
+    text = help_text("sql")
+    listed = text.split("Tables:", 1)[1]
+    for table in tables:
+        if table != "samples" and not table.startswith("_"):
+            assert re.search(rf"\b{table}\b", listed), table
+    for run_table in ("training_runs", "model_metrics", "signals", "signal_trades"):
+        assert run_table in listed
+
+
+def test_readme_ingest_defaults_are_fetch_policys():
+    """The README's 'Defaults are conservative for Yahoo' sentence is FetchPolicy()."""
+    from ingest.policy import FetchPolicy
+
+    policy = FetchPolicy()
+    sentence = FLAT_README.split("Defaults are conservative for Yahoo:", 1)[1][:400]
+    assert f"`--rate {policy.rate:g}`" in sentence
+    assert f"`--concurrency {policy.concurrency}`" in sentence
+    assert f"`--timeout {policy.timeout:g}`" in sentence
+    assert f"`--retries {policy.retries}`" in sentence
+
+
+def test_readme_store_tables_are_the_schemas(quick_demo_store):
+    """Every table the README's store table names exists in a store, and the reverse."""
+    import duckdb
+
+    con = duckdb.connect(str(quick_demo_store), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    finally:
+        con.close()
+    section = README.split("## The store: tables you can query", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"^\| `(\w+)`", section, re.M))
+    named |= set(re.findall(r"^\| `\w+`, `(\w+)`", section, re.M))
+    real = {t for t in tables if not t.startswith("_")}
+    assert named == real, (sorted(named - real), sorted(real - named))
+
+
+def test_readme_fit_counts_are_the_planners():
+    """The README's fit count is what the training planner runs for the eight models with
+    the default windows, whichever settings tuning chooses: every candidate on the inner
+    blocks, then the chosen one on every block and the live fit (a block fit tuning
+    already made is reused). The store records as many rows per run in training_fits."""
+    import numpy as np
+
+    from training.models import BASE_MODELS
+    from training.pipeline import INNER_BLOCKS, WINDOWS, fit_jobs, tuning_jobs
+    from training.ray_runner import checkpoint_name
+    from training.walkforward import layout
+
+    dates = np.arange("2020-01-01", "2023-01-01", dtype="datetime64[D]")
+    lay = layout(dates, 14, WINDOWS, INNER_BLOCKS)
+    day_index = np.searchsorted(lay.days, dates)
+    models = list(BASE_MODELS)
+    tuning = {checkpoint_name(j) for j in tuning_jobs(lay, day_index, models, True)}
+    counts = set()
+    for choice in (0, 1, 2):
+        chosen = dict.fromkeys(models, choice)
+        fits = {checkpoint_name(j) for j in fit_jobs(lay, day_index, models, chosen, True)}
+        counts.add(len(tuning | fits))
+    assert len(counts) == 1, counts
+    (count,) = counts
+    per_model = count // len(models)
+    assert f"{count} fits whichever settings tuning chooses" in FLAT_README
+    assert f"{per_model} per model, {count} in all" in FLAT_README
