@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Create .venv and install stockml with its pinned dependencies (requirements.lock).
-# Idempotent: a second run only checks what is installed and loads the compiled kernels.
+# Create .venv and install exactly the hash-pinned dependencies, then stockml itself:
+#   bash bootstrap.sh          what stockml needs to run      (requirements.lock)
+#   bash bootstrap.sh --dev    and what the tests need too     (requirements-dev.lock)
+# pip refuses (--require-hashes) any file whose SHA-256 is not the locked one, and installs
+# nothing the lock does not list (--no-deps): pip and the build backend included, so stockml
+# is built with the locked hatchling (--no-build-isolation). Idempotent: a second run only
+# checks what is installed and loads the compiled kernels. The locks: lock.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
+case "${1:-}" in
+    "") LOCK=requirements.lock ;;
+    --dev) LOCK=requirements-dev.lock ;;
+    *) echo "usage: bash bootstrap.sh [--dev]" >&2; exit 2 ;;
+esac
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q -c requirements.lock -e ".[dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r "$LOCK"
+# Editable: a .pth puts the checkout on sys.path, so edits need no reinstall.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 # The feature kernels into Numba's cache (~/.cache/stockml/numba/<digest of their source>):
 # compiled here once per checkout, in two processes (50 s of CPU), so the first stockml
 # command loads them in about a second; a second bootstrap only loads them.
