@@ -10,9 +10,10 @@ commands before they open the store to write, copies the file to `<db>.snapshot`
 changed since the last copy and no process is writing it (asked with `F_GETLK`, see
 locks.py; the copy is kept only if the file is still unwritten and unchanged once copied,
 then renamed into place, so a reader never sees half a copy). It costs the writer one
-file copy per change of the store (measured in benchmarks/RESULTS.md: about 1 s per GB
-here) and is skipped above READING_COPY_MAX_BYTES ($STOCKML_READING_COPY_MAX_GB), where
-it would cost more than the writer's own start.
+file copy per change of the store (benchmarks/bench_reads.py: 0.11 s for the 80 MB demo
+store; 30 s for 2.5 GB on this machine under load, 0.08 GB/s) and is skipped above
+READING_COPY_MAX_BYTES, 1 GiB ($STOCKML_READING_COPY_MAX_GB), where it would cost a
+writer more than its own start: readers of a larger store then wait for the writer.
 
 `open_for_reading(db)` then opens the store itself, read-only, when nobody writes it (the
 freshest state, and the common case); when a writer holds it, the reading copy, with a
@@ -40,7 +41,7 @@ from stockml.errors import StoreError
 from stockml.memory import MemoryBudget
 from stockml.store.locks import LockHolder, lock_holder, process_name
 
-READING_COPY_MAX_BYTES = 4 * 2**30
+READING_COPY_MAX_BYTES = 2**30
 READING_COPY_MAX_ENV = "STOCKML_READING_COPY_MAX_GB"
 
 log = structlog.get_logger("store")
