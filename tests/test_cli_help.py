@@ -10,7 +10,6 @@ import shlex
 from importlib.metadata import version
 from pathlib import Path
 
-import click
 import pytest
 import typer
 
@@ -35,7 +34,7 @@ def help_text(*args: str) -> str:
 def options():
     for name in COMMANDS:
         for param in COMMAND.commands[name].params:
-            if isinstance(param, click.Option) and param.help:
+            if param.param_type_name == "option" and param.help:
                 yield name, param
 
 
@@ -67,25 +66,29 @@ def test_each_command_help_ends_with_an_example_that_parses(name):
 # Options whose help states a default in words (their Click default is None, so Click has
 # nothing to print): each entry checks the words against the code.
 def _stated_defaults():
-    from ingest.plan import DEFAULT_HISTORY_DAYS
-    from stockml.commands.demo import DEMO_RATE, SCALE_MAX_SAMPLES, SCALE_YEARS
+    from ingest.plan import DEFAULT_START
+    from stockml.commands.demo import (
+        DEMO_MAX_SAMPLES,
+        DEMO_RATE,
+        DEMO_YEARS,
+        SCALE_MAX_SAMPLES,
+        SCALE_YEARS,
+    )
     from stockml.memory import MemoryBudget, physical_memory
     from training.models import BASE_MODELS
 
     quarter = MemoryBudget.of(None).limit == physical_memory() // 4
-    years = f"{DEFAULT_HISTORY_DAYS / 365:g}"
     return {
-        ("ingest", "--start"): f"default: {years} years before --end",
-        ("demo", "--years"): f"default {years}",
+        ("ingest", "--start"): f"default: {DEFAULT_START.isoformat()}",
+        ("demo", "--years"): f"default {DEMO_YEARS:g}; with --scale, {SCALE_YEARS:g}",
         ("demo", "--rate"): f"default {DEMO_RATE:g}",
-        ("demo", "--max-samples"): f"with --scale, {SCALE_MAX_SAMPLES:,}",
-        ("demo", "--scale"): None,
+        ("demo", "--max-samples"): f"default {DEMO_MAX_SAMPLES:,}; with --scale, "
+        f"{SCALE_MAX_SAMPLES:,}",
         ("train", "--models"): "default: all eight: " + ",".join(BASE_MODELS),
         ("backtest", "--memory-limit"): "default: a quarter of RAM" if quarter else "?",
         ("features", "--memory-limit"): "default: a quarter of RAM" if quarter else "?",
         ("train", "--memory-limit"): "default: a quarter of RAM" if quarter else "?",
         ("demo", "--memory-limit"): "default: a quarter of RAM" if quarter else "?",
-        ("demo", "--years", "scale"): f"with --scale, {SCALE_YEARS:g}",
         # Behaviour, tested where it is built: the newest run (test_cli_reads), the proxy
         # variables (test_ingest_*), RAY_ADDRESS (ray_runner), today, the stdout format.
         ("signals", "--run"): "default: the newest run",
@@ -94,28 +97,27 @@ def _stated_defaults():
         ("ingest", "--proxy"): "default: $HTTPS_PROXY / $HTTP_PROXY",
         ("train", "--ray-address"): "default $RAY_ADDRESS",
         ("serve-yahoo", "--as-of"): "default today",
+        ("serve", "--runs"): "default: runs/ beside the store",
+        ("serve", "--allow-host"): "by default only the names of --host",
         ("sql", "--format"): "default: table on a terminal, csv when stdout",
         ("signals", "--format"): "default: table on a terminal, csv when stdout",
     }
 
 
 def test_no_help_names_a_default_the_code_does_not_use():
-    """An option with a real default shows it through Click (`[default: X]`, from the
-    value the code receives) and says no other; an option whose default is worked out in
-    code states it in words that are checked against that code."""
+    """An option with a real default shows it through Click (`[default: X]`, the value
+    the code receives); an option whose default is worked out in code (Click's is None)
+    states it in words, and those words are checked here against that code."""
     stated = _stated_defaults()
+    checked = set()
     for name, param in options():
-        mentions = "default" in param.help.lower()
-        if param.default is not None and not isinstance(param.default, bool):
-            assert not mentions, f"{name} {param.opts[0]}: Click shows the default already"
-            continue
-        if not mentions:
+        if param.default not in (None, [], ()) or "default" not in param.help.lower():
             continue
         key = (name, param.opts[0])
         assert key in stated, f"{name} {param.opts[0]} states a default no test checks"
-        for (command, flag, *_), words in stated.items():
-            if (command, flag) == key and words is not None:
-                assert words in " ".join(param.help.split()), (key, words, param.help)
+        assert stated[key] in " ".join(param.help.split()), (key, stated[key], param.help)
+        checked.add(key)
+    assert checked == set(stated), set(stated) - checked  # no stale entry either
 
 
 def test_windows_default_is_the_pipelines():
@@ -135,10 +137,12 @@ def test_train_help_describes_the_stack_it_builds():
 
 
 def test_demo_help_claims_no_wrong_history_or_time():
-    """demo --help: the history the code fetches (2 years, like ingest), no minutes."""
+    """demo --help: the years of history the code simulates, no minutes it cannot keep."""
+    from stockml.commands.demo import DEMO_YEARS
+
     text = help_text("demo")
-    assert "default 5" not in text and "min on 2 cores" not in text
-    assert "(default 2," in text
+    assert "default 5;" not in text and "min on 2 cores" not in text
+    assert f"(default {DEMO_YEARS:g};" in text
 
 
 def test_sql_help_lists_every_table_of_a_store(quick_demo_store):
