@@ -98,3 +98,30 @@ def test_bootstrap_and_ci_install_only_hash_checked_files():
     assert "--no-deps --no-build-isolation" in bootstrap
     ci = (ROOT / ".ci" / "run").read_text()
     assert "bash bootstrap.sh --dev" in ci and "pip check" in ci
+
+
+def test_the_editable_build_prints_no_notice(tmp_path):
+    """pyproject's own build backend builds the editable wheel bootstrap.sh installs
+    without a word on stderr and without a warning (setuptools printed a box of asterisks
+    on every bootstrap, in each of its editable modes, for this five-package layout)."""
+    import importlib
+    import subprocess
+    import sys
+
+    backend = PYPROJECT["build-system"]["build-backend"]
+    importlib.import_module(backend)  # installed: bootstrap builds with --no-build-isolation
+    code = (
+        "import importlib, sys, warnings; warnings.simplefilter('always'); "
+        f"b = importlib.import_module({backend!r}); print(b.build_editable(sys.argv[1]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    wheel = done.stdout.strip().splitlines()[-1]
+    assert wheel.endswith(".whl") and (tmp_path / wheel).exists()
+    assert done.stderr == "", done.stderr
