@@ -8,13 +8,17 @@ from pathlib import Path
 import typer
 
 from stockml.output import FORMAT_HELP
-from stockml.store import DEFAULT_DB
-from stockml.store.schema import CORE_DDL
+from stockml.store import DEFAULT_DB, schema
 
-# Every table a store can hold: the schema's core tables, then the two whose columns come
-# from the catalogs (their DDL is built in code, schema.py). The help lists them all.
+# Every table a store can hold: those of every DDL block of the schema, then the two whose
+# columns come from the catalogs (their DDL is built in code). The help lists them all.
 TABLES = [
-    *re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", CORE_DDL),
+    *dict.fromkeys(
+        name
+        for ddl in vars(schema).values()
+        if isinstance(ddl, str)
+        for name in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", ddl)
+    ),
     "features",
     "context_features",
 ]
