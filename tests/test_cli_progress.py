@@ -139,6 +139,7 @@ def test_piped_train_prints_periodic_lines(quick_demo_store, tmp_path):
         "--windows",
         "1",
         env=cli_env(STOCKML_HEARTBEAT_S="1"),
+        timeout=1200,  # minutes on a loaded 2-core machine
     )
     assert proc.returncode == 0, proc.stderr
     found = beats(proc.stderr, "train")

@@ -30,7 +30,8 @@ def trained(quick_demo_store, tmp_path_factory) -> Path:
     """The quick demo store with one training run (logistic regression, one window)."""
     db = tmp_path_factory.mktemp("trained") / "demo.duckdb"
     shutil.copyfile(quick_demo_store, db)
-    proc = run_cli("train", "--db", str(db), "--models", "logistic", "--windows", "1", "--quiet")
+    args = ["--models", "logistic", "--windows", "1", "--quiet"]
+    proc = run_cli("train", "--db", str(db), *args, timeout=1200)
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("signals", "--db", str(db))  # stores them in the signals table
     assert proc.returncode == 0, proc.stderr
@@ -268,7 +269,7 @@ def test_sql_and_signals_work_while_train_runs(trained, tmp_path):
         signals = run_cli("signals", "--db", str(db))
         still_writing = lock_holder(db)
     finally:
-        _, err = train.communicate(timeout=300)
+        _, err = train.communicate(timeout=1200)
     assert train.returncode == 0, err
     assert still_writing is not None, "train finished before the reads: nothing was tested"
     assert sql.returncode == 0 and sql.stdout.splitlines() == ["runs", "1"], sql.stderr

@@ -17,7 +17,7 @@ TABLES = [
         name
         for ddl in vars(schema).values()
         if isinstance(ddl, str)
-        for name in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", ddl)
+        for name in re.findall(r"IF NOT EXISTS (\w+) \(", ddl)  # tables (DDL stays in schema)
     ),
     "features",
     "context_features",
