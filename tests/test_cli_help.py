@@ -122,7 +122,7 @@ def test_no_help_names_a_default_the_code_does_not_use():
 
 def test_windows_default_is_the_pipelines():
     """`--windows`' Click default is the pipeline's own WINDOWS (train and README)."""
-    from training.pipeline import WINDOWS
+    from training.config import WINDOWS
 
     windows = next(p for p in COMMAND.commands["train"].params if p.name == "windows")
     assert windows.default == WINDOWS
@@ -156,8 +156,8 @@ def test_sql_help_lists_every_table_of_a_store(quick_demo_store):
         con.close()
     text = help_text("sql")
     listed = text.split("Tables:", 1)[1]
-    for table in tables:
-        if table != "samples" and not table.startswith("_"):
+    for table in tables:  # views included
+        if not table.startswith("_"):
             assert re.search(rf"\b{table}\b", listed), table
     for run_table in ("training_runs", "model_metrics", "signals", "signal_trades"):
         assert run_table in listed
@@ -176,45 +176,49 @@ def test_readme_ingest_defaults_are_fetch_policys():
 
 
 def test_readme_store_tables_are_the_schemas(quick_demo_store):
-    """Every table the README's store table names exists in a store, and the reverse."""
+    """Every table the README's store table names exists in a store, and the reverse (views
+    are described apart)."""
     import duckdb
 
     con = duckdb.connect(str(quick_demo_store), read_only=True)
     try:
-        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            ).fetchall()
+        }
     finally:
         con.close()
     section = README.split("## The store: tables you can query", 1)[1].split("\n## ", 1)[0]
-    named = set(re.findall(r"^\| `(\w+)`", section, re.M))
-    named |= set(re.findall(r"^\| `\w+`, `(\w+)`", section, re.M))
+    named = set(re.findall(r"^\| `(\w+)`(?:, `\w+`)? \|", section, re.M))  # not "(view)"
+    named |= set(re.findall(r"^\| `\w+`, `(\w+)` \|", section, re.M))
     real = {t for t in tables if not t.startswith("_")}
     assert named == real, (sorted(named - real), sorted(real - named))
 
 
 def test_readme_fit_counts_are_the_planners():
     """The README's fit count is what the training planner runs for the eight models with
-    the default windows, whichever settings tuning chooses: every candidate on the inner
+    the default config, whichever candidate tuning chooses: every candidate on the inner
     blocks, then the chosen one on every block and the live fit (a block fit tuning
     already made is reused). The store records as many rows per run in training_fits."""
     import numpy as np
 
-    from training.models import BASE_MODELS
-    from training.pipeline import INNER_BLOCKS, WINDOWS, fit_jobs, tuning_jobs
-    from training.ray_runner import checkpoint_name
+    from training.config import TrainConfig
+    from training.folds import fit_jobs, tuning_jobs
     from training.walkforward import layout
 
+    config = TrainConfig.create("swing")
     dates = np.arange("2020-01-01", "2023-01-01", dtype="datetime64[D]")
-    lay = layout(dates, 14, WINDOWS, INNER_BLOCKS)
+    lay = layout(dates, config.horizon, config.windows, config.inner_blocks)
     day_index = np.searchsorted(lay.days, dates)
-    models = list(BASE_MODELS)
-    tuning = {checkpoint_name(j) for j in tuning_jobs(lay, day_index, models, True)}
+    tuning = {j.name for j in tuning_jobs(config, lay, day_index)}
     counts = set()
     for choice in (0, 1, 2):
-        chosen = dict.fromkeys(models, choice)
-        fits = {checkpoint_name(j) for j in fit_jobs(lay, day_index, models, chosen, True)}
-        counts.add(len(tuning | fits))
+        chosen = dict.fromkeys(config.model_names, choice)
+        counts.add(len(tuning | {j.name for j in fit_jobs(config, lay, day_index, chosen)}))
     assert len(counts) == 1, counts
     (count,) = counts
-    per_model = count // len(models)
+    per_model = count // len(config.model_names)
     assert f"{count} fits whichever settings tuning chooses" in FLAT_README
     assert f"{per_model} per model, {count} in all" in FLAT_README

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -10,18 +11,15 @@ import typer
 from stockml.output import FORMAT_HELP
 from stockml.store import DEFAULT_DB, schema
 
-# Every table a store can hold: those of every DDL block of the schema, then the two whose
-# columns come from the catalogs (their DDL is built in code). The help lists them all.
+# Every table and view a store can hold, read from the schema module's DDL (this module
+# writes none): the tables of its DDL blocks, the two built from the catalogs, its views.
+_SCHEMA_TEXT = inspect.getsource(schema)
 TABLES = [
-    *dict.fromkeys(
-        name
-        for ddl in vars(schema).values()
-        if isinstance(ddl, str)
-        for name in re.findall(r"IF NOT EXISTS (\w+) \(", ddl)  # tables (DDL stays in schema)
-    ),
+    *dict.fromkeys(re.findall(r"IF NOT EXISTS (\w+) \(", _SCHEMA_TEXT)),
     "features",
     "context_features",
 ]
+VIEWS = list(dict.fromkeys(re.findall(r"VIEW (\w+) AS", _SCHEMA_TEXT)))
 # DuckDB types polars cannot take from Arrow (it fails, or panics): shown as DuckDB's text.
 _AS_TEXT = re.compile(r"INTERVAL|UNION|BIGNUM|VARINT|\bBIT\b")
 _NESTED_AS_TEXT = re.compile(_AS_TEXT.pattern + r"|\[|STRUCT|MAP\(|BLOB")
@@ -34,7 +32,8 @@ HELP = (
     "Run one read-only SQL statement against the store and write its rows to stdout (see "
     "--format). While another stockml process writes the store, the statement reads the "
     "state from before that write began, and says so on stderr.\n\n"
-    f"Tables: {', '.join(TABLES)}; view: samples (features, context and labels joined). "
+    f"Tables: {', '.join(TABLES)}; views: {', '.join(VIEWS)} (samples: features, context "
+    "and labels joined). "
     "The README describes every column."
 )
 
