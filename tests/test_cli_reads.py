@@ -158,6 +158,7 @@ def held(trained, tmp_path):
     and every stored signal deleted) and has not finished; yields (db, writer pid)."""
     db = tmp_path / "held.duckdb"
     shutil.copyfile(trained, db)
+    shutil.copytree(trained.parent / "runs", tmp_path / "runs")  # the runs beside the store
     symbol = stored(db, "SELECT min(symbol) FROM symbols")[0][0]
     writer = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(db), symbol],
@@ -248,13 +249,15 @@ def test_no_earlier_copy_is_one_line(trained, tmp_path):
 
 
 def test_sql_and_signals_work_while_train_runs(trained, tmp_path):
-    """The user's case: while `stockml train` refits, `stockml sql` and `stockml signals`
+    """The user's case: while `stockml train` fits, `stockml sql` and `stockml signals`
     answer (from the store as it was when train began) instead of refusing."""
     db = tmp_path / "train.duckdb"
     shutil.copyfile(trained, db)
+    shutil.copytree(trained.parent / "runs", tmp_path / "runs")
+    # Another model set: a new run, while the stored one stays readable for `signals`.
     args = ["train", "--db", str(db), "--quiet", "--models", "logistic,mlp", "--windows", "1"]
     train = subprocess.Popen(
-        [sys.executable, "-m", "stockml.cli", *args, "--fresh"],
+        [sys.executable, "-m", "stockml.cli", *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

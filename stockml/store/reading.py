@@ -183,11 +183,14 @@ def require_store(db: Path) -> Path:
 def private_copy(db: Path) -> Iterator[tuple[Path, Reading]]:
     """While a writer holds `db`: a private, writable copy of its reading copy (a command
     that also writes, like `stockml signals`, may change it; the store stays untouched),
-    with the `Reading` that dates it. Deleted on exit. Raises StoreError as
-    `open_for_reading` does."""
+    beside a link to the store's `runs` folder, with the `Reading` that dates it. Deleted
+    on exit. Raises StoreError as `open_for_reading` does."""
     reading = open_for_reading(db)
     reading.close()
+    runs = Path(db).resolve().parent / "runs"  # the store's run folders (training/recorder.py)
     with tempfile.TemporaryDirectory(prefix="stockml-read-") as folder:
         target = Path(folder) / Path(db).name
         shutil.copyfile(reading.path, target)
+        if runs.is_dir():  # the copy's runs are the store's: same place, read only
+            (Path(folder) / "runs").symlink_to(runs, target_is_directory=True)
         yield target, reading
