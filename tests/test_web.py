@@ -341,16 +341,17 @@ def test_explanation_is_the_live_models_own_probability_change(web_store):
         occlusion(model, row[:-1])
 
 
-def test_templates_and_static_files_ship_as_package_data():
-    """Every template and static file is matched by pyproject's package-data patterns and
-    loads through importlib.resources (how an installed, non-editable copy finds them)."""
-    import fnmatch
+def test_templates_and_static_files_ship_as_package_data(tmp_path):
+    """Every template and static file is in the wheel pyproject's build backend makes (what
+    a non-editable install gets) and loads through importlib.resources."""
+    import importlib
     import importlib.resources
     import tomllib
+    import zipfile
 
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"
-    ]["stockml.web"]
+    backend = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
+    wheel = importlib.import_module(backend["build-backend"]).build_wheel(str(tmp_path))
+    in_wheel = set(zipfile.ZipFile(tmp_path / wheel).namelist())
     package = importlib.resources.files("stockml.web")
     shipped = [
         f"{folder}/{item.name}"
@@ -360,7 +361,7 @@ def test_templates_and_static_files_ship_as_package_data():
     ]
     assert {"templates/signals.html", "templates/symbol.html", "static/app.js"} <= set(shipped)
     for name in shipped:
-        assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{name} would not ship"
+        assert f"stockml/web/{name}" in in_wheel, f"{name} would not ship"
         assert (package / name).read_text(encoding="utf-8")
     from stockml.web.pages import plotly_js
 
