@@ -32,6 +32,7 @@ from ingest.transport import (
     ConnectionFailed,
     HttpResponse,
     RequestTimeout,
+    ResponseTooLarge,
     Transport,
     TransportError,
     make_transport,
@@ -160,7 +161,7 @@ class ChartClient:
         self._pacer = Pacer(policy.rate)
         self._slots = asyncio.Semaphore(policy.concurrency)
         self._transport: Transport = make_transport(
-            first_transport, policy.concurrency, policy.proxy
+            first_transport, policy.concurrency, policy.proxy, policy.max_response_bytes
         )
         self._retired: list[Transport] = []
         self._tried: list[str] = [first_transport]
@@ -212,6 +213,8 @@ class ChartClient:
             except TransportError as exc:
                 last_error = str(exc)
                 continue
+            except ResponseTooLarge as exc:
+                raise SymbolFailed(str(exc)) from exc
             if resp.status == 200:
                 try:
                     chart = parse_chart(resp.body, symbol, period2, period1)
@@ -259,7 +262,7 @@ class ChartClient:
                 raise RequestTimeout(
                     f"timed out: no complete answer within {self.policy.timeout:g} s"
                 ) from exc
-            except ConnectionFailed as exc:
+            except (ConnectionFailed, ResponseTooLarge) as exc:
                 self._log_request(symbol, attempt, transport.name, started, error=str(exc))
                 raise
             finally:
@@ -301,7 +304,9 @@ class ChartClient:
         old = self._transport.name
         new = next(t for t in TRANSPORTS if t != old)
         self._retired.append(self._transport)
-        self._transport = make_transport(new, self.policy.concurrency, self.policy.proxy)
+        self._transport = make_transport(
+            new, self.policy.concurrency, self.policy.proxy, self.policy.max_response_bytes
+        )
         self._tried.append(new)
         self._consecutive_429 = 0
         self._blocks_before_answer = 0

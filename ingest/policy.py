@@ -27,3 +27,6 @@ class FetchPolicy:
     switch_after: int = 3  # block-page answers before `auto` switches transport
     transport: str = "auto"  # auto, aiohttp or curl
     proxy: str | None = None
+    # Decoded bytes one answer may bring: a chart of 25 years is under 1 MB; a proxy, a
+    # captive portal or a wrong --base-url can send a 1 MB gzip that inflates to 1 GB.
+    max_response_bytes: int = 32 * 2**20

@@ -10,6 +10,8 @@ Errors (everything a transport raises is one of these):
     TransportError          retryable network trouble
     ├── RequestTimeout      the hard deadline passed (connect, headers and body together)
     └── ConnectionFailed    refused, reset, closed mid-body, proxy failure, TLS failure
+    ResponseTooLarge        the decoded body passed `max_bytes`: not retried (the same
+                            answer would come again); read no further than the limit
 
 The hard total deadline itself is enforced above the seam (`ingest.client`) with
 `asyncio.timeout`, so a server that drips one byte a second is cut on both transports;
@@ -51,6 +53,17 @@ class ConnectionFailed(TransportError):
     pass
 
 
+class ResponseTooLarge(Exception):
+    """The answer's decoded body is larger than the transport's `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            f"the answer is larger than {max_bytes / 2**20:g} MiB once decoded "
+            "(a proxy, a captive portal or a wrong --base-url?); raise --max-response-mb "
+            "if it is real"
+        )
+
+
 @dataclass(frozen=True)
 class HttpResponse:
     status: int
@@ -78,11 +91,12 @@ class AiohttpTransport:
 
     name = "aiohttp"
 
-    def __init__(self, concurrency: int, proxy: str | None) -> None:
+    def __init__(self, concurrency: int, proxy: str | None, max_bytes: int) -> None:
         import aiohttp
 
         self._aiohttp = aiohttp
         self._proxy = proxy
+        self._max_bytes = max_bytes
         self._session = aiohttp.ClientSession(
             headers=PLAIN_HEADERS,
             connector=aiohttp.TCPConnector(limit=max(concurrency, 1), ttl_dns_cache=300),
@@ -105,8 +119,13 @@ class AiohttpTransport:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=True,
             ) as resp:
-                body = await resp.read()
-                return HttpResponse(resp.status, dict(resp.headers), body)
+                # Decoded (aiohttp inflates gzip as it reads), counted chunk by chunk.
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    body += chunk
+                    if len(body) > self._max_bytes:
+                        raise ResponseTooLarge(self._max_bytes)
+                return HttpResponse(resp.status, dict(resp.headers), bytes(body))
         except TimeoutError as exc:
             raise RequestTimeout(f"no complete answer within {timeout:g} s") from exc
         except aiohttp.ClientError as exc:
@@ -123,10 +142,11 @@ class CurlTransport:
 
     name = "curl"
 
-    def __init__(self, concurrency: int, proxy: str | None) -> None:
+    def __init__(self, concurrency: int, proxy: str | None, max_bytes: int) -> None:
         from curl_cffi import requests as curl_requests
 
         self._errors = curl_requests.errors
+        self._max_bytes = max_bytes
         self._session = curl_requests.AsyncSession(
             impersonate=CURL_IMPERSONATE,
             max_clients=max(concurrency, 1),
@@ -135,26 +155,45 @@ class CurlTransport:
         )
 
     async def get(self, url: str, params: Mapping[str, str], timeout: float) -> HttpResponse:
+        from curl_cffi.curl import CURL_WRITEFUNC_ERROR
+
+        # curl hands the decoded body to this callback; past the limit it stops the transfer.
+        body = bytearray()
+        refused = []
+
+        def collect(chunk: bytes) -> int:
+            if len(body) + len(chunk) > self._max_bytes:
+                refused.append(len(chunk))
+                return CURL_WRITEFUNC_ERROR
+            body.extend(chunk)
+            return len(chunk)
+
         try:
-            resp = await self._session.get(url, params=dict(params), timeout=timeout)
+            resp = await self._session.get(
+                url, params=dict(params), timeout=timeout, content_callback=collect
+            )
         except self._errors.RequestsError as exc:
+            if refused:
+                raise ResponseTooLarge(self._max_bytes) from exc
             code = getattr(exc, "code", None)
             if code == 28 or "timed out" in str(exc).lower():
                 raise RequestTimeout(f"no complete answer within {timeout:g} s") from exc
             raise ConnectionFailed(_short(exc)) from exc
         except OSError as exc:
             raise ConnectionFailed(_short(exc)) from exc
-        return HttpResponse(resp.status_code, dict(resp.headers), resp.content)
+        return HttpResponse(resp.status_code, dict(resp.headers), bytes(body))
 
     async def close(self) -> None:
         await self._session.close()
 
 
-def make_transport(name: str, concurrency: int, proxy: str | None) -> Transport:
+def make_transport(
+    name: str, concurrency: int, proxy: str | None, max_bytes: int = 32 * 2**20
+) -> Transport:
     if name == "aiohttp":
-        return AiohttpTransport(concurrency, proxy)
+        return AiohttpTransport(concurrency, proxy, max_bytes)
     if name == "curl":
-        return CurlTransport(concurrency, proxy)
+        return CurlTransport(concurrency, proxy, max_bytes)
     raise ValueError(f"unknown transport {name!r}")
 
 

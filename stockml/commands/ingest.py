@@ -89,6 +89,13 @@ def ingest(
         max=20,
         help="Retries per request after 429, 5xx, timeouts, resets, bad bodies.",
     ),
+    max_response_mb: float = typer.Option(
+        DEFAULTS.max_response_bytes / 2**20,
+        "--max-response-mb",
+        min=0.01,
+        help="Largest answer, once decoded, a request may bring (MiB): beyond it the "
+        "symbol fails with that reason, read no further.",
+    ),
     transport: str = typer.Option(
         DEFAULTS.transport,
         "--transport",
@@ -154,6 +161,7 @@ def ingest(
         retries=retries,
         transport=transport,
         proxy=proxy,
+        max_response_bytes=int(max_response_mb * 2**20),
     )
     configure_logging(log_path_for(db))
     store.keep_reading_copy(db)  # what `stockml sql` and `signals` read meanwhile
