@@ -29,12 +29,45 @@ def kernel_digest() -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
 
 
-def configure_numba_cache() -> Path:
-    """Point Numba's cache at ~/.cache/stockml/numba/<kernel digest>, unless NUMBA_CACHE_DIR
-    is set; returns the folder in use. Call before the first kernel import."""
-    folder = os.environ.get("NUMBA_CACHE_DIR") or str(
-        Path.home() / ".cache" / "stockml" / "numba" / kernel_digest()
+# A cold cache takes ~20 MB of machine code; a folder already holding it needs no room.
+CACHE_NEED = 64 * 2**20
+
+
+def cache_folder() -> Path:
+    """The first place that can take the kernel cache (stockml/places.py): a folder that
+    already holds compiled kernels, else ~/.cache/stockml/numba/<digest>, else this
+    user's folder in TMPDIR, saying so on stderr (the kernels compile there once, ~50 s
+    of CPU). InputError naming both when neither can: a 200-line ENOSPC traceback from
+    Numba mid-run otherwise."""
+    from stockml.errors import InputError
+    from stockml.places import cannot_take, home, user_temp
+
+    digest = kernel_digest()
+    candidates = [user_temp("numba", digest)]
+    if home() is not None:
+        candidates.insert(0, home() / ".cache" / "stockml" / "numba" / digest)
+    reasons = []
+    for folder in candidates:
+        warm = folder.is_dir() and any(folder.glob("*/*.nbi"))
+        why = None if warm else cannot_take(folder, CACHE_NEED)
+        if why is None:
+            if reasons:
+                print(
+                    f"stockml: note: Numba's kernel cache goes to {folder} ({reasons[0]})",
+                    file=sys.stderr,
+                )
+            return folder
+        reasons.append(f"{folder}: {why}")
+    raise InputError(
+        f"no folder can take Numba's kernel cache ({'; '.join(reasons)}): free space or "
+        "set NUMBA_CACHE_DIR to a folder with room"
     )
+
+
+def configure_numba_cache() -> Path:
+    """Point Numba's cache at `cache_folder()`, unless NUMBA_CACHE_DIR is set; returns the
+    folder in use. Call before the first kernel import."""
+    folder = os.environ.get("NUMBA_CACHE_DIR") or str(cache_folder())
     # Through the environment, without importing Numba (a third of a second on every
     # command's start, `--help` included): Numba reads it when first imported, and child
     # processes (Ray workers, subprocesses of tests) inherit the same folder.

@@ -66,10 +66,10 @@ def error(text: str, code: int) -> NoReturn:
 
 
 def main() -> None:
-    configure_numba_cache()
     configure_logging(None)
     command = typer.main.get_command(app)
     try:
+        configure_numba_cache()  # before any kernel import; InputError when no place can take it
         code = command.main(prog_name="stockml", standalone_mode=False)
     except NoArgsIsHelpError as exc:  # plain `stockml`: the help, as asked
         print(exc.format_message())

@@ -129,6 +129,9 @@ def init_ray(address: str | None) -> Any:
         if address:
             ray.init(address=address, **kwargs)
         else:
+            from stockml.places import local_ray_environment
+
+            local_ray_environment()  # its temp dir can take files, its token has a home
             ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

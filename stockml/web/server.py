@@ -11,9 +11,7 @@ given with `--allow-host`.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -80,15 +78,14 @@ def bind(host: str, port: int) -> socket.socket:
 def server_log(db: Path) -> Path | None:
     """Where the server logs: beside the store (`data/stockml.log`) when that can be
     written, else (a store on a read-only mount) ~/.cache/stockml/logs/, else a folder of
-    this user's in TMPDIR; None when none can be written."""
+    this user's in TMPDIR (stockml/places.py); None when none can be written."""
     from stockml.logs import log_path_for
+    from stockml.places import log_folder_candidates
 
+    beside = log_path_for(db)
     name = f"{db.stem}.serve.log"
-    for candidate in (
-        log_path_for(db),
-        Path.home() / ".cache" / "stockml" / "logs" / name,
-        Path(tempfile.gettempdir()) / f"stockml-{os.getuid()}" / name,
-    ):
+    folders = log_folder_candidates(beside.parent)
+    for candidate in [beside, *(folder / name for folder in folders[1:])]:
         try:
             candidate.parent.mkdir(parents=True, exist_ok=True)
             with candidate.open("a"):
