@@ -9,6 +9,7 @@ table. `window` is an SQL keyword, hence the quotes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -246,36 +247,53 @@ def past_trades(cur: duckdb.DuckDBPyConnection, symbol: str, run_ids: list[str])
     )
 
 
-def feature_percentiles(
-    cur: duckdb.DuckDBPyConnection, symbol: str, day: date | None, columns: list[str]
-) -> tuple[date, list[str], np.ndarray, np.ndarray] | None:
-    """The symbol's feature row of `day` (its newest when None) and, per feature, the
-    percentile (0-100) of its value among every stock's row of that day (NaN when the
-    value is missing): (day, the columns of `columns` the table has, values, percentiles).
-    None when the store has no features for the symbol."""
+@dataclass(frozen=True)
+class FeatureDay:
+    """Every stock's feature row of one day: `values` (n_symbols, len(columns)) float64,
+    NaN where missing, rows in `symbols` order."""
+
+    day: date
+    columns: list[str]
+    symbols: dict[str, int]  # symbol -> row
+    values: np.ndarray
+
+
+def newest_feature_day(cur: duckdb.DuckDBPyConnection, symbol: str) -> date | None:
+    """The symbol's newest day in `features`; None without one (or without the table)."""
     if not has_table(cur, "features"):
         return None
-    if day is None:
-        found = cur.execute("SELECT max(date) FROM features WHERE symbol = ?", [symbol]).fetchone()
-        day = found[0] if found else None
-        if day is None:
-            return None
+    found = cur.execute("SELECT max(date) FROM features WHERE symbol = ?", [symbol]).fetchone()
+    return found[0] if found else None
+
+
+def feature_day(cur: duckdb.DuckDBPyConnection, day: date, columns: list[str]) -> FeatureDay | None:
+    """Every stock's row of `day` in the columns of `columns` the table has; None without a
+    `features` table. One query per day: the symbol pages of a snapshot share it."""
+    if not has_table(cur, "features"):
+        return None
     present = {r[0] for r in cur.execute("DESCRIBE features").fetchall()}
     columns = [c for c in columns if c in present]
     select = ", ".join(f'"{c}"' for c in columns)  # catalog names: plain identifiers
-    result = cur.execute(f"SELECT symbol, {select} FROM features WHERE date = ?", [day])
-    got = result.fetchall()
-    mine = [r for r in got if r[0] == symbol]
-    if not mine:
+    got = cur.execute(f"SELECT symbol, {select} FROM features WHERE date = ?", [day]).fetchall()
+    values = np.array([r[1:] for r in got], dtype=np.float64).reshape(len(got), len(columns))
+    return FeatureDay(day, columns, {r[0]: i for i, r in enumerate(got)}, values)
+
+
+def feature_percentiles(
+    table: FeatureDay | None, symbol: str
+) -> tuple[date, list[str], np.ndarray, np.ndarray] | None:
+    """The symbol's row of the day in `table` and, per feature, the percentile (0-100) of
+    its value among every stock's row of that day (NaN when the value is missing):
+    (day, columns, values, percentiles). None when the symbol has no row that day."""
+    if table is None or symbol not in table.symbols:
         return None
-    values = np.array([r[1:] for r in got], dtype=np.float64)
-    own = np.array(mine[0][1:], dtype=np.float64)
-    finite = np.isfinite(values)
-    below = np.sum((values <= own) & finite, axis=0)
+    own = table.values[table.symbols[symbol]]
+    finite = np.isfinite(table.values)
+    below = np.sum((table.values <= own) & finite, axis=0)
     count = np.sum(finite, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         pct = np.where(np.isfinite(own) & (count > 0), 100.0 * below / count, np.nan)
-    return day, columns, own, pct
+    return table.day, table.columns, own, pct
 
 
 def training_runs(cur: duckdb.DuckDBPyConnection) -> list[Row]:

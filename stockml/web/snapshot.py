@@ -50,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ _FLOCK = "qqihh" if _FLOCK_DARWIN else "hhqqi4x"
 FOLDER_PREFIX = "stockml-serve-"
 LOCK_NAME = ".lock"
 COPY_RETRY = 2.0  # seconds before a copy that failed for want of space is tried again
+RECENT = 64  # large answers (rendered symbol pages) kept per copy, newest first
+_RECENT, _RECENT_LOCK = "_recent", "_recent_lock"  # their keys in a copy's cache
 
 
 class StoreBusy(StockmlError):
@@ -120,6 +123,23 @@ class SnapshotInfo:
         if key not in self.cache:
             self.cache[key] = compute()
         return self.cache[key]
+
+    def recent(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()` kept among the RECENT answers last asked of this copy: for answers
+        too large to keep one per key (a symbol's page is ~250 KB; a store may hold 5,000
+        symbols)."""
+        kept = self.cache.setdefault(_RECENT, OrderedDict())
+        lock = self.cache.setdefault(_RECENT_LOCK, threading.Lock())
+        with lock:
+            if key in kept:
+                kept.move_to_end(key)
+                return kept[key]
+        value = compute()
+        with lock:
+            kept[key] = value
+            while len(kept) > RECENT:
+                kept.popitem(last=False)
+        return value
 
 
 class _Snapshot:
