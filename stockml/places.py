@@ -94,4 +94,3 @@ def log_folder_candidates(beside: Path) -> list[Path]:
         *([folder / ".cache" / "stockml" / "logs"] if folder is not None else []),
         user_temp("logs"),
     ]
-
