@@ -98,14 +98,19 @@ def test_a_full_home_sends_numbas_cache_to_tmpdir(prices_store, tmp_path):
 
 def test_train_with_home_not_a_folder(labelled_store, tmp_path):
     """HOME naming a file: `stockml train` runs its local Ray cluster anyway (its token
-    handed over in the environment, not written to ~/.ray) and records the run."""
+    handed over in the environment, not written to ~/.ray) and records the run (the run
+    signing key, which has no fallback on purpose, is named by STOCKML_SIGNING_KEY)."""
     db = tmp_path / "s.duckdb"
     shutil.copy(labelled_store, db)
     home = tmp_path / "home-is-a-file"
     home.write_text("not a folder\n")
     done = run(
         ["train", "--db", str(db), "--models", "logistic", "--windows", "1"],
-        {"HOME": str(home), "MPLCONFIGDIR": str(tmp_path / "mpl")},
+        {
+            "HOME": str(home),
+            "MPLCONFIGDIR": str(tmp_path / "mpl"),
+            "STOCKML_SIGNING_KEY": str(tmp_path / "signing.key"),
+        },
         drop=("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"),
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,6 +7,8 @@ of the store (what a backup is) had lost everything. Here the real `stockml inge
 82 simulated stocks runs against the fixture server under a file-size limit and on an
 8 MiB tmpfs: it either ends ok with every row in the store file alone, or fails in one
 line saying what to do, and the rerun with room completes with every row in the file.
+And `stockml train` on a full disk (fault 7) ends in one line; the rerun with room records
+the run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import duckdb
 import pytest
 
 from stockml import store
-from tests.fs_support import file_size_limit, tmpfs
+from tests.fs_support import file_size_limit, fill, tmpfs
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "2023-01-02", "2024-12-31"
@@ -154,3 +156,52 @@ def test_a_failed_checkpoint_does_not_hide_the_error_on_its_way_out(tmp_path):
             1 / 0  # noqa: B018
         finally:
             store.close(con)
+
+
+@pytest.fixture(scope="module")
+def labelled_store(sp500_bars, tmp_path_factory) -> Path:
+    """Twelve real stocks, 2017-2021, with features and labels (`stockml backtest`)."""
+    import polars as pl
+
+    from tests.conftest import insert_prices
+
+    symbols = sorted(sp500_bars["symbol"].unique().to_list())[:12]
+    bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2017, 1, 1)))
+    db = tmp_path_factory.mktemp("labelled") / "s.duckdb"
+    con = store.connect(db)
+    insert_prices(con, bars)
+    store.close(con)
+    done = subprocess.run(
+        [sys.executable, "-m", "stockml.cli", "backtest", "--db", str(db), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def test_train_on_a_full_disk_is_one_line_and_the_rerun_completes(labelled_store, tmp_path):
+    """The store on a tmpfs with 300 KB to spare: `stockml train` ends in one line, exit 2,
+    the store still opens; with the disk grown the same command records the run."""
+    train = [sys.executable, "-m", "stockml.cli", "train", "--models", "logistic"]
+    train += ["--windows", "1", "--quiet"]
+    with tmpfs(tmp_path / "disk", "64m") as disk:
+        db = disk / "s.duckdb"
+        shutil.copy(labelled_store, db)
+        fill(disk, leave=300 * 1024)
+        full = subprocess.run(
+            [*train, "--db", str(db)], cwd=ROOT, capture_output=True, text=True, timeout=900
+        )
+        lines = full.stderr.strip().splitlines()
+        assert full.returncode == 2 and len(lines) == 1, full.stderr[-3000:]
+        assert lines[0].startswith("stockml: error: ") and "rerun" in lines[0]
+        (disk / "filler").unlink()
+        again = subprocess.run(
+            [*train, "--db", str(db)], cwd=ROOT, capture_output=True, text=True, timeout=900
+        )
+        assert again.returncode == 0, again.stderr[-3000:]
+        con = duckdb.connect(str(db), read_only=True)
+        assert con.execute("SELECT count(*) FROM training_runs").fetchone()[0] == 1
+        con.close()

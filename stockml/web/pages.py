@@ -125,31 +125,45 @@ def _freshness(request: Request, cur, info: SnapshotInfo) -> queries.Row:
 
 def signals_page(request: Request) -> Response:
     chosen = filters(request)
+    today = state(request).today()
     with reading(request) as (cur, info):
-        return render(
-            request,
-            "signals.html",
-            info=info,
-            rows=chosen.pick(_signals(request, cur, info)),
-            chosen=chosen,
-            choices=info.memo("choices", lambda: queries.filter_choices(cur)),
-            fresh=_freshness(request, cur, info),
-            sort_link=lambda column: "?" + urlencode(chosen.sort_query(column)),
+        # One page per copy, filters, day and writer note: a copy never changes.
+        html = info.recent(
+            ("signals", chosen, today, info.writer),
+            lambda: render_text(
+                request,
+                "signals.html",
+                info=info,
+                rows=chosen.pick(_signals(request, cur, info)),
+                chosen=chosen,
+                choices=info.memo("choices", lambda: queries.filter_choices(cur)),
+                fresh=_freshness(request, cur, info),
+                sort_link=lambda column: "?" + urlencode(chosen.sort_query(column)),
+            ),
         )
+        return HTMLResponse(html)
 
 
 def api_signals(request: Request) -> Response:
     chosen = filters(request)
+    today = state(request).today()
     with reading(request) as (cur, info):
-        found = chosen.pick(_signals(request, cur, info))
-        fresh = _freshness(request, cur, info)
-        return JSONResponse(
-            {
-                "snapshot_taken_at": info.taken_at.isoformat(),
-                "freshness": {k: queries.as_json(v) for k, v in fresh.items()},
-                "signals": [{k: queries.as_json(v) for k, v in r.items()} for r in found],
-            }
-        )
+
+        def body() -> bytes:
+            fresh = _freshness(request, cur, info)
+            return orjson.dumps(
+                {
+                    "snapshot_taken_at": info.taken_at.isoformat(),
+                    "freshness": {k: queries.as_json(v) for k, v in fresh.items()},
+                    "signals": [
+                        {k: queries.as_json(v) for k, v in r.items()}
+                        for r in chosen.pick(_signals(request, cur, info))
+                    ],
+                }
+            )
+
+        content = info.recent(("api-signals", chosen, today), body)
+        return Response(content, media_type="application/json")
 
 
 def symbol_page(request: Request) -> Response:
