@@ -17,7 +17,8 @@ the same store files. Measured:
               /static/app.js (a static file: the floor)
     load      `--clients` concurrent clients (asyncio, one connection each) on the
               trained store for `--seconds` per round: /symbol/<each scored symbol in
-              turn> with 20 clients (target p95 <= 300 ms), /ml-signals with 100;
+              turn> with 20 clients (target p95 <= 300 ms), /static/app.js with 20 (the
+              floor: what the machine and the client add), /ml-signals with 100;
               `--rounds` rounds alternate the servers, so both see the same machine load;
               req/s, p50/p95/p99 and errors per server (medians over rounds)
 
@@ -56,7 +57,10 @@ from stockml.store.connection import insert_frame  # noqa: E402
 
 SECTORS = ["Energy", "Financials", "Health Care", "Industrials", "Information Technology"]
 DAYS = 1260  # five years of trading days
-LOADS = [("symbol", 20), ("ml-signals", 100)]  # (page, concurrent clients)
+# (page, concurrent clients); a static file at 20 clients is the floor: the machine's and
+# the client's own share of the tail, whatever the page does.
+LOADS = [("symbol", 20), ("static", 20), ("ml-signals", 100)]
+LOAD_PATHS = {"ml-signals": ["/ml-signals"], "static": ["/static/app.js"]}
 
 
 def build_store(db: Path, n_symbols: int, seed: int = 7) -> str:
@@ -309,7 +313,7 @@ def main() -> None:
             loads: dict = {(page, n): {name: [] for name in bases} for page, n in LOADS}
             for _ in range(args.rounds):
                 for page, clients in LOADS:
-                    paths = symbols if page == "symbol" else ["/ml-signals"]
+                    paths = symbols if page == "symbol" else LOAD_PATHS[page]
                     for name, base in bases.items():
                         loads[page, clients][name].append(
                             asyncio.run(load_round(base, paths, clients, args.seconds))

@@ -39,8 +39,6 @@ def client(app_store, tmp_path_factory):
         yield client
 
 
-stale_client = client
-
 
 def rows_shown(html: str) -> list[str]:
     return re.findall(r'<tr class="signal-row[^"]*" data-symbol="([^"]*)"', html)
@@ -160,28 +158,28 @@ def test_static_files_and_plotly_are_served(client):
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
 
 
-def test_each_symbol_shows_its_own_newest_signal_and_stale_ones_say_so(stale_client):
+def test_each_symbol_shows_its_own_newest_signal_and_stale_ones_say_so(client):
     """A crypto symbol's Sunday signal hides no stock's Friday one: every symbol of the
     newest run shows its newest signal with its own day; a symbol with no bar for weeks,
     or with bars newer than its signal, is marked stale with the reason."""
-    page = stale_client.get("/ml-signals").text
+    page = client.get("/ml-signals").text
     assert sorted(rows_shown(page)) == sorted(["AAA", "BBB", "CCC", "BTC-USD", "AAA"])
-    data = stale_client.get("/api/signals", params={"profile": "swing"}).json()["signals"]
+    data = client.get("/api/signals", params={"profile": "swing"}).json()["signals"]
     days = {r["symbol"]: (r["date"], r["stale"]) for r in data}
     assert days["AAA"] == (FRIDAY.isoformat(), None)
     assert days["BTC-USD"] == (SUNDAY.isoformat(), None)
     assert days["CCC"] == (FRIDAY.isoformat(), None)
-    calls = stale_client.get("/api/signals", params={"signal": "BUY CALL"}).json()["signals"]
+    calls = client.get("/api/signals", params={"signal": "BUY CALL"}).json()["signals"]
     assert [r["symbol"] for r in calls] == ["AAA"]
     assert 'class="day stale"' not in page
-    later = stale_client.app.state.web
-    stale_client.app.state.web = replace(later, today=lambda: date(2024, 1, 10))
+    later = client.app.state.web
+    client.app.state.web = replace(later, today=lambda: date(2024, 1, 10))
     try:
-        rows = stale_client.get("/api/signals", params={"profile": "swing"}).json()["signals"]
+        rows = client.get("/api/signals", params={"profile": "swing"}).json()["signals"]
         assert all(r["stale"].startswith("no bar since") for r in rows)
-        assert 'class="day stale"' in stale_client.get("/ml-signals").text
+        assert 'class="day stale"' in client.get("/ml-signals").text
     finally:
-        stale_client.app.state.web = later
+        client.app.state.web = later
 
 
 def test_a_signal_older_than_the_symbols_bars_is_stale(app_store, tmp_path):
