@@ -16,9 +16,11 @@ catches it on read, so no query answers from it): `damaged_store_message`, one l
 """
 
 import errno
+import re
 
 _NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_SPACE_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 _DAMAGED_TEXT = (
     "Corrupt database file",
     "Could not read enough bytes from file",
@@ -62,7 +64,14 @@ def no_space_message(exc: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         text = str(current)
-        if getattr(current, "errno", None) in _NO_SPACE or any(t in text for t in _NO_SPACE_TEXT):
+        # NumPy's tofile reports a short write without an errno: "4716 requested and 496
+        # written", which a regular file only does when its disk is full.
+        short = isinstance(current, OSError) and _SHORT_WRITE.fullmatch(text) is not None
+        if (
+            getattr(current, "errno", None) in _NO_SPACE
+            or short
+            or any(t in text for t in _NO_SPACE_TEXT)
+        ):
             reason = next((t for t in _NO_SPACE_TEXT if t in text), "no space left")
             return (
                 f"no room left to write ({reason}): what was committed before is kept; free "

@@ -76,7 +76,9 @@ def local_ray_environment() -> None:
             f"Ray's temp dir {temp} cannot be written ({why}): free space there or point "
             "RAY_TMPDIR at a folder with room"
         )
-    if any(os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE")):
+    if any(os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+        return
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         return
     folder = home()
     token = folder / ".ray" / "auth_token" if folder is not None else None

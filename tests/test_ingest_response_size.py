@@ -95,7 +95,7 @@ def bomb():
 
 
 FETCH = """
-import asyncio, resource, sys
+import asyncio, sys
 from ingest.client import ChartClient, SymbolFailed
 from ingest.policy import FetchPolicy
 from stockml.logs import configure_logging
@@ -117,7 +117,10 @@ async def main(base_url, transport, limit):
     print("requests:", client.stats.requests)
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
-print("maxrss_mb:", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of a large pytest
+# process would report the parent's peak.
+peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]
+print("maxrss_mb:", int(peak) // 1024)
 """
 
 
