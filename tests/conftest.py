@@ -75,13 +75,20 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, sp500_bars) -> Path:
     (the training and web tests' store; module-scoped, so each module trains its own)."""
     from datetime import date
 
+    return prices_store(
+        tmp_path_factory.mktemp("train") / "s.duckdb", sp500_bars, 12, date(2017, 1, 1)
+    )
+
+
+def prices_store(db: Path, sp500_bars, n_symbols: int, start) -> Path:
+    """A store holding the real bars from `start` of the first `n_symbols` symbols (by
+    name) of the shared data, prices only."""
     import polars as pl
 
     from stockml import store
 
-    db = tmp_path_factory.mktemp("train") / "s.duckdb"
-    symbols = sp500_bars["symbol"].unique().sort().to_list()[:12]
-    bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= date(2017, 1, 1)))
+    symbols = sp500_bars["symbol"].unique().sort().to_list()[:n_symbols]
+    bars = sp500_bars.filter(pl.col("symbol").is_in(symbols) & (pl.col("date") >= start))
     con = store.connect(db)
     try:
         insert_prices(con, bars)

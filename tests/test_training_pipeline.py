@@ -23,8 +23,9 @@ MODELS = ["logistic", "lightgbm"]
 
 
 def config(models=MODELS, **fields) -> TrainConfig:
-    """The swing profile's default config over `models`."""
-    return TrainConfig.create("swing", models, **fields)
+    """The swing profile's default config over `models`, with 4 windows: the 12-stock store
+    (labels 2018-01 .. 2021-03) has one eligible year, so 4 equal windows."""
+    return TrainConfig.create("swing", models, **{"windows": 4, **fields})
 
 
 def fit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
@@ -176,7 +177,10 @@ def test_run_is_recorded_with_metrics_trades_and_report(small_store):
     ).fetchall()
     con.close()
     assert {w for w, _ in rows} == {"1", "2", "3", "4", "pooled"}
-    baselines = {"majority", "prior", "every_day", "volatility", "momentum", "best_base"}
+    baselines = {
+        *("majority", "prior", "every_day", "volatility", "momentum", "best_base"),
+        "volatility_model",
+    }
     assert {m for _, m in rows} == {
         *MODELS,
         "stack",
@@ -192,8 +196,13 @@ def test_run_is_recorded_with_metrics_trades_and_report(small_store):
         "call_mean_exit_return",
         "put_mean_exit_return",
         "top10_win_precision",
+        "top10_loss_precision",
         "call_precision_ci_low",
         "call_precision_ci_high",
+        "rank_ic",
+        "rank_ic_t",
+        "top_minus_bottom",
+        "top10_win_precision_daily",
     } <= names
     signalled = sum(int(np.sum(w.signals != 0)) for w in result.windows)
     assert sum(n for _, n in trades) == signalled > 0
@@ -274,7 +283,10 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
     db.parent.mkdir(exist_ok=True)
     shutil.copy(small_store, db)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stockml.cli", "train", "--db", str(db), "--models", models],
+        [
+            *(sys.executable, "-m", "stockml.cli", "train", "--db", str(db)),
+            *("--models", models, "--windows", "4"),
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -419,3 +431,34 @@ def test_ablation_runs_every_variant_and_reports_one_table(small_store):
     assert "## Ablation" in report and "catalog features only" in report
     assert "## What the stack learns from" in report and "Recipe: catalog features" in report
     assert "labelled stock-days of 12 symbols" in report  # all of them: no sample asked
+
+
+def test_a_long_history_trains_on_yearly_windows_with_rank_ic_stored(sp500_bars, tmp_path):
+    """Six real stocks from 2006: labels from 2007, so 2010 .. 2021 are yearly windows
+    (12, the last partial), each named by its year; every window and the pooled rows store
+    the daily rank IC with its Newey-West t for the stack, the base model and the ranking
+    baselines, and the report tabulates them."""
+    from datetime import date
+
+    from tests.conftest import prices_store
+    from training.config import Recipe
+
+    db = prices_store(tmp_path / "long.duckdb", sp500_bars, 6, date(2006, 1, 1))
+    result = run_training(
+        db, config(["logistic"], windows=None, recipe=Recipe(tune=False)), progress=False
+    )
+    names = [w.name for w in result.windows]
+    assert names == [str(y) for y in range(2010, 2022)]
+    con = store.connect(db, read_only=True)
+    rows = con.execute(
+        'SELECT "window", model, metric FROM model_metrics WHERE run_id = ? '
+        "AND metric IN ('rank_ic', 'rank_ic_t')",
+        [result.run_id],
+    ).fetchall()
+    con.close()
+    for model in ("stack", "logistic", "baseline_volatility", "baseline_volatility_model"):
+        for window in [*names, "pooled"]:
+            assert {(window, model, "rank_ic"), (window, model, "rank_ic_t")} <= set(rows)
+    report = result.report.read_text()
+    assert "12 yearly test windows (2010 .. 2021" in report and "## Ranking skill" in report
+    assert (result.run_dir / "yearly.png").exists()

@@ -30,7 +30,11 @@ from stockml.errors import InputError
 
 Settings = tuple[tuple[str, Any], ...]  # sorted (key, value) pairs: hashable, JSON-able
 
-WINDOWS = 4
+# Test windows: every calendar year with MIN_TRAIN_YEARS years of history before it (None);
+# a number asks for the last that many years (or, on a history too short for yearly
+# windows, that many equal windows over the last TEST_FRACTION of the days; 4 by default).
+WINDOWS: int | None = None
+MIN_TRAIN_YEARS = 3
 INNER_BLOCKS = 5
 TEST_FRACTION = 0.2
 SEED = 7
@@ -110,13 +114,18 @@ class TrainConfig:
     profile: Profile
     models: tuple[ModelSpec, ...]
     recipe: Recipe = Recipe()
-    windows: int = WINDOWS
+    windows: int | None = WINDOWS
+    min_train_years: int = MIN_TRAIN_YEARS
     inner_blocks: int = INNER_BLOCKS
     test_fraction: float = TEST_FRACTION
     min_coverage: float = MIN_COVERAGE
     max_coverage: float = MAX_COVERAGE
     seed: int = SEED
     max_samples: int | None = None
+    # The training universe (None: every stored symbol) and the traded one, whose test rows
+    # the evaluation and its trades cover (None: every symbol trained on).
+    train_symbols: tuple[str, ...] | None = None
+    traded_symbols: tuple[str, ...] | None = None
     code: Settings = field(default_factory=lambda: code_version())
 
     def __post_init__(self) -> None:
@@ -141,7 +150,16 @@ class TrainConfig:
                         f"{spec.name} has no setting {', '.join(bad)} "
                         f"(its settings: {', '.join(sorted(allowed))})"
                     )
-        _check(isinstance(self.windows, int) and 1 <= self.windows <= 100, "windows", self.windows)
+        _check(
+            self.windows is None or (isinstance(self.windows, int) and 1 <= self.windows <= 100),
+            "windows",
+            self.windows,
+        )
+        _check(
+            isinstance(self.min_train_years, int) and self.min_train_years >= 1,
+            "min_train_years",
+            self.min_train_years,
+        )
         _check(
             isinstance(self.inner_blocks, int) and self.inner_blocks >= 2,
             "inner_blocks",
@@ -160,6 +178,13 @@ class TrainConfig:
             "max_samples",
             self.max_samples,
         )
+        for name in ("train_symbols", "traded_symbols"):
+            value = getattr(self, name)
+            _check(
+                value is None or (isinstance(value, tuple) and len(value) > 0),
+                name,
+                value,
+            )
         try:
             json.dumps(self.as_dict())
         except (TypeError, ValueError) as exc:
@@ -241,12 +266,15 @@ class TrainConfig:
                 for m in self.models
             ],
             "windows": self.windows,
+            "min_train_years": self.min_train_years,
             "inner_blocks": self.inner_blocks,
             "test_fraction": self.test_fraction,
             "min_coverage": self.min_coverage,
             "max_coverage": self.max_coverage,
             "seed": self.seed,
             "max_samples": self.max_samples,
+            "train_symbols": self.train_symbols,
+            "traded_symbols": self.traded_symbols,
             "code": dict(self.code),
         }
 
@@ -266,12 +294,15 @@ class TrainConfig:
             **self.recipe.params(),
             "models": ",".join(self.model_names),
             "windows": self.windows,
+            "min_train_years": self.min_train_years,
             "inner_blocks": self.inner_blocks,
             "test_fraction": self.test_fraction,
             "min_coverage": self.min_coverage,
             "max_coverage": self.max_coverage,
             "seed": self.seed,
             "max_samples": self.max_samples,
+            "train_symbols": ",".join(self.train_symbols) if self.train_symbols else None,
+            "traded_symbols": ",".join(self.traded_symbols) if self.traded_symbols else None,
             "config_digest": self.digest(),
         }
         for spec in self.models:

@@ -18,15 +18,22 @@ Baselines are scored on exactly the stack's test rows:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from stockml.defaults import CLASSES, WIN, WIN_COL
+from stockml.defaults import CLASSES, LOSS, LOSS_COL, WIN, WIN_COL
 from training import predictions
 from training.baselines import BASELINE_FEATURES, majority_proba, prior_proba, ranking_scores
 from training.bootstrap import block_bootstrap_ci, difference_ci
-from training.metrics import evaluate, log_loss3, top_decile_precision, trade_metrics
+from training.metrics import (
+    evaluate,
+    log_loss3,
+    paired_daily_lift,
+    ranking_metrics,
+    top_decile_precision,
+    trade_metrics,
+)
 from training.trades import CALL, PUT, choose_thresholds, decide
 
 N_BOOT = 1000
@@ -35,7 +42,7 @@ N_BOOT = 1000
 @dataclass
 class Evaluation:
     """pooled: name -> {"metrics", "proba", "signals", "score"} over every test window's
-    rows (`rows`, in window order); by_window: "1".."K", "pooled" -> name -> metric ->
+    rows (`rows`, in window order); by_window: each window's name, "pooled" -> name -> metric ->
     value; intervals: "stack <metric>" / "lift over <baseline> <metric>" -> (point, low,
     high)."""
 
@@ -43,6 +50,8 @@ class Evaluation:
     by_window: dict[str, dict[str, dict[str, float]]]
     intervals: dict[str, tuple[float, float, float]]
     rows: np.ndarray
+    # baseline -> the stack's paired daily lifts over it (`metrics.paired_daily_lift`)
+    ranking_lifts: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def ranked_signals(score_call: np.ndarray, score_put: np.ndarray, n_call: int, n_put: int):
@@ -56,34 +65,104 @@ def ranked_signals(score_call: np.ndarray, score_put: np.ndarray, n_call: int, n
     return signals
 
 
-def window_scores(samples, window, oof, meta_rows_, models, y_train, coverage) -> dict[str, dict]:
-    """Every model's and baseline's metrics on one window's rows, plus the decisions each
-    made (`signals`) and its ranking score (`score`), for pooling."""
-    rows = window.rows
+def volatility_model(x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """`baseline_volatility_model`: a multinomial logistic regression on `natr_14` alone
+    (x_train (m,), y_train (m,), x (n,); NaN imputed with the training median), fitted on
+    a window's training rows and predicting its test rows: (n, 3) in CLASSES order. What
+    the stack's skill would be if it were volatility and nothing else."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(max_iter=200),
+    ).fit(np.asarray(x_train, dtype=float).reshape(-1, 1), y_train)
+    proba = np.zeros((len(x), 3))
+    proba[:, np.searchsorted(CLASSES, model.classes_)] = model.predict_proba(
+        np.asarray(x, dtype=float).reshape(-1, 1)
+    )
+    return proba
+
+
+def scores_of(samples, rows, y_train, horizon, proba, signals, score, direction) -> dict:
+    """One model's or baseline's metrics on test `rows`: classification and log loss from
+    `proba` (n, 3) (None: none), trade figures from `signals`, the pooled top-decile win
+    precision of `score` (e.g. p_win; None: none) and the daily ranking skill of
+    `direction` (p_win - p_loss, or a feature; None: none). Returns the dict pooling and
+    the bootstrap read: metrics, proba, signals, score, direction."""
     y, exit_return = samples.y[rows], samples.exit_return[rows]
+    metrics = evaluate(y, proba, y_train) if proba is not None else {}
+    metrics["top10_win_precision"] = (
+        top_decile_precision(score, y == WIN) if score is not None else np.nan
+    )
+    # The loss side: a model's p_loss; a ranking ranks both sides by its one score; a
+    # constant baseline (no score) ranks nothing.
+    loss_score = None if score is None else proba[:, LOSS_COL] if proba is not None else score
+    metrics["top10_loss_precision"] = (
+        top_decile_precision(loss_score, y == LOSS) if loss_score is not None else np.nan
+    )
+    metrics.update(trade_metrics(signals, y, exit_return))
+    if direction is not None:
+        metrics.update(
+            ranking_metrics(samples.dates[rows], direction, exit_return, y == WIN, horizon)
+        )
+    return {
+        "metrics": metrics,
+        "proba": proba,
+        "signals": signals,
+        "score": score,
+        "direction": direction,
+    }
+
+
+def direction_of(proba: np.ndarray) -> np.ndarray:
+    """The ranking score of a probability model: p_win - p_loss."""
+    return proba[:, WIN_COL] - proba[:, LOSS_COL]
+
+
+def window_scores(
+    samples, window, oof, meta_rows_, train_rows, models, y_train, coverage, horizon
+) -> dict[str, dict]:
+    """Every model's and baseline's metrics on one window's rows (`scores_of`), plus the
+    decisions each made (`signals`) and its ranking scores, for pooling. `meta_rows_` are
+    the window's out-of-fold training rows (the best base model is chosen on them),
+    `train_rows` every training row (the volatility model is fitted on them)."""
+    rows = window.rows
     n = len(rows)
     out: dict[str, dict] = {}
 
-    def add(name, proba, signals, score):
-        metrics = evaluate(y, proba, y_train) if proba is not None else {}
-        metrics["top10_win_precision"] = (
-            top_decile_precision(score, y == WIN) if score is not None else np.nan
-        )
-        metrics.update(trade_metrics(signals, y, exit_return))
-        out[name] = {"metrics": metrics, "proba": proba, "signals": signals, "score": score}
+    def add(name, proba, signals, score, direction):
+        out[name] = scores_of(samples, rows, y_train, horizon, proba, signals, score, direction)
 
     for name in [*models, "stack"]:
         proba = window.proba[name]
         signals = window.signals if name == "stack" else np.zeros(n, dtype=np.int8)
-        add(name, proba, signals, proba[:, WIN_COL])
+        add(name, proba, signals, proba[:, WIN_COL], direction_of(proba))
     n_call, n_put = int(np.sum(window.signals == CALL)), int(np.sum(window.signals == PUT))
-    add("baseline_majority", majority_proba(y_train, n), np.zeros(n, np.int8), None)
-    add("baseline_prior", prior_proba(y_train, n), np.zeros(n, np.int8), None)
-    add("baseline_every_day", None, np.full(n, CALL, np.int8), None)
-    vol = samples.column(BASELINE_FEATURES["baseline_volatility"])[rows]
-    add("baseline_volatility", None, ranked_signals(vol, vol, n_call, n_put), vol)
+    add("baseline_majority", majority_proba(y_train, n), np.zeros(n, np.int8), None, None)
+    add("baseline_prior", prior_proba(y_train, n), np.zeros(n, np.int8), None, None)
+    add("baseline_every_day", None, np.full(n, CALL, np.int8), None, None)
+    vol = samples.column(BASELINE_FEATURES["baseline_volatility"])
+    add(
+        "baseline_volatility",
+        None,
+        ranked_signals(vol[rows], vol[rows], n_call, n_put),
+        vol[rows],
+        vol[rows],
+    )
     mom = samples.column(BASELINE_FEATURES["baseline_momentum"])[rows]
-    add("baseline_momentum", None, ranked_signals(mom, -mom, n_call, n_put), mom)
+    add("baseline_momentum", None, ranked_signals(mom, -mom, n_call, n_put), mom, mom)
+    proba = volatility_model(vol[train_rows], samples.y[train_rows], vol[rows])
+    add(
+        "baseline_volatility_model",
+        proba,
+        np.zeros(n, np.int8),
+        proba[:, WIN_COL],
+        direction_of(proba),
+    )
     losses = {
         m: log_loss3(samples.y[meta_rows_], predictions.of_model(oof, j, meta_rows_))
         for j, m in enumerate(models)
@@ -94,31 +173,41 @@ def window_scores(samples, window, oof, meta_rows_, models, y_train, coverage) -
     call, put = choose_thresholds(train_proba, samples.y[meta_rows_], *coverage)
     proba = window.proba[best]
     add(
-        "baseline_best_base", proba, decide(proba, call.threshold, put.threshold), proba[:, WIN_COL]
+        "baseline_best_base",
+        proba,
+        decide(proba, call.threshold, put.threshold),
+        proba[:, WIN_COL],
+        direction_of(proba),
     )
     out["baseline_best_base"]["metrics"]["model_index"] = float(j)
     return out
 
 
-def pool(per_window: list[dict[str, dict]], samples, rows, y_train) -> dict[str, dict]:
-    """Pooled metrics: every window's rows, probabilities and decisions concatenated."""
-    y, exit_return = samples.y[rows], samples.exit_return[rows]
+def pool(per_window: list[dict[str, dict]], samples, rows, y_train, horizon) -> dict[str, dict]:
+    """Pooled metrics: every window's rows, probabilities, decisions and scores
+    concatenated."""
     out = {}
     for name in per_window[0]:
         parts = [w[name] for w in per_window]
-        signals = np.concatenate([p["signals"] for p in parts])
-        has_score = parts[0]["score"] is not None
-        score = np.concatenate([p["score"] for p in parts]) if has_score else None
-        has_proba = parts[0]["proba"] is not None
-        proba = np.vstack([p["proba"] for p in parts]) if has_proba else None
-        metrics = evaluate(y, proba, y_train) if has_proba else {}
-        metrics["top10_win_precision"] = (
-            top_decile_precision(score, y == WIN) if has_score else np.nan
+
+        def joined(key, parts=parts):
+            if parts[0][key] is None:
+                return None
+            stack = np.vstack if key == "proba" else np.concatenate
+            return stack([p[key] for p in parts])
+
+        out[name] = scores_of(
+            samples,
+            rows,
+            y_train,
+            horizon,
+            joined("proba"),
+            joined("signals"),
+            joined("score"),
+            joined("direction"),
         )
-        metrics.update(trade_metrics(signals, y, exit_return))
         if name == "baseline_best_base":
-            metrics["model_index"] = np.nan
-        out[name] = {"metrics": metrics, "proba": proba, "signals": signals, "score": score}
+            out[name]["metrics"]["model_index"] = np.nan
     return out
 
 
@@ -215,15 +304,44 @@ def evaluate_windows(samples, lay, windows, oof: np.ndarray, models: list[str], 
     per_window = []
     for block, window in zip(lay.windows, windows, strict=True):
         y_train = samples.y[day_index < lay.fit_end(block)]
+        train = np.flatnonzero(day_index < lay.fit_end(block))
         rows = np.flatnonzero((day_index >= lay.bounds[1]) & (day_index < lay.fit_end(block)))
-        per_window.append(window_scores(samples, window, oof, rows, models, y_train, coverage))
+        per_window.append(
+            window_scores(samples, window, oof, rows, train, models, y_train, coverage, lay.horizon)
+        )
     rows = np.concatenate([w.rows for w in windows])
     y_train = samples.y[day_index < lay.fit_end(lay.first_window)]
-    pooled = pool(per_window, samples, rows, y_train)
+    pooled = pool(per_window, samples, rows, y_train, lay.horizon)
     by_window = {
-        str(w.number): {name: s["metrics"] for name, s in scores.items()}
+        w.name: {name: s["metrics"] for name, s in scores.items()}
         for w, scores in zip(windows, per_window, strict=True)
     }
     by_window["pooled"] = {name: s["metrics"] for name, s in pooled.items()}
     block_days = max(lay.horizon, round(np.sqrt(len(np.unique(samples.dates[rows])))))
-    return Evaluation(pooled, by_window, intervals(pooled, samples, rows, block_days), rows)
+    cis = intervals(pooled, samples, rows, block_days)
+    return Evaluation(
+        pooled, by_window, cis, rows, ranking_lifts(pooled, samples, rows, lay.horizon)
+    )
+
+
+# Baselines whose daily ranking the stack's is compared with, day by day.
+RANKED = (
+    "baseline_volatility",
+    "baseline_momentum",
+    "baseline_volatility_model",
+    "baseline_best_base",
+)
+
+
+def ranking_lifts(pooled: dict, samples, rows: np.ndarray, horizon: int) -> dict:
+    """baseline -> the stack's paired daily lifts over it on the pooled test rows: rank IC
+    and daily top-decile win share, mean difference and Newey-West t."""
+    y, realized, dates = samples.y[rows], samples.exit_return[rows], samples.dates[rows]
+    stack = pooled["stack"]["direction"]
+    return {
+        name: paired_daily_lift(
+            dates, stack, pooled[name]["direction"], realized, y == WIN, horizon
+        )
+        for name in RANKED
+        if pooled.get(name, {}).get("direction") is not None
+    }

@@ -109,3 +109,117 @@ def trade_metrics(signals: np.ndarray, y: np.ndarray, exit_return: np.ndarray) -
             float(np.mean(exit_return[taken])) if taken.any() else np.nan
         )
     return out
+
+
+def newey_west_t(values: np.ndarray, lags: int) -> float:
+    """The t-statistic of the mean of the series `values` (n,), with the Newey-West (1987)
+    long-run variance: autocovariances up to `lags` with Bartlett weights
+    1 - j / (lags + 1). Daily scores of overlapping H-day labels are autocorrelated for
+    H - 1 days: use lags = H - 1. NaN for fewer than 2 values or a zero variance."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    e = x - x.mean()
+    variance = e @ e / n
+    for j in range(1, min(lags, n - 1) + 1):
+        variance += 2.0 * (1.0 - j / (lags + 1)) * (e[j:] @ e[:-j]) / n
+    return float(x.mean() / np.sqrt(variance / n)) if variance > 0 else float("nan")
+
+
+def daily_ranking(
+    dates: np.ndarray,
+    score: np.ndarray,
+    realized: np.ndarray,
+    win: np.ndarray,
+    min_names: int = 5,
+):
+    """Per test day, how a ranking of that day's stocks by `score` did: the Spearman rank
+    correlation of score and `realized` (the exit return), the mean realized return of the
+    top decile by score minus the bottom decile's (max(1, n // 10) rows each), and the
+    share of `win` in the top decile. All inputs (n,), rows of many days; rows with a
+    non-finite score or return are left out, and days with fewer than `min_names` rows.
+    Returns a polars DataFrame (date, ic, spread, top_win, names), in date order; ic is
+    null on a day whose scores or returns are all equal. Ties: average ranks for the
+    correlation (polars' Spearman, as scipy's), row order at the decile cut."""
+    import polars as pl
+
+    frame = pl.DataFrame(
+        {
+            "date": dates,
+            "s": np.asarray(score, dtype=float),
+            "r": np.asarray(realized, dtype=float),
+            "w": np.asarray(win, dtype=bool),
+        }
+    ).filter(pl.col("s").is_finite() & pl.col("r").is_finite())
+    rank = pl.col("s").rank("ordinal").over("date")
+    n = pl.len().over("date")
+    k = pl.max_horizontal(pl.lit(1), n // 10)
+    frame = frame.with_columns(top=rank > n - k, bottom=rank <= k)
+    daily = (
+        frame.group_by("date")
+        .agg(
+            ic=pl.corr("s", "r", method="spearman"),
+            spread=pl.col("r").filter(pl.col("top")).mean()
+            - pl.col("r").filter(pl.col("bottom")).mean(),
+            top_win=pl.col("w").filter(pl.col("top")).mean(),
+            names=pl.len(),
+        )
+        .filter(pl.col("names") >= min_names)
+        .with_columns(pl.col("ic").fill_nan(None))
+        .sort("date")
+    )
+    return daily
+
+
+def ranking_metrics(
+    dates: np.ndarray,
+    score: np.ndarray,
+    realized: np.ndarray,
+    win: np.ndarray,
+    horizon: int,
+) -> dict[str, float]:
+    """The field's ranking skill of `score` over test rows (see `daily_ranking`), averaged
+    over days with t-statistics from Newey-West errors with horizon - 1 lags (the labels of
+    neighbouring days overlap): `rank_ic`, `rank_ic_t`, `top_minus_bottom` (mean daily
+    top-decile minus bottom-decile exit return), `top_minus_bottom_t`,
+    `top10_win_precision_daily` (mean daily share of wins in the top decile) and
+    `ranking_days`. NaN where no day qualifies."""
+    daily = daily_ranking(dates, score, realized, win)
+    lags = max(0, horizon - 1)
+    ic = daily["ic"].drop_nulls().to_numpy()
+    spread = daily["spread"].drop_nulls().to_numpy()
+    top = daily["top_win"].drop_nulls().to_numpy()
+    return {
+        "rank_ic": float(ic.mean()) if len(ic) else np.nan,
+        "rank_ic_t": newey_west_t(ic, lags),
+        "top_minus_bottom": float(spread.mean()) if len(spread) else np.nan,
+        "top_minus_bottom_t": newey_west_t(spread, lags),
+        "top10_win_precision_daily": float(top.mean()) if len(top) else np.nan,
+        "ranking_days": float(len(ic)),
+    }
+
+
+def paired_daily_lift(
+    dates: np.ndarray,
+    score: np.ndarray,
+    other: np.ndarray,
+    realized: np.ndarray,
+    win: np.ndarray,
+    horizon: int,
+) -> dict[str, float]:
+    """How much better the ranking by `score` did than the ranking by `other` on the same
+    rows and days (`daily_ranking` of each; days both rank): the mean daily difference of
+    the rank IC and of the top-decile win share, each with its Newey-West t (horizon - 1
+    lags): `lift_rank_ic`, `lift_rank_ic_t`, `lift_top10_win_precision_daily`,
+    `lift_top10_win_precision_daily_t`."""
+    a = daily_ranking(dates, score, realized, win)
+    b = daily_ranking(dates, other, realized, win)
+    both = a.join(b, on="date", suffix="_other").drop_nulls(["ic", "ic_other"])
+    lags = max(0, horizon - 1)
+    out = {}
+    for key, column in (("rank_ic", "ic"), ("top10_win_precision_daily", "top_win")):
+        diff = (both[column] - both[f"{column}_other"]).drop_nulls().to_numpy()
+        out[f"lift_{key}"] = float(diff.mean()) if len(diff) else np.nan
+        out[f"lift_{key}_t"] = newey_west_t(diff, lags)
+    return out

@@ -39,7 +39,7 @@ from training.config import TrainConfig
 from training.dataset import Samples, load_samples
 from training.folds import FitJob, fit_jobs, tuning_jobs
 from training.recorder import RunFolder, runs_root
-from training.walkforward import Layout, layout
+from training.walkforward import Layout, plan_layout
 from training.windows import Window, stack_windows
 
 
@@ -67,13 +67,40 @@ def refresh_inputs(con: Any, config: TrainConfig, progress: bool, memory_limit) 
     refresh_labels(con, config.profile, progress=progress, memory_limit=memory_limit)
 
 
+def check_symbols(con: Any, config: TrainConfig) -> None:
+    """The training and traded universes name stored symbols only, and every traded symbol
+    is trained on. Raises InputError naming the others."""
+    from stockml.errors import InputError
+
+    stored = {r[0] for r in con.execute("SELECT DISTINCT symbol FROM prices").fetchall()}
+    for flag, symbols in (
+        ("--train-symbols", config.train_symbols),
+        ("--symbols", config.traded_symbols),
+    ):
+        missing = sorted(set(symbols or ()) - stored)
+        if missing:
+            raise InputError(
+                f"{flag} names symbols with no stored prices: {', '.join(missing[:10])}"
+                + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            )
+    if config.train_symbols and config.traded_symbols:
+        untrained = sorted(set(config.traded_symbols) - set(config.train_symbols))
+        if untrained:
+            raise InputError(
+                f"--symbols trades what --train-symbols leaves out: {', '.join(untrained[:10])}"
+            )
+
+
 def data_text(con: Any, config: TrainConfig, samples: Samples) -> str:
     """What the run trains on, in words, for the report."""
     from training.sampling import labelled_count
 
     text = f"{len(samples.y):,} labelled stock-days of {len(np.unique(samples.symbols)):,} symbols"
+    if config.traded_symbols:
+        text += f"; trades and test figures cover {len(config.traded_symbols):,} of them"
     if config.max_samples is not None:
-        labelled = labelled_count(con, config.profile.name)
+        train = list(config.train_symbols) if config.train_symbols else None
+        labelled = labelled_count(con, config.profile.name, train)
         if labelled > len(samples.y):
             text += (
                 f", a date-stratified sample of the store's {labelled:,} (--max-samples "
@@ -82,16 +109,17 @@ def data_text(con: Any, config: TrainConfig, samples: Samples) -> str:
     return text
 
 
-def plan_layout(samples: Samples, config: TrainConfig) -> tuple[Layout, np.ndarray]:
+def walk_forward(samples: Samples, config: TrainConfig) -> tuple[Layout, np.ndarray]:
     """The walk-forward blocks of the samples and each row's trading-day index. Raises
     NothingToDoError when the samples are too few or lack an outcome."""
     try:
-        lay = layout(
+        lay = plan_layout(
             samples.dates,
             config.horizon,
             config.windows,
             config.inner_blocks,
             config.test_fraction,
+            config.min_train_years,
         )
     except ValueError as exc:
         raise NothingToDoError(f"too few samples to train on: {exc}") from exc
@@ -171,6 +199,7 @@ def fit_all(
             console.print(message)
     every: dict[str, FitJob] = {}
     settings: dict[str, dict] = {}
+    shared: dict = {}  # the matrix's object-store references, put once for both batches
     try:
         with progress_bar("train", len(planned), progress) as bar:
             done = FitProgress(bar, log)
@@ -181,7 +210,15 @@ def fit_all(
                     run_fits_serial(batch, samples.x, samples.y, run, config.seed, done, lives)
                 else:
                     run_fits(
-                        batch, samples.x, samples.y, run, ray_address, config.seed, done, lives
+                        batch,
+                        samples.x,
+                        samples.y,
+                        run,
+                        ray_address,
+                        config.seed,
+                        done,
+                        lives,
+                        shared,
                     )
 
             run_batch(tuning)
@@ -234,10 +271,15 @@ def run_training(
         # reading a sample through the `samples` view joins whole tables (at 5,000 x 20 y,
         # 19.9 GiB with DuckDB unbounded, 2.1 GiB bounded: it spills).
         MemoryBudget.of(memory_limit).bound_duckdb(con)
+        check_symbols(con, config)
         samples = load_samples(
-            con, config.profile.name, context=config.recipe.context, max_samples=config.max_samples
+            con,
+            config.profile.name,
+            context=config.recipe.context,
+            max_samples=config.max_samples,
+            symbols=list(config.train_symbols) if config.train_symbols else None,
         )
-        lay, day_index = plan_layout(samples, config)
+        lay, day_index = walk_forward(samples, config)
         run_id = run_id_of(config, samples)
         run = RunFolder.create(runs_root(db_path), run_id, config, fresh, len(samples.y))
         started = time.perf_counter()
@@ -275,6 +317,7 @@ def run_training(
                 models,
                 recipe,
                 tuning,
+                evaluation.ranking_lifts,
             ),
             plots,
         )
@@ -295,7 +338,7 @@ def run_training(
             "training_done",
             run_id=run_id,
             seconds=round(time.perf_counter() - started, 1),
-            windows=config.windows,
+            windows=len(windows),
             stack_accuracy=round(evaluation.by_window["pooled"]["stack"]["accuracy"], 4),
         )
     finally:

@@ -13,10 +13,11 @@ NAMES = tuple(CLASS_NAMES[c] for c in CLASSES)
 
 def write_plots(run, evaluation, samples, trades, audit: dict, horizon: int) -> list[Path]:
     """models.png (pooled accuracy vs baselines and the leaky audit), confusion.png (the
-    stack), win_precision.png (precision of the most confident win calls by coverage, beside
-    the natr_14 ranking), reliability.png (calibration per class), equity.png (signals as
-    trades against every day's trade and holding the universe), written into the RunFolder
-`run` from the Evaluation `evaluation`. Returns their paths."""
+    stack), win_precision.png (precision of the most confident win calls by coverage,
+    beside the natr_14 ranking), reliability.png (calibration per class), equity.png
+    (signals as trades against every day's trade and holding the universe), yearly.png
+    (rank IC and daily top-decile win share per test window), written into the RunFolder
+    `run` from the Evaluation `evaluation`. Returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no screen
@@ -112,8 +113,39 @@ def write_plots(run, evaluation, samples, trades, audit: dict, horizon: int) -> 
     fig.autofmt_xdate()
     fig.tight_layout()
     paths.append(_save(fig, run.file("equity.png")))
+    paths.append(yearly_plot(plt, run, evaluation.by_window))
     plt.close("all")
     return paths
+
+
+def yearly_plot(plt, run, by_window: dict) -> Path:
+    """yearly.png: each test window's rank IC of the stack beside the volatility model and
+    the natr_14 ranking, and its daily top-decile win share beside natr_14's."""
+    names = [w for w in by_window if w != "pooled"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    pos = np.arange(len(names))
+    series = (
+        ("stack", "stack"),
+        ("baseline_volatility_model", "natr_14 model"),
+        ("baseline_volatility", "natr_14 ranking"),
+    )
+    for i, (model, label) in enumerate(series):
+        values = [by_window[w].get(model, {}).get("rank_ic", np.nan) for w in names]
+        top.bar(pos + (i - 1) * 0.27, values, 0.27, label=label)
+    top.axhline(0, color="black", lw=0.8)
+    top.set_ylabel("daily rank IC")
+    top.legend(fontsize=8)
+    top.set_title("Ranking skill per test window")
+    for model, label in (("stack", "stack"), ("baseline_volatility", "natr_14 ranking")):
+        values = [
+            by_window[w].get(model, {}).get("top10_win_precision_daily", np.nan) for w in names
+        ]
+        bottom.plot(pos, values, "o-", label=label)
+    bottom.set_ylabel("top-10 % win share per day")
+    bottom.set_xticks(pos, names, rotation=45 if len(names) > 8 else 0)
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, run.file("yearly.png"))
 
 
 def _save(fig, path: Path) -> Path:

@@ -180,12 +180,14 @@ def run_fits(
     seed: int,
     on_done=None,
     lives: np.ndarray | None = None,
+    shared: dict | None = None,
 ) -> None:
     """Run every unfinished job as a Ray task (one CPU each, spread over the nodes,
     retried when its node dies); checkpoint each result here, in the driver, and call
     on_done(job, record) as it arrives (record None: a checkpoint already there). Every
     job fits and predicts rows of the one matrix `x`; `lives` (optional) weights each
-    fit's rows, see `fit_one`."""
+    fit's rows, see `fit_one`. `shared` (a dict the caller keeps across calls) holds the
+    object-store references, so the matrix goes into Ray's object store once per run."""
     todo = unfinished(jobs, run, on_done)
     if not todo:
         return
@@ -194,7 +196,10 @@ def run_fits(
     remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, scheduling_strategy="SPREAD")(
         fit_on_node
     )
-    x_ref, y_ref, w_ref = ray.put(x), ray.put(y), ray.put(lives)
+    shared = {} if shared is None else shared
+    if "refs" not in shared:
+        shared["refs"] = (ray.put(x), ray.put(y), ray.put(lives))
+    x_ref, y_ref, w_ref = shared["refs"]
     pending = [remote.remote(j, x_ref, y_ref, 1, seed, w_ref) for j in todo]
     written: set[str] = set()
     while pending:

@@ -40,12 +40,14 @@ def metric_rows(evaluation, windows, audit: dict, tuning: dict, models: list[str
             ("pooled", model, f"{metric}_ci_low", low),
             ("pooled", model, f"{metric}_ci_high", high),
         ]
+    for baseline, lifts in evaluation.ranking_lifts.items():
+        metrics += [("pooled", baseline, k, float(v)) for k, v in lifts.items()]
     for w in windows:
         d = w.decision
         metrics += [
-            (str(w.number), "stack", "t_call", d.t_call),
-            (str(w.number), "stack", "t_put", d.t_put),
-            (str(w.number), "stack", "calibrated", float(d.calibration.calibrator is not None)),
+            (w.name, "stack", "t_call", d.t_call),
+            (w.name, "stack", "t_put", d.t_put),
+            (w.name, "stack", "calibrated", float(d.calibration.calibrator is not None)),
         ]
     metrics += [("pooled", "audit_random_split", k, v) for k, v in audit.items()]
     for model, t in tuning.items():
@@ -55,8 +57,8 @@ def metric_rows(evaluation, windows, audit: dict, tuning: dict, models: list[str
         ]
     for w in windows:
         if w.kept:
-            metrics += [(str(w.number), m, "in_stack", float(m in w.kept)) for m in models]
-        metrics += [(str(w.number), m, "stack_weight", v) for m, v in w.weights.items()]
+            metrics += [(w.name, m, "in_stack", float(m in w.kept)) for m in models]
+        metrics += [(w.name, m, "stack_weight", v) for m, v in w.weights.items()]
     return metrics
 
 

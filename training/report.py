@@ -36,7 +36,7 @@ class ReportData:
     profile: Any  # backtest.labels.Profile
     lay: Any  # training.walkforward.Layout
     windows: list  # training.windows.Window, in order
-    by_window: dict  # "1".."K", "pooled" -> model -> metric -> value
+    by_window: dict  # window name ("2008", or "1".."K"), "pooled" -> model -> metric -> value
     cis: dict  # "stack <metric>" / "lift over <baseline> <metric>" -> (point, low, high)
     record: dict  # the stack's pooled signal statistics (training.trades.signal_stats)
     audit: dict
@@ -45,6 +45,7 @@ class ReportData:
     recipe: str = ""  # what the run learned from (training.config.Recipe.describe)
     # model -> {"chosen": index, "candidates": [description], "scores": {index: log loss}}
     tuning: dict = field(default_factory=dict)
+    ranking_lifts: dict = field(default_factory=dict)  # baseline -> the stack's daily lifts
 
 
 def write_report(run, data: ReportData, plots=()) -> Path:
@@ -56,13 +57,12 @@ def write_report(run, data: ReportData, plots=()) -> Path:
     audit_model, models = data.audit_model, data.models
     pooled = by_window["pooled"]
     stack = pooled["stack"]
-    test_days = lay.days[lay.bounds[lay.first_window] :]
     lines = [
         f"# Training run {run_id}",
         "",
         f"Profile `{profile.name}`: hold up to {profile.hold_days} trading days, target "
         f"{profile.take_profit:+.0%}, stop {profile.stop_loss:+.0%}. Walk-forward over "
-        f"{len(windows)} consecutive test window(s), {test_days[0]} .. {test_days[-1]}: each "
+        f"{lay.describe()}: each "
         f"window's base models, stack, calibration and thresholds come only from days "
         f"ending {profile.hold_days} trading days before it starts (purge). Every base model "
         "is fitted once per date block on the days before it and predicts that block; those "
@@ -126,9 +126,10 @@ def write_report(run, data: ReportData, plots=()) -> Path:
         "| put cov. | call mean exit ret. | put mean exit ret. |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    best = models[int(by_window["1"]["baseline_best_base"]["model_index"])]
+    first = windows[0].name
+    best = models[int(by_window[first]["baseline_best_base"]["model_index"])]
     for name, m in pooled.items():
-        label = f"{name} ({best} in window 1)" if name == "baseline_best_base" else name
+        label = f"{name} ({best} in window {first})" if name == "baseline_best_base" else name
         lines.append(
             f"| {label} | {_f(m.get('accuracy', np.nan))} | {_f(m.get('log_loss', np.nan))} | "
             f"{_f(m['top10_win_precision'])} | {_f(m['call_precision'])} | "
@@ -163,10 +164,10 @@ def write_report(run, data: ReportData, plots=()) -> Path:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for w in windows:
-        m = by_window[str(w.number)]
+        m = by_window[w.name]
         s = m["stack"]
         lines.append(
-            f"| {w.number} | {_day_span(lay, w)} | {w.train_days[0]} .. {w.train_days[1]} | "
+            f"| {w.name} | {_day_span(lay, w)} | {w.train_days[0]} .. {w.train_days[1]} | "
             f"{len(w.rows):,} | {_f(s['accuracy'])} | {_f(m['baseline_majority']['accuracy'])} "
             f"| {_f(s['log_loss'])} | {_f(m['baseline_prior']['log_loss'])} | "
             f"{_f(s['call_precision'])} ({_f(s['call_coverage'], '.1%')}) | "
@@ -174,11 +175,12 @@ def write_report(run, data: ReportData, plots=()) -> Path:
             f"{_f(s['top10_win_precision'])} | "
             f"{_f(m['baseline_volatility']['top10_win_precision'])} |"
         )
+    lines += ranking_lines(data)
     lines += ["", "## Thresholds and calibration, chosen on each training period", ""]
     for w in windows:
         d = w.decision
         lines += [
-            f"- window {w.number}: BUY CALL when p_win ≥ {d.t_call:.4f} ({d.call_reason}); "
+            f"- window {w.name}: BUY CALL when p_win ≥ {d.t_call:.4f} ({d.call_reason}); "
             f"BUY PUT when p_loss ≥ {d.t_put:.4f} ({d.put_reason}); {d.calibration.reason}.",
         ]
     lines += [
@@ -212,6 +214,87 @@ def write_report(run, data: ReportData, plots=()) -> Path:
     return run.write_text("report.md", "\n".join(lines) + "\n")
 
 
+# (baseline, metric, higher is better): what "the stack beats it in a window" means.
+BEATS = (
+    ("baseline_prior", "log_loss", False),
+    ("baseline_best_base", "log_loss", False),
+    ("baseline_volatility_model", "log_loss", False),
+    ("baseline_volatility_model", "rank_ic", True),
+    ("baseline_best_base", "rank_ic", True),
+    ("baseline_volatility", "top10_win_precision_daily", True),
+    ("baseline_volatility", "top10_win_precision", True),
+)
+
+
+def beaten_share(by_window: dict, windows: list, baseline: str, metric: str, higher: bool):
+    """(windows the stack beats `baseline` on `metric` in, windows with both values)."""
+    wins = total = 0
+    for w in windows:
+        a = by_window[w.name].get("stack", {}).get(metric, np.nan)
+        b = by_window[w.name].get(baseline, {}).get(metric, np.nan)
+        if np.isfinite(a) and np.isfinite(b):
+            total += 1
+            wins += (a > b) if higher else (a < b)
+    return wins, total
+
+
+def ranking_lines(data: ReportData) -> list[str]:
+    """The field's ranking skill: each window's daily rank IC (Spearman of p_win - p_loss
+    with the exit return, across the day's stocks) with its Newey-West t, the daily
+    top-decile win share and top-minus-bottom decile return, beside the volatility
+    ranking, the volatility-only model and the best base model; pooled lifts with t; the
+    share of windows in which the stack beats each baseline."""
+    by_window, windows = data.by_window, data.windows
+    lines = [
+        "",
+        "## Ranking skill: rank IC, window by window",
+        "",
+        "Each test day, the day's stocks ranked by the stack's p_win - p_loss: the Spearman "
+        "correlation of that ranking with the realised exit return (rank IC), the share of "
+        "wins among the top 10 % and the top-minus-bottom decile mean exit return, averaged "
+        "over the window's days, with Newey-West t-statistics (H - 1 lags: neighbouring "
+        "days' labels overlap). `natr_14` ranks by volatility; the volatility model is a "
+        "multinomial logistic regression on natr_14 alone, fitted on each training period: "
+        "what lies beyond it is what the features add to volatility.",
+        "",
+        "| window | stack rank IC (t) | vol. model IC | natr_14 IC | best base IC | stack "
+        "top-10 % win/day | natr_14 top-10 % win/day | stack top - bottom (t) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in [*(w.name for w in windows), "pooled"]:
+        m = by_window[name]
+        s = m["stack"]
+        lines.append(
+            f"| {name} | {_f(s.get('rank_ic'), '+.3f')} ({_f(s.get('rank_ic_t'), '.1f')}) | "
+            f"{_f(m.get('baseline_volatility_model', {}).get('rank_ic'), '+.3f')} | "
+            f"{_f(m['baseline_volatility'].get('rank_ic'), '+.3f')} | "
+            f"{_f(m['baseline_best_base'].get('rank_ic'), '+.3f')} | "
+            f"{_f(s.get('top10_win_precision_daily'))} | "
+            f"{_f(m['baseline_volatility'].get('top10_win_precision_daily'))} | "
+            f"{_f(s.get('top_minus_bottom'), '+.2%')} ({_f(s.get('top_minus_bottom_t'), '.1f')}) |"
+        )
+    lines += ["", "Pooled, the stack's daily lift over each ranking (mean, Newey-West t):", ""]
+    for baseline, lifts in data.ranking_lifts.items():
+        lines.append(
+            f"- `{baseline}`: rank IC {_f(lifts['lift_rank_ic'], '+.4f')} "
+            f"(t {_f(lifts['lift_rank_ic_t'], '.1f')}), daily top-10 % win share "
+            f"{_f(lifts['lift_top10_win_precision_daily'], '+.4f')} "
+            f"(t {_f(lifts['lift_top10_win_precision_daily_t'], '.1f')})"
+        )
+    lines += ["", "Windows in which the stack beats each baseline:", ""]
+    for baseline, metric, higher in BEATS:
+        wins, total = beaten_share(by_window, windows, baseline, metric, higher)
+        if total:
+            lines.append(f"- {metric} vs `{baseline}`: {wins} of {total}")
+    lines += [
+        "",
+        "The per-window figures are in `yearly.png`. If the universe is today's index "
+        "members (as the shared S&P 500 data is), every figure is flattered by survivorship: "
+        "stocks that left the index before today are missing from every window.",
+    ]
+    return lines
+
+
 def model_choice_lines(data: ReportData) -> list[str]:
     """What the stack learned from and which base models and settings it kept, all chosen
     on training periods: the tuning grid's log losses and each window's ensemble weights."""
@@ -232,9 +315,7 @@ def model_choice_lines(data: ReportData) -> list[str]:
             scores = {int(k): v for k, v in t["scores"].items()}
             names = t["candidates"]
             alternatives = "; ".join(
-                f"{scores.get(i, float('nan')):.4f} ({name})"
-                for i, name in enumerate(names)
-                if i
+                f"{scores.get(i, float('nan')):.4f} ({name})" for i, name in enumerate(names) if i
             )
             lines.append(
                 f"| {model} | {scores.get(0, float('nan')):.4f} | {alternatives or '-'} | "
@@ -255,9 +336,9 @@ def model_choice_lines(data: ReportData) -> list[str]:
         ]
         for w in selected:
             weights = ", ".join(f"{m} {v:.2f}" for m, v in w.weights.items())
-            lines.append(f"- window {w.number}: {weights}")
+            lines.append(f"- window {w.name}: {weights}")
         last = selected[-1]
-        lines += ["", f"Why, in window {last.number}:", ""]
+        lines += ["", f"Why, in window {last.name}:", ""]
         lines += [f"- {model}: {why}" for model, why in last.selection.items()]
     return lines
 

@@ -16,13 +16,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from stockml import store
-
 SAMPLE_SEED = 7
 
-_ALL_SQL = "SELECT * FROM samples WHERE profile = ? AND label IS NOT NULL ORDER BY date, symbol"
+# $symbols: the training universe (NULL: every stored symbol).
+_ALL_SQL = """
+SELECT * FROM samples
+WHERE profile = $profile AND label IS NOT NULL
+  AND ($symbols IS NULL OR list_contains($symbols, symbol))
+ORDER BY date, symbol
+"""
 
-_COUNT_SQL = "SELECT count(*) FROM labels WHERE profile = ? AND label IS NOT NULL"
+_COUNT_SQL = """
+SELECT count(*) FROM labels
+WHERE profile = $profile AND label IS NOT NULL
+  AND ($symbols IS NULL OR list_contains($symbols, symbol))
+"""
 
 # Ranks come from `labels` alone (symbol, date): the feature columns are read only for the
 # rows kept.
@@ -34,6 +42,7 @@ WITH ranked AS (
            count(*) OVER (PARTITION BY date) AS day_rows
     FROM labels
     WHERE profile = $profile AND label IS NOT NULL
+      AND ($symbols IS NULL OR list_contains($symbols, symbol))
 ),
 kept AS (
     SELECT symbol, date FROM ranked WHERE day_rank <= ceil(day_rows * $fraction)
@@ -44,25 +53,26 @@ ORDER BY s.date, s.symbol
 """
 
 
-def labelled_count(con: Any, profile: str) -> int:
-    """Labelled stock-days of `profile` in the store."""
-    return int(con.execute(_COUNT_SQL, [profile]).fetchone()[0])
+def labelled_count(con: Any, profile: str, symbols: list[str] | None = None) -> int:
+    """Labelled stock-days of `profile` in the store (of `symbols` only, when given)."""
+    params = {"profile": profile, "symbols": symbols}
+    return int(con.execute(_COUNT_SQL, params).fetchone()[0])
 
 
-def read_samples(con: Any, profile: str, max_samples: int | None = None) -> Any:
-    """The `samples` rows of `profile` with a label, ordered by (date, symbol), as a polars
-    DataFrame: all of them, or when there are more than `max_samples`, about that many
-    (each day keeps ceil(its rows x max_samples / total), so a little more) sampled per day
-    as the module docstring says. Raises ValueError for `max_samples` < 1."""
+def read_samples(
+    con: Any, profile: str, max_samples: int | None = None, symbols: list[str] | None = None
+) -> Any:
+    """The `samples` rows of `profile` with a label (of `symbols` only, when given), ordered
+    by (date, symbol), as a polars DataFrame: all of them, or when there are more than
+    `max_samples`, about that many (each day keeps ceil(its rows x max_samples / total), so
+    a little more) sampled per day as the module docstring says. Raises ValueError for
+    `max_samples` < 1."""
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be at least 1, not {max_samples}")
-    if max_samples is None:
-        return store.query_pl(con, _ALL_SQL, [profile])
-    total = labelled_count(con, profile)
-    if total <= max_samples:
-        return store.query_pl(con, _ALL_SQL, [profile])
+    params = {"profile": profile, "symbols": symbols}
+    total = labelled_count(con, profile, symbols) if max_samples is not None else 0
     con.complete()
-    return con.sql(
-        _SAMPLED_SQL,
-        params={"profile": profile, "fraction": max_samples / total, "seed": SAMPLE_SEED},
-    ).pl()
+    if max_samples is None or total <= max_samples:
+        return con.sql(_ALL_SQL, params=params).pl()
+    fraction = max_samples / total
+    return con.sql(_SAMPLED_SQL, params={**params, "fraction": fraction, "seed": SAMPLE_SEED}).pl()

@@ -59,7 +59,7 @@ def trades_table(con: Any, samples, windows, run_id: str) -> pl.DataFrame:
     at-the-money option (Black-Scholes at realized volatility, see training/options.py)."""
     rows = np.concatenate([w.rows[w.signals != 0] for w in windows])
     signals = np.concatenate([w.signals[w.signals != 0] for w in windows])
-    number = np.concatenate([np.full(int(np.sum(w.signals != 0)), w.number) for w in windows])
+    names = np.concatenate([np.full(int(np.sum(w.signals != 0)), w.name) for w in windows])
     exit_date, exit_vol = exit_volatility(con, samples, rows)
     exit_return = samples.exit_return[rows]
     option = option_trade_returns(
@@ -75,7 +75,7 @@ def trades_table(con: Any, samples, windows, run_id: str) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "run_id": [run_id] * len(rows),
-            "window": [str(n) for n in number],
+            "window": [str(n) for n in names],
             "symbol": samples.symbols[rows],
             "date": samples.dates[rows],
             "signal": ["BUY CALL" if s == CALL else "BUY PUT" for s in signals],

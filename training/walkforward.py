@@ -3,7 +3,14 @@
 The labelled trading days are cut into consecutive date blocks:
 
     | block 0 | block 1 | ... | block F-1 | window 1 | window 2 | ... | window K |
-    '------------ training period of window 1 ------'    (the last 20% of days: K windows)
+    '------------ training period of window 1 ------'
+
+The test windows are calendar years (`yearly_layout`: every year with at least
+`min_train_years` years of labelled days before it, the newest partial year included; the
+last K of them when K is asked), or, for a history too short for that, K equal windows over
+the last 20% of the days (`layout`). `plan_layout` picks: yearly whenever the history has
+as many eligible years as windows asked (at least one), else equal windows. Either way the
+days before the first window are `inner_blocks` equal blocks.
 
 For every block j >= 1 each base model is fitted once, on the days before block j less the
 `horizon` days whose labels reach into it (purge), and predicts block j. That one fit is
@@ -42,6 +49,8 @@ class Layout:
     bounds: np.ndarray
     first_window: int
     horizon: int
+    names: tuple[str, ...] = ()  # each test window's name ("2008"; "1".."K" when equal)
+    kind: str = "equal"  # "yearly" or "equal"
 
     @property
     def n_blocks(self) -> int:
@@ -61,6 +70,21 @@ class Layout:
     def window_number(self, block: int) -> int:
         """1-based test window number of a block."""
         return block - self.first_window + 1
+
+    def window_name(self, block: int) -> str:
+        """The test window's name: its year, or its number when the windows are equal."""
+        number = self.window_number(block)
+        return self.names[number - 1] if self.names else str(number)
+
+    def describe(self) -> str:
+        """The windows in words, for the report."""
+        first, last = self.days[self.bounds[self.first_window]], self.days[-1]
+        if self.kind == "yearly":
+            return (
+                f"{len(self.windows)} yearly test windows ({self.names[0]} .. {self.names[-1]},"
+                f" {first} .. {last})"
+            )
+        return f"{len(self.windows)} consecutive test window(s), {first} .. {last}"
 
 
 def layout(
@@ -86,7 +110,80 @@ def layout(
         )
     inner = np.linspace(0, first_test, inner_blocks + 1).astype(int)
     tests = np.linspace(first_test, len(days), windows + 1).astype(int)
-    return Layout(days, np.concatenate([inner, tests[1:]]), inner_blocks, horizon)
+    names = tuple(str(k) for k in range(1, windows + 1))
+    return Layout(days, np.concatenate([inner, tests[1:]]), inner_blocks, horizon, names)
+
+
+# A year is eligible when the labelled history before it is at least this much shorter
+# than `min_train_years` calendar years: labels start some days into a year (the warm-up
+# ends mid-January, a listing mid-year), and those days should not cost a window.
+ELIGIBLE_SLACK_DAYS = 60
+
+
+def eligible_years(dates: np.ndarray, min_train_years: int) -> list[int]:
+    """The calendar years of `dates` (labelled days) with at least `min_train_years` years
+    of labelled days before them (less ELIGIBLE_SLACK_DAYS), in order."""
+    days = np.unique(np.asarray(dates, dtype="datetime64[D]"))
+    if len(days) == 0:
+        return []
+    first = days[0]
+    years = np.unique(days.astype("datetime64[Y]")).astype(int) + 1970
+    needed = first + np.timedelta64(round(365.25 * min_train_years) - ELIGIBLE_SLACK_DAYS, "D")
+    return [int(y) for y in years if np.datetime64(f"{y}-01-01") >= needed]
+
+
+def yearly_layout(
+    dates: np.ndarray,
+    horizon: int,
+    windows: int | None = None,
+    inner_blocks: int = 5,
+    min_train_years: int = 3,
+) -> Layout:
+    """One test window per calendar year: every eligible year (`eligible_years`), or the
+    last `windows` of them; the days before the first are `inner_blocks` equal blocks.
+
+    Raises ValueError when fewer eligible years than `windows` (or none) exist, or the
+    days before the first window are too few for the blocks and the purge."""
+    years = eligible_years(dates, min_train_years)
+    if windows is not None:
+        years = years[-windows:] if windows <= len(years) else []
+    if not years:
+        raise ValueError(
+            f"no calendar year has {min_train_years} years of labelled days before it"
+            + (f" for {windows} yearly windows" if windows else "")
+        )
+    days = np.unique(dates)
+    as_days = days.astype("datetime64[D]")
+    starts = [int(np.searchsorted(as_days, np.datetime64(f"{y}-01-01"))) for y in years]
+    first_test = starts[0]
+    if inner_blocks < 2 or first_test // inner_blocks <= horizon:
+        raise ValueError(
+            f"{first_test} labelled days before {years[0]} are too few for {inner_blocks} "
+            f"training blocks and a {horizon}-day purge"
+        )
+    inner = np.linspace(0, first_test, inner_blocks + 1).astype(int)
+    bounds = np.concatenate([inner, starts[1:], [len(days)]])
+    names = tuple(str(y) for y in years)
+    return Layout(days, bounds, inner_blocks, horizon, names, "yearly")
+
+
+def plan_layout(
+    dates: np.ndarray,
+    horizon: int,
+    windows: int | None = None,
+    inner_blocks: int = 5,
+    test_fraction: float = 0.2,
+    min_train_years: int = 3,
+) -> Layout:
+    """Yearly test windows when the history has `windows` eligible years (default: all of
+    them, at least one), else `windows` (default 4) equal windows over the last
+    `test_fraction` of the days. Raises ValueError when neither fits."""
+    if len(eligible_years(dates, min_train_years)) >= (windows or 1):
+        try:
+            return yearly_layout(dates, horizon, windows, inner_blocks, min_train_years)
+        except ValueError:
+            pass
+    return layout(dates, horizon, windows or 4, inner_blocks, test_fraction)
 
 
 def meta_rows(lay: Layout, day_index: np.ndarray, block: int | None) -> np.ndarray:

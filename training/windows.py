@@ -26,7 +26,8 @@ from training.walkforward import meta_rows
 class Window:
     """One test window: its rows, every model's probabilities, the stack's decisions."""
 
-    number: int
+    number: int  # 1 .. K, in date order
+    name: str  # its year ("2008"), or its number when the windows are equal
     rows: np.ndarray
     train_days: tuple[Any, Any]
     n_train: int
@@ -68,6 +69,9 @@ def stack_windows(
     live_fits = {j.model: j.name for j in jobs if j.fold.is_live}
     coverage = (config.min_coverage, config.max_coverage)
     select = config.recipe.select
+    traded = (
+        np.isin(samples.symbols, list(config.traded_symbols)) if config.traded_symbols else None
+    )
 
     def stack_of(block: int | None):
         rows = meta_rows(lay, day_index, block)
@@ -81,6 +85,8 @@ def stack_windows(
             fitted = stack_of(block)
             run.save_model(f"meta__b{block}", fitted.combiner)
             rows = np.flatnonzero(lay.block_of(day_index) == block)
+            if traded is not None:  # the test rows of the traded universe only
+                rows = rows[traded[rows]]
             proba = fitted.predict_proba(oof, rows)
             base = {m: predictions.of_model(oof, j, rows) for j, m in enumerate(models)}
             days = lay.days[: lay.fit_end(block)]
@@ -88,6 +94,7 @@ def stack_windows(
             windows.append(
                 Window(
                     lay.window_number(block),
+                    lay.window_name(block),
                     rows,
                     (days[0], days[-1]),
                     len(fitted.rows),
@@ -99,7 +106,7 @@ def stack_windows(
                     fitted.selection.named_weights(models) if fitted.selection else {},
                 )
             )
-            bar.advance(1, status=f"window {lay.window_number(block)}")
+            bar.advance(1, status=f"window {lay.window_name(block)}")
         fitted = stack_of(None)
         stack = StackedModel.from_fitted(
             [(models[j], run.fit_model(live_fits[models[j]])) for j in fitted.reads],

@@ -24,11 +24,24 @@ def train(
     take_profit: float = take_profit_option(),
     stop_loss: float = stop_loss_option(),
     windows: int = typer.Option(
-        4,
+        None,
         "--windows",
         min=1,
-        max=12,
-        help="Walk-forward test windows over the last 20% of days (1: one date split).",
+        max=100,
+        help="Test only the last N yearly walk-forward windows (default: every calendar year "
+        "with 3 years of history before it). A history too short for N yearly windows gets "
+        "N equal windows over its last 20% of days instead (default 4).",
+    ),
+    train_symbols: str = typer.Option(
+        None,
+        "--train-symbols",
+        help="Comma-separated symbols to train on (default: every stored symbol).",
+    ),
+    symbols: str = typer.Option(
+        None,
+        "--symbols",
+        help="Comma-separated symbols the test windows' figures and trades cover (the traded "
+        "universe; default: every symbol trained on).",
     ),
     ray_address: str = typer.Option(
         None,
@@ -58,13 +71,14 @@ def train(
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or tables."),
 ) -> None:
-    """Walk-forward: K test windows over the last 20% of days, each with its own training
-    period ending H days before it (purge), base models fitted per date block as Ray tasks
-    with checkpoints; each window's stack is the weighted mean of the base models'
-    probabilities that ensemble selection picks on their forward out-of-fold predictions;
-    thresholds chosen on the training period. Then the live signal model on every labelled
-    day, and report.md beside the store, with every baseline and 95% intervals. The pooled
-    table goes to stdout; progress to stderr and the JSON log."""
+    """Walk-forward over yearly test windows, each with its own training period (every
+    labelled day before it, less the H days whose labels reach into it), base models fitted
+    per date block as Ray tasks with checkpoints; each window's stack is the weighted mean
+    of the base models' probabilities that ensemble selection picks on their forward
+    out-of-fold predictions; thresholds chosen on the training period. Then the live signal
+    model on every labelled day, and report.md beside the store, with every baseline, rank
+    IC and 95% intervals. The pooled table goes to stdout; progress to stderr and the JSON
+    log."""
     from backtest.labels import resolve_profile
     from stockml import store
     from stockml.logs import configure_logging, log_path_for
@@ -79,7 +93,13 @@ def train(
     store.require_store(db)  # a mistyped --db is an error, not a new empty store
     chosen = resolve_profile(profile, hold_days, take_profit, stop_loss)
     configure_logging(log_path_for(db))
-    config = TrainConfig.create(chosen, parse_models(models), windows=windows)
+    config = TrainConfig.create(
+        chosen,
+        parse_models(models),
+        windows=windows,
+        train_symbols=parse_symbols(train_symbols, "--train-symbols"),
+        traded_symbols=parse_symbols(symbols, "--symbols"),
+    )
     MemoryBudget.of(memory_limit)  # a bad --memory-limit fails now, in one line
     store.keep_reading_copy(db)  # what `stockml sql` and `signals` read meanwhile
     options = dict(
@@ -161,6 +181,19 @@ def parse_models(text: str | None) -> list[str] | None:
         given = ", ".join(unknown) or "(none given)"
         raise InputError(f"unknown model {given}: choose from {', '.join(BASE_MODELS)}")
     return list(dict.fromkeys(names))
+
+
+def parse_symbols(text: str | None, flag: str) -> tuple[str, ...] | None:
+    """A comma-separated symbol list as Yahoo spells them, or None when the flag is absent.
+    Raises InputError for an empty list."""
+    from stockml.errors import InputError
+
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(n.strip().upper() for n in text.split(",") if n.strip()))
+    if not names:
+        raise InputError(f"{flag} is empty: name at least one symbol, or leave the flag out")
+    return names
 
 
 def register(app: typer.Typer) -> None:
