@@ -22,6 +22,18 @@ recipe alone. The benchmark period itself is run once a change is settled. `--un
 other` runs on 82 other stocks of the shared data instead (the same count per sector, drawn
 with a fixed seed from those with bars from 2017 to 2021-04): a second check of a recipe on
 stocks it was not designed on.
+
+The long protocol (issue 23), `--long`: the universe with history from 2001-01-02 (`skill`,
+or `--universe other`: 82 other stocks with bars over 2001 .. 2021-04, the same count per
+sector), the default `stockml train` recipe run once: yearly test windows 2005 .. 2021 (each
+with its own expanding training period, a 14-day purge before it), printed per year and
+pooled: log loss of the stack, the class prior, the best base model and the volatility-only
+model; top-10 % win and loss precision of the stack and of the natr_14 ranking; the daily
+rank IC of the stack (Newey-West t) and of the volatility model; daily top-10 % win share;
+the stack's pooled lifts; wall time and peak memory. Its design was chosen on the `dev`
+universe (69 stocks in neither, bars from 2001): benchmarks/bench_rows.py.
+
+    .venv/bin/python benchmarks/bench_skill.py --long --db /path/skill.duckdb
 """
 
 from __future__ import annotations
@@ -56,15 +68,43 @@ ANCHORS = [  # the issue's single-split figures: (row, accuracy, log loss, top-1
 
 
 def universe(which: str = "skill") -> list[tuple[str, str]]:
-    """(symbol, sector) of the benchmark's 82 stocks, or of `other_universe()`."""
+    """(symbol, sector) of the benchmark's 82 stocks (`skill`); of 82 others with the same
+    count per sector (`other`: bars over 2017-01-03 .. 2021-04-21; `other-long`: over
+    2001-01-02 .. 2021-04-21, for the long protocol); or of a development universe of
+    stocks in neither (`dev`: bars from 2001, the same counts where the sectors have them)."""
     with (SHARED / "skill_universe82.tsv").open() as handle:
         skill = [(row[0], row[1]) for row in csv.reader(handle, delimiter="\t") if row]
-    return skill if which == "skill" else other_universe(skill)
+    if which == "skill":
+        return skill
+    if which == "all":  # every stock of the shared data (bench_train's 1.5 M rows)
+        import polars as pl
+
+        listed = pl.read_csv(SHARED / "sp500_constituents.csv")
+        present = set(
+            pl.scan_parquet(SHARED / "sp500_daily.parquet")
+            .select("symbol")
+            .unique()
+            .collect()["symbol"]
+        )
+        return [
+            (r["symbol"], r["sector"])
+            for r in listed.iter_rows(named=True)
+            if r["symbol"] in present
+        ]
+    if which == "other":
+        return other_universe(skill, date(2017, 1, 3))
+    long_other = other_universe(skill, date(2001, 1, 2))
+    if which == "other-long":
+        return long_other
+    return other_universe(skill, date(2001, 1, 2), seed=1, exclude={s for s, _ in long_other})
 
 
-def other_universe(skill: list[tuple[str, str]], seed: int = 0) -> list[tuple[str, str]]:
-    """As many stocks per sector as `skill` has, none of them, drawn with `seed` among the
-    shared data's symbols with bars over 2017-01-03 .. 2021-04-21."""
+def other_universe(
+    skill: list[tuple[str, str]], covered_from: date, seed: int = 0, exclude=frozenset()
+) -> list[tuple[str, str]]:
+    """As many stocks per sector as `skill` has (fewer where a sector has fewer left), none
+    of them nor of `exclude`, drawn with `seed` among the shared data's symbols with bars
+    over `covered_from` .. 2021-04-21."""
     import numpy as np
     import polars as pl
 
@@ -75,11 +115,11 @@ def other_universe(skill: list[tuple[str, str]], seed: int = 0) -> list[tuple[st
         .collect()
     )
     covered = set(
-        spans.filter((pl.col("first") <= date(2017, 1, 3)) & (pl.col("last") >= date(2021, 4, 21)))[
+        spans.filter((pl.col("first") <= covered_from) & (pl.col("last") >= date(2021, 4, 21)))[
             "symbol"
         ]
     )
-    taken = {s for s, _ in skill}
+    taken = {s for s, _ in skill} | set(exclude)
     sectors = pl.read_csv(SHARED / "sp500_constituents.csv")
     rng = np.random.default_rng(seed)
     out = []
@@ -136,12 +176,106 @@ def interval(con, run_id: str, model: str, metric: str) -> str:
     return f"{point:+.4f} [{low:+.4f}, {high:+.4f}] ({verdict})"
 
 
+LONG_START, LONG_END = date(2001, 1, 2), date(2021, 4, 21)
+
+
+def long_protocol(db: Path, which: str) -> None:
+    """Issue 23's long protocol: the universe with history from 2001, the default
+    `stockml train` recipe (every yearly window, 2005 .. 2021, each with its own training
+    period), run once; per year and pooled: log loss (stack, class prior, best base model),
+    top-10 % win and loss precision (stack, natr_14), daily rank IC with Newey-West t, and
+    the run's wall time and peak memory."""
+    from stockml import store
+    from stockml.memory import RssWatch
+    from training.config import TrainConfig
+    from training.pipeline import run_training
+
+    ingest_s = build_store(db, LONG_START, LONG_END, which) if not db.exists() else 0.0
+    watch = RssWatch().start()
+    started = time.perf_counter()
+    result = run_training(db, TrainConfig.create("swing"), progress=True)
+    wall = time.perf_counter() - started
+    peak = watch.stop()
+    con = store.connect(db, read_only=True)
+    try:
+        rows = con.execute(
+            'SELECT "window", model, metric, value FROM model_metrics WHERE run_id = ?',
+            [result.run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    m: dict = {}
+    for window, model, metric, value in rows:
+        m.setdefault(window, {}).setdefault(model, {})[metric] = value
+
+    def f(window, model, metric, spec=".3f"):
+        value = m.get(window, {}).get(model, {}).get(metric)
+        return "–" if value is None or value != value else format(value, spec)
+
+    print(f"\n{which} universe, history from {LONG_START}; store {db}; ingest {ingest_s:.0f} s")
+    print(
+        "| window | rows | log loss stack | prior | best base | vol. model | top-10 % win stack "
+        "| natr_14 | top-10 % loss stack | natr_14 | rank IC stack (t) | vol. model IC | "
+        "top-10 % win/day stack | natr_14 |"
+    )
+    print("| --- " * 14 + "|")
+    for window in [w.name for w in result.windows] + ["pooled"]:
+        n = sum(len(w.rows) for w in result.windows if window in (w.name, "pooled"))
+        print(
+            f"| {window} | {n:,} | {f(window, 'stack', 'log_loss')} | "
+            f"{f(window, 'baseline_prior', 'log_loss')} | "
+            f"{f(window, 'baseline_best_base', 'log_loss')} | "
+            f"{f(window, 'baseline_volatility_model', 'log_loss')} | "
+            f"{f(window, 'stack', 'top10_win_precision')} | "
+            f"{f(window, 'baseline_volatility', 'top10_win_precision')} | "
+            f"{f(window, 'stack', 'top10_loss_precision')} | "
+            f"{f(window, 'baseline_volatility', 'top10_loss_precision')} | "
+            f"{f(window, 'stack', 'rank_ic', '+.3f')} ({f(window, 'stack', 'rank_ic_t', '.1f')}) | "
+            f"{f(window, 'baseline_volatility_model', 'rank_ic', '+.3f')} | "
+            f"{f(window, 'stack', 'top10_win_precision_daily')} | "
+            f"{f(window, 'baseline_volatility', 'top10_win_precision_daily')} |"
+        )
+    print("\npooled lifts of the stack (daily, Newey-West t):")
+    for baseline in ("baseline_volatility", "baseline_volatility_model", "baseline_best_base"):
+        print(
+            f"  vs {baseline}: rank IC {f('pooled', baseline, 'lift_rank_ic', '+.4f')} "
+            f"(t {f('pooled', baseline, 'lift_rank_ic_t', '.1f')}), top-10 % win/day "
+            f"{f('pooled', baseline, 'lift_top10_win_precision_daily', '+.4f')} "
+            f"(t {f('pooled', baseline, 'lift_top10_win_precision_daily_t', '.1f')})"
+        )
+    con = store.connect(db, read_only=True)
+    try:
+        for baseline, metric in (
+            ("baseline_prior", "lift_log_loss"),
+            ("baseline_best_base", "lift_log_loss"),
+            ("baseline_volatility", "lift_top10_win_precision"),
+        ):
+            print(
+                f"  {metric} vs {baseline} (95 % block bootstrap): "
+                f"{interval(con, result.run_id, baseline, metric)}"
+            )
+    finally:
+        con.close()
+    positive = sum(1 for w in result.windows if (m[w.name]["stack"].get("rank_ic") or 0) > 0)
+    print(f"  rank IC > 0 in {positive} of {len(result.windows)} windows")
+    print(
+        f"\nwall time {wall / 60:.1f} min, peak RSS {peak / 2**30:.2f} GiB; report {result.report}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, help="store to (re)use (default: a temporary one)")
     parser.add_argument("--period", choices=sorted(PERIODS), default="benchmark")
     parser.add_argument("--only", choices=["final"], help="run the final recipe alone")
-    parser.add_argument("--universe", choices=["skill", "other"], default="skill")
+    parser.add_argument(
+        "--universe", choices=["skill", "other", "other-long", "dev"], default="skill"
+    )
+    parser.add_argument(
+        "--long",
+        action="store_true",
+        help="the long protocol: history from 2001, yearly windows (issue 23)",
+    )
     args = parser.parse_args()
     start, end = PERIODS[args.period]
     if not (SHARED / "sp500_daily.parquet").exists():
@@ -156,6 +290,10 @@ def main() -> None:
 
     db = args.db or Path(tempfile.mkdtemp(prefix="bench_skill_")) / "skill.duckdb"
     configure_logging(log_path_for(db))
+    if args.long:
+        which = {"other": "other-long"}.get(args.universe, args.universe)
+        long_protocol(db, which)
+        return
     ingest_s = build_store(db, start, end, args.universe) if not db.exists() else 0.0
     started = time.perf_counter()
     timings = []

@@ -1,20 +1,27 @@
-"""Walk-forward training wall time: the Ray-parallel run against the same fits run serially.
+"""Walk-forward training wall time and peak memory as the rows grow, and Ray against serial.
 
-The store is the default universe (82 stocks, 2 years plus warm-up) from the built-in
-simulated market, ingested through the fixture server exactly as `stockml demo` does (Yahoo
-is not reachable here). Then, side by side in this run:
-- parallel: `stockml train --fresh` as the user runs it (4 walk-forward windows, one base
-  fit per date block, the live model; new process, local Ray, 2 CPUs);
-- serial: the same fits, one after another, one thread each, in this process;
-their wall times, the ratio, the peak memory of each (summed RSS over the process tree,
-Ray's workers included), and a check that both produced the same test predictions.
+Sizes (issue 23): a default `stockml train --fresh` (every yearly window and the live
+model, all eight models) on real stocks of the shared data from 2001, at about 100 k, 400 k
+and 1.5 M labelled rows: the 400 k store is the 82-stock skill universe, 100 k the first 22
+of its symbols (`--train-symbols`), 1.5 M every stock of the shared data. Build the stores
+with bench_skill.py's universes (`skill`, `all`) and `stockml backtest`, then
 
-    .venv/bin/python benchmarks/bench_train.py [--db PATH]
+    .venv/bin/python benchmarks/bench_train.py --db-400k SKILL.duckdb --db-1500k ALL.duckdb
+
+Printed per size: wall time, peak RSS (summed over the process tree, Ray's workers
+included), fits, and each model's share of the fit seconds (`training_fits`). Targets: 400 k
+rows within 15 minutes and 6 GB, 1.5 M within 60 minutes, on 2 cores.
+
+`--vs-serial` runs the previous comparison instead: on the demo store (simulated market),
+`stockml train --fresh` against the same fits one after another in this process, their
+wall times, the ratio, the peak memory of each, and whether both gave the same test
+probabilities.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -81,10 +88,77 @@ def build_store(db: Path) -> None:
     )
 
 
+def run_size(label: str, db: Path, extra: list[str]) -> None:
+    """`stockml train --fresh` on `db` with `extra` flags: wall time, peak RSS, fits and each
+    model's share of the fit seconds."""
+    import duckdb
+
+    started = time.perf_counter()
+    with PeakMemory(os.getpid()) as memory:
+        cli = subprocess.Popen(
+            [str(STOCKML), "train", "--db", str(db), "--fresh", "--quiet", *extra], cwd=ROOT
+        )
+        cli.wait()
+    wall = time.perf_counter() - started
+    if cli.returncode != 0:
+        raise SystemExit(f"stockml train failed with exit code {cli.returncode}")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        run_id, windows = con.execute(
+            "SELECT run_id, params FROM training_runs ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+        fits = con.execute(
+            "SELECT model, count(*), sum(seconds) FROM training_fits WHERE run_id = ? "
+            "GROUP BY model ORDER BY 3 DESC",
+            [run_id],
+        ).fetchall()
+        params = json.loads(windows)
+        (params["windows"],) = con.execute(
+            'SELECT count(DISTINCT "window") FROM model_metrics WHERE run_id = ? '
+            "AND \"window\" <> 'pooled'",
+            [run_id],
+        ).fetchone()
+    finally:
+        con.close()
+    total = sum(s or 0 for _, _, s in fits)
+    print(
+        f"{label}: {params.get('samples', 0):,} labelled rows, {params.get('windows')} windows, "
+        f"{sum(n for _, n, _ in fits)} fits: {wall / 60:.1f} min, peak RSS "
+        f"{memory.peak / 2**30:.2f} GiB"
+    )
+    print(
+        "  fit seconds by model: "
+        + ", ".join(f"{m} {s / total:.0%} ({s:.0f} s)" for m, _, s in fits if s)
+    )
+
+
+def ladder(args) -> None:
+    from stockml.logs import configure_logging
+
+    configure_logging(Path(tempfile.gettempdir()) / "bench_train.log")
+    if args.db_400k:
+        import duckdb
+
+        con = duckdb.connect(str(args.db_400k), read_only=True)
+        symbols = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM prices ORDER BY 1")]
+        con.close()
+        subset = ",".join(symbols[:22])
+        run_size("100 k", args.db_400k, ["--train-symbols", subset])
+        run_size("400 k", args.db_400k, [])
+    if args.db_1500k:
+        run_size("1.5 M", args.db_1500k, [])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, help="an existing store (default: build one)")
+    parser.add_argument("--db-400k", type=Path, help="the 82-stock store from 2001")
+    parser.add_argument("--db-1500k", type=Path, help="every stock of the shared data from 2001")
+    parser.add_argument("--vs-serial", action="store_true", help="Ray against serial (demo)")
+    parser.add_argument("--db", type=Path, help="with --vs-serial: an existing demo store")
     args = parser.parse_args()
+    if not args.vs_serial:
+        ladder(args)
+        return
 
     from stockml.logs import configure_logging
     from training.config import TrainConfig

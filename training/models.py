@@ -107,6 +107,14 @@ def settings_of(name: str, **overrides: Any) -> dict[str, Any]:
     return {**DEFAULTS[name], **overrides}
 
 
+def estimator_settings(name: str, **settings: Any) -> dict[str, Any]:
+    """The settings the estimator itself takes: `settings_of` less `max_rows`, which the
+    fitting task applies to the rows (training/ray_runner.py)."""
+    out = settings_of(name, **settings)
+    out.pop("max_rows", None)
+    return out
+
+
 def setting_names(name: str) -> set[str]:
     """The settings model `name` accepts: its estimator's parameters (the classifier of the
     pipeline; for the SVM, the linear SVM's and the Nystroem map's `n_components`)."""
@@ -114,9 +122,10 @@ def setting_names(name: str) -> set[str]:
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
     if isinstance(estimator, LabelShift):
         estimator = estimator.estimator
-    names = set()
+    names = {"max_rows"}  # a cap on each fit's rows (training/ray_runner.py `subsample`)
     if name == "svm":
-        estimator, names = estimator.estimator, {"n_components"}
+        estimator = estimator.estimator
+        names.add("n_components")
     return names | set(estimator.get_params(deep=False))
 
 
@@ -133,7 +142,11 @@ def random_forest(threads: int, seed: int, **settings) -> ClassifierMixin:
     return make_pipeline(
         _impute(),
         RandomForestClassifier(
-            **{"n_jobs": threads, "random_state": seed, **settings_of("random_forest", **settings)}
+            **{
+                "n_jobs": threads,
+                "random_state": seed,
+                **estimator_settings("random_forest", **settings),
+            }
         ),
     )
 
@@ -145,7 +158,11 @@ def extra_trees(threads: int, seed: int, **settings) -> ClassifierMixin:
     return make_pipeline(
         _impute(),
         ExtraTreesClassifier(
-            **{"n_jobs": threads, "random_state": seed, **settings_of("extra_trees", **settings)}
+            **{
+                "n_jobs": threads,
+                "random_state": seed,
+                **estimator_settings("extra_trees", **settings),
+            }
         ),
     )
 
@@ -155,7 +172,7 @@ def xgboost(threads: int, seed: int, **settings) -> ClassifierMixin:
 
     return LabelShift(
         XGBClassifier(
-            **{"n_jobs": threads, "random_state": seed, **settings_of("xgboost", **settings)}
+            **{"n_jobs": threads, "random_state": seed, **estimator_settings("xgboost", **settings)}
         )
     )
 
@@ -168,7 +185,7 @@ def lightgbm(threads: int, seed: int, **settings) -> ClassifierMixin:
             "n_jobs": threads,
             "random_state": seed,
             "verbose": -1,
-            **settings_of("lightgbm", **settings),
+            **estimator_settings("lightgbm", **settings),
         }
     )
 
@@ -178,7 +195,7 @@ def gradient_boosting(threads: int, seed: int, **settings) -> ClassifierMixin:
 
     # HistGradientBoosting threads through OpenMP; the task caps OMP_NUM_THREADS.
     return HistGradientBoostingClassifier(
-        **{"random_state": seed, **settings_of("gradient_boosting", **settings)}
+        **{"random_state": seed, **estimator_settings("gradient_boosting", **settings)}
     )
 
 
@@ -187,7 +204,7 @@ def mlp(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    chosen = settings_of("mlp", **settings)
+    chosen = estimator_settings("mlp", **settings)
     chosen["hidden_layer_sizes"] = tuple(chosen["hidden_layer_sizes"])  # a list from JSON
     return make_pipeline(
         _impute(), StandardScaler(), MLPClassifier(**{"random_state": seed, **chosen})
@@ -200,7 +217,9 @@ def logistic(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(
-        _impute(), StandardScaler(), LogisticRegression(**settings_of("logistic", **settings))
+        _impute(),
+        StandardScaler(),
+        LogisticRegression(**estimator_settings("logistic", **settings)),
     )
 
 
@@ -211,7 +230,7 @@ def svm(threads: int, seed: int, **settings) -> ClassifierMixin:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    chosen = settings_of("svm", **settings)
+    chosen = estimator_settings("svm", **settings)
     n_components = chosen.pop("n_components")
     return make_pipeline(
         _impute(),

@@ -62,9 +62,11 @@ def fit_one(
     with threadpool_limits(threads), warnings.catch_warnings():
         # The MLP's iteration cap is a time budget, not a failure.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = BASE_MODELS[job.model](threads, seed, **dict(job.settings))
-        w = weights_of(lives, job.train_rows) if lives is not None and job.weighted else None
-        fit_model(model, x[job.train_rows], y[job.train_rows], w)
+        settings = dict(job.settings)
+        train = subsample(job.train_rows, settings.pop("max_rows", None), seed, job.fold)
+        model = BASE_MODELS[job.model](threads, seed, **settings)
+        w = weights_of(lives, train) if lives is not None and job.weighted else None
+        fit_model(model, x[train], y[train], w)
         proba = (
             model.predict_proba(x[job.predict_rows]) if len(job.predict_rows) else np.empty((0, 3))
         )
@@ -73,6 +75,19 @@ def fit_one(
         job.model, job.fold.name, None, socket.gethostname(), seconds, len(job.train_rows)
     )
     return FitResult(job.name, pickle.dumps(model), proba, record)
+
+
+def subsample(rows: np.ndarray, max_rows: int | None, seed: int, fold) -> np.ndarray:
+    """`rows`, or when there are more than `max_rows`, that many of them drawn uniformly
+    without replacement (in their order) with a generator seeded by the run's seed and the
+    fold: the same rows on every rerun and on every node. A model's `max_rows` setting
+    (training/models.py) caps what one fit costs; its weights, if any, count only the rows
+    drawn."""
+    if max_rows is None or len(rows) <= max_rows:
+        return rows
+    block = -1 if fold.block is None else fold.block
+    rng = np.random.default_rng([seed, block + 1, fold.candidate])
+    return np.sort(rng.choice(rows, size=int(max_rows), replace=False))
 
 
 def fit_on_node(
