@@ -22,7 +22,7 @@ from training.recorder import RunFolder, runs_root
         ({"settings": {"logistic": {"C_typo": 1.0}}}, "logistic has no setting C_typo"),
         ({"settings": {"svm": {"C": 1.0}}, "models": ["logistic"]}, "settings given for svm"),
         ({"windows": 0}, "windows"),
-        ({"min_coverage": 0.3, "max_coverage": 0.2}, "min_coverage and max_coverage"),
+        ({"rules": "option"}, "rules"),
         ({"seed": -1}, "seed"),
         ({"max_samples": 0}, "max_samples"),
         ({"test_fraction": 1.0}, "test_fraction"),

@@ -124,7 +124,7 @@ def test_saved_stack_predicts_what_the_pipeline_evaluated(small_store):
         run.load_model(f"meta__b{block}"),
     )
     decision = window.decision
-    model = SignalModel(stack, decision.t_call, decision.t_put, decision.calibration.calibrator)
+    model = SignalModel(stack, decision.rule, decision.calibration.calibrator)
     con = store.connect(small_store, read_only=True)
     samples = load_samples(con, "swing")
     con.close()
@@ -302,9 +302,10 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
     os.killpg(proc.pid, signal.SIGKILL)  # the driver, Ray's raylet and its workers
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
-    finished = {
+    finished = {  # each fit's manifest (an atomic write's temporary file is not one)
         p.with_suffix(".pkl"): p.with_suffix(".pkl").stat().st_mtime_ns
         for p in db.parent.glob("runs/*/fits/*.json")
+        if ".tmp." not in p.name
     }
     assert 2 <= len(finished) < 18
     result = run_training(db, config(models.split(",")), progress=False)

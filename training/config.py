@@ -4,9 +4,10 @@
 TrainConfig (`TrainConfig.create(...)` fills the defaults), and nothing that changes what a
 run fits or reports lives outside it: the label profile, the recipe (what the run learns
 from and how), every base model's settings and its tuning alternatives, the walk-forward
-windows, the threshold coverage limits, the seed, the sample cap, and the code (stockml's
-version, a digest of the training package's source, the versions of the libraries that fit
-the models). The run id is the digest of the config and of the samples
+windows, how decision rules are chosen (what is traded and what it costs), the seed, the
+sample cap, the training and traded universes, and the code (stockml's version, a digest
+of the training package's source, the versions of the libraries that fit the models). The
+run id is the digest of the config and of the samples
 (`training.dataset.Samples.fingerprint`), so a changed setting, an upgrade or new data is a
 new run, with fresh fits, and the same config on the same samples resumes its own
 checkpoints. Options that change how a run executes but not what it computes (Ray's
@@ -27,6 +28,7 @@ from typing import Any
 
 from backtest.labels import Profile, resolve_profile
 from stockml.errors import InputError
+from training.rules import RuleSetup
 
 Settings = tuple[tuple[str, Any], ...]  # sorted (key, value) pairs: hashable, JSON-able
 
@@ -38,8 +40,6 @@ MIN_TRAIN_YEARS = 3
 INNER_BLOCKS = 5
 TEST_FRACTION = 0.2
 SEED = 7
-# A signal type must fire on this share of the training stock-days at least, and at most.
-MIN_COVERAGE, MAX_COVERAGE = 0.02, 0.20
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,7 @@ class TrainConfig:
     min_train_years: int = MIN_TRAIN_YEARS
     inner_blocks: int = INNER_BLOCKS
     test_fraction: float = TEST_FRACTION
-    min_coverage: float = MIN_COVERAGE
-    max_coverage: float = MAX_COVERAGE
+    rules: RuleSetup = field(default_factory=RuleSetup)
     seed: int = SEED
     max_samples: int | None = None
     # The training universe (None: every stored symbol) and the traded one, whose test rows
@@ -166,11 +165,7 @@ class TrainConfig:
             self.inner_blocks,
         )
         _check(0 < self.test_fraction < 1, "test_fraction", self.test_fraction)
-        _check(
-            0 < self.min_coverage <= self.max_coverage <= 1,
-            "min_coverage and max_coverage",
-            (self.min_coverage, self.max_coverage),
-        )
+        _check(isinstance(self.rules, RuleSetup), "rules", self.rules)
         _check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed)
         _check(
             self.max_samples is None
@@ -269,8 +264,7 @@ class TrainConfig:
             "min_train_years": self.min_train_years,
             "inner_blocks": self.inner_blocks,
             "test_fraction": self.test_fraction,
-            "min_coverage": self.min_coverage,
-            "max_coverage": self.max_coverage,
+            "rules": asdict(self.rules),
             "seed": self.seed,
             "max_samples": self.max_samples,
             "train_symbols": self.train_symbols,
@@ -297,8 +291,7 @@ class TrainConfig:
             "min_train_years": self.min_train_years,
             "inner_blocks": self.inner_blocks,
             "test_fraction": self.test_fraction,
-            "min_coverage": self.min_coverage,
-            "max_coverage": self.max_coverage,
+            **{f"rules.{k}": v for k, v in _flat(asdict(self.rules)).items()},
             "seed": self.seed,
             "max_samples": self.max_samples,
             "train_symbols": ",".join(self.train_symbols) if self.train_symbols else None,
@@ -311,6 +304,17 @@ class TrainConfig:
         for key, value in self.code:
             out[f"code.{key}"] = value
         return out
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict as one level, keys joined with dots."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _check(ok: bool, name: str, value: Any) -> None:

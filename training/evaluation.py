@@ -34,7 +34,7 @@ from training.metrics import (
     top_decile_precision,
     trade_metrics,
 )
-from training.trades import CALL, PUT, choose_thresholds, decide
+from training.trades import CALL, PUT
 
 N_BOOT = 1000
 
@@ -124,12 +124,13 @@ def direction_of(proba: np.ndarray) -> np.ndarray:
 
 
 def window_scores(
-    samples, window, oof, meta_rows_, train_rows, models, y_train, coverage, horizon
+    samples, window, oof, meta_rows_, train_rows, models, y_train, choose_rule, horizon
 ) -> dict[str, dict]:
     """Every model's and baseline's metrics on one window's rows (`scores_of`), plus the
     decisions each made (`signals`) and its ranking scores, for pooling. `meta_rows_` are
-    the window's out-of-fold training rows (the best base model is chosen on them),
-    `train_rows` every training row (the volatility model is fitted on them)."""
+    the window's out-of-fold training rows (the best base model and its rule are chosen on
+    them: `choose_rule(proba, rows)` gives a training.rules.Rule), `train_rows` every
+    training row (the volatility model is fitted on them)."""
     rows = window.rows
     n = len(rows)
     out: dict[str, dict] = {}
@@ -169,13 +170,12 @@ def window_scores(
     }
     best = min(losses, key=losses.get)
     j = models.index(best)
-    train_proba = predictions.of_model(oof, j, meta_rows_)
-    call, put = choose_thresholds(train_proba, samples.y[meta_rows_], *coverage)
+    rule = choose_rule(predictions.of_model(oof, j, meta_rows_), meta_rows_)
     proba = window.proba[best]
     add(
         "baseline_best_base",
         proba,
-        decide(proba, call.threshold, put.threshold),
+        rule.decide(proba),
         proba[:, WIN_COL],
         direction_of(proba),
     )
@@ -295,11 +295,11 @@ def intervals(pooled: dict, samples, rows: np.ndarray, block_days: int) -> dict:
     return out
 
 
-def evaluate_windows(samples, lay, windows, oof: np.ndarray, models: list[str], coverage):
+def evaluate_windows(samples, lay, windows, oof: np.ndarray, models: list[str], choose_rule):
     """Score every window and the pooled test rows, and bootstrap the intervals. `windows`
     are training.windows.Window in order; `oof` the forward out-of-fold matrix (for the
-    best base model's choice and thresholds on each window's training period); `coverage`
-    the (min, max) share a baseline's thresholds may signal. Returns an Evaluation."""
+    best base model's choice and rule on each window's training period, made by
+    `choose_rule(proba, rows)`, as the stack's is). Returns an Evaluation."""
     day_index = np.searchsorted(lay.days, samples.dates)
     per_window = []
     for block, window in zip(lay.windows, windows, strict=True):
@@ -307,7 +307,9 @@ def evaluate_windows(samples, lay, windows, oof: np.ndarray, models: list[str], 
         train = np.flatnonzero(day_index < lay.fit_end(block))
         rows = np.flatnonzero((day_index >= lay.bounds[1]) & (day_index < lay.fit_end(block)))
         per_window.append(
-            window_scores(samples, window, oof, rows, train, models, y_train, coverage, lay.horizon)
+            window_scores(
+                samples, window, oof, rows, train, models, y_train, choose_rule, lay.horizon
+            )
         )
     rows = np.concatenate([w.rows for w in windows])
     y_train = samples.y[day_index < lay.fit_end(lay.first_window)]

@@ -259,7 +259,8 @@ def run_training(
     from training.plots import write_plots
     from training.record import metric_rows, record_run, run_info
     from training.report import ReportData, write_report
-    from training.signal_trades import track_record, trades_table
+    from training.rules import book_trades, choose_rule
+    from training.trading import equity_curves, track_record, trade_windows, trading_metrics
 
     log = structlog.get_logger("training")
     con = store.connect(db_path)
@@ -289,18 +290,24 @@ def run_training(
         jobs, tuning, every = fit_all(
             config, samples, lay, day_index, run, lives, progress, ray_address, serial
         )
+        # What every sample row's trade would have done (next-open entry, barrier exits,
+        # costs): the rules are chosen on it and the test windows are traded with it.
+        book = book_trades(con, samples, config.profile, config.rules)
         windows, live, oof = stack_windows(
-            samples, lay, day_index, run, config, jobs, progress, lives
+            samples, lay, day_index, run, config, jobs, progress, lives, book
         )
         models = config.model_names
-        evaluation = evaluate_windows(
-            samples, lay, windows, oof, models, (config.min_coverage, config.max_coverage)
-        )
-        trades = trades_table(con, samples, windows, run_id)
-        record = track_record(evaluation, samples, trades)
+
+        def rule_of(proba: np.ndarray, rows: np.ndarray):
+            span = f"{samples.dates[rows[0]]} .. {samples.dates[rows[-1]]}"
+            return choose_rule(proba, rows, book, config.rules, span)
+
+        evaluation = evaluate_windows(samples, lay, windows, oof, models, rule_of)
+        traded = trade_windows(samples, lay, windows, evaluation, book, config, run_id)
+        record = track_record(traded, evaluation, samples)
         audit_model = "lightgbm" if "lightgbm" in models else models[0]
         audit = random_split_audit(samples, audit_model, config.seed)
-        plots = write_plots(run, evaluation, samples, trades, audit, lay.horizon)
+        plots = write_plots(run, evaluation, samples, traded, audit, lay.horizon)
         recipe = f"{config.recipe.describe()}; trained on {data_text(con, config, samples)}"
         report = write_report(
             run,
@@ -318,6 +325,9 @@ def run_training(
                 recipe,
                 tuning,
                 evaluation.ranking_lifts,
+                traded,
+                live.rule,
+                config.rules,
             ),
             plots,
         )
@@ -329,10 +339,12 @@ def run_training(
             run,
             config,
             run_info(samples, lay, day_index, windows),
-            metric_rows(evaluation, windows, audit, tuning, models),
-            trades,
+            metric_rows(evaluation, windows, audit, tuning, models, live.rule)
+            + trading_metrics(traded),
+            traded.trades,
             [run.fit_record(j.name) for j in every],
             len(samples.y),
+            equity_curves(traded, run_id),
         )
         log.info(
             "training_done",

@@ -11,11 +11,12 @@ from stockml.defaults import CLASS_NAMES, CLASSES
 NAMES = tuple(CLASS_NAMES[c] for c in CLASSES)
 
 
-def write_plots(run, evaluation, samples, trades, audit: dict, horizon: int) -> list[Path]:
+def write_plots(run, evaluation, samples, traded, audit: dict, horizon: int) -> list[Path]:
     """models.png (pooled accuracy vs baselines and the leaky audit), confusion.png (the
     stack), win_precision.png (precision of the most confident win calls by coverage,
     beside the natr_14 ranking), reliability.png (calibration per class), equity.png
-    (signals as trades against every day's trade and holding the universe), yearly.png
+    (each side's placed trades as a portfolio beside the natr_14 ranking and the best single
+    model traded the same way and holding the universe: training/trading.py), yearly.png
     (rank IC and daily top-decile win share per test window), written into the RunFolder
     `run` from the Evaluation `evaluation`. Returns their paths."""
     import matplotlib
@@ -24,7 +25,7 @@ def write_plots(run, evaluation, samples, trades, audit: dict, horizon: int) -> 
     import matplotlib.pyplot as plt
 
     from training.calibration import reliability
-    from training.trades import equity_curve
+    from training.trading import MAX_POSITIONS
 
     rows, pooled = evaluation.rows, evaluation.pooled
     y = samples.y[rows]
@@ -90,26 +91,35 @@ def write_plots(run, evaluation, samples, trades, audit: dict, horizon: int) -> 
     fig.tight_layout()
     paths.append(_save(fig, run.file("reliability.png")))
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, height_ratios=[3, 1])
-    fraction = 1.0 / horizon  # holds overlap ~H days: stake 1/H of equity each day
-    dates = samples.dates[rows]
-    curves = {
-        "every day's stock trade": equity_curve(dates, samples.exit_return[rows], fraction),
-        "hold the universe": equity_curve(dates, samples.column("ret_1")[rows], 1.0),
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True, height_ratios=[3, 1])
+    universe = traded.universe[1]
+    labels = {
+        "stack": "stack",
+        "baseline_volatility": "natr_14 ranking",
+        "baseline_best_base": "best single model",
     }
-    for side in ("BUY CALL", "BUY PUT"):
-        chosen = trades.filter(trades["signal"] == side)
-        if chosen.height:
-            curves[f"{side} options"] = equity_curve(
-                chosen["date"].to_numpy(), chosen["option_return"].to_numpy(), fraction
+    for col, (side, name) in enumerate(((1, "BUY CALL"), (-1, "BUY PUT"))):
+        top, bottom = axes[0, col], axes[1, col]
+        for model, label in labels.items():
+            result = traded.results[model][side]
+            curve, stats = result.curve, result.stats
+            top.plot(
+                curve["date"].to_numpy(),
+                curve["equity"].to_numpy(),
+                label=f"{label} (Sharpe {stats['sharpe']:.2f}, max DD {stats['max_drawdown']:.0%})",
             )
-    for label, curve in curves.items():
-        top.plot(curve.dates, curve.equity, label=f"{label} (max DD {curve.max_drawdown:.0%})")
-        bottom.plot(curve.dates, curve.drawdown)
-    top.set_ylabel("equity (start 1)")
-    top.legend(fontsize=7)
-    top.set_title(f"Signals as trades, 1/{horizon} of equity staked per entry day")
-    bottom.set_ylabel("drawdown")
+            bottom.plot(curve["date"].to_numpy(), curve["drawdown"].to_numpy())
+        top.plot(
+            universe["date"].to_numpy(),
+            universe["equity"].to_numpy(),
+            color="grey",
+            ls="--",
+            label="hold the traded universe",
+        )
+        top.set_title(f"{name}: placed trades, 1/{MAX_POSITIONS} of equity each, after costs")
+        top.legend(fontsize=7)
+        top.set_ylabel("equity (start 1)")
+        bottom.set_ylabel("drawdown")
     fig.autofmt_xdate()
     fig.tight_layout()
     paths.append(_save(fig, run.file("equity.png")))

@@ -22,8 +22,11 @@ from stockml import store
 Metric = tuple[str, str, str, float]  # (window, model, metric, value)
 
 
-def metric_rows(evaluation, windows, audit: dict, tuning: dict, models: list[str]) -> list[Metric]:
-    """Every figure of a run as `model_metrics` rows (module docstring)."""
+def metric_rows(
+    evaluation, windows, audit: dict, tuning: dict, models: list[str], live_rule=None
+) -> list[Metric]:
+    """Every figure of a run as `model_metrics` rows (module docstring), with each window's
+    rule and the live one (`live_rule`, window 'live')."""
     metrics = [
         (window, model, metric, float(value))
         for window, table in evaluation.by_window.items()
@@ -49,6 +52,9 @@ def metric_rows(evaluation, windows, audit: dict, tuning: dict, models: list[str
             (w.name, "stack", "t_put", d.t_put),
             (w.name, "stack", "calibrated", float(d.calibration.calibrator is not None)),
         ]
+        metrics += rule_rows(w.name, d.rule)
+    if live_rule is not None:
+        metrics += rule_rows("live", live_rule)
     metrics += [("pooled", "audit_random_split", k, v) for k, v in audit.items()]
     for model, t in tuning.items():
         metrics.append(("pooled", model, "tuning_chosen", float(t["chosen"])))
@@ -60,6 +66,22 @@ def metric_rows(evaluation, windows, audit: dict, tuning: dict, models: list[str
             metrics += [(w.name, m, "in_stack", float(m in w.kept)) for m in models]
         metrics += [(w.name, m, "stack_weight", v) for m, v in w.weights.items()]
     return metrics
+
+
+def rule_rows(window: str, rule) -> list[Metric]:
+    """A rule (training.rules.Rule) as `model_metrics` rows of model `stack`: per side
+    `<side>_rule_on` (1 or 0), `<side>_rule_train_return` (the training period's mean return
+    after costs of the rule's placed trades, that chose it), `<side>_rule_threshold` and
+    `<side>_rule_train_trades`."""
+    out = []
+    for name, side in (("call", rule.call), ("put", rule.put)):
+        out += [
+            (window, "stack", f"{name}_rule_on", float(side.on)),
+            (window, "stack", f"{name}_rule_train_return", float(side.train_return)),
+            (window, "stack", f"{name}_rule_threshold", float(side.threshold)),
+            (window, "stack", f"{name}_rule_train_trades", float(side.trades)),
+        ]
+    return out
 
 
 def run_info(samples, lay, day_index: np.ndarray, windows) -> dict[str, Any]:
@@ -76,10 +98,11 @@ def run_info(samples, lay, day_index: np.ndarray, windows) -> dict[str, Any]:
 
 
 def record_run(
-    con, run, config, info: dict, metrics: list[Metric], trades, fits, samples: int
+    con, run, config, info: dict, metrics: list[Metric], trades, fits, samples: int, curves=None
 ) -> None:
-    """The run's row (its flat params, as data), metrics, trades and fit records, in one
-    transaction. `run` is the RunFolder, `config` the TrainConfig, `fits` FitRecords."""
+    """The run's row (its flat params, as data), metrics, trades, fit records and equity
+    curves, in one transaction. `run` is the RunFolder, `config` the TrainConfig, `fits`
+    FitRecords."""
     store.record_training_run(
         con,
         run.run_id,
@@ -92,4 +115,5 @@ def record_run(
         metrics=metrics,
         trades=trades,
         fits=fits,
+        curves=curves,
     )

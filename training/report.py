@@ -12,6 +12,7 @@ import numpy as np
 
 from stockml.defaults import CLASS_NAMES as NAMES
 from stockml.defaults import CLASSES
+from training.report_trades import placed_lines, verdict_lines
 
 
 def _f(value: float, spec: str = ".3f") -> str:
@@ -38,7 +39,7 @@ class ReportData:
     windows: list  # training.windows.Window, in order
     by_window: dict  # window name ("2008", or "1".."K"), "pooled" -> model -> metric -> value
     cis: dict  # "stack <metric>" / "lift over <baseline> <metric>" -> (point, low, high)
-    record: dict  # the stack's pooled signal statistics (training.trades.signal_stats)
+    record: dict  # the stack's placed trades, per side (training.trading.track_record)
     audit: dict
     audit_model: str
     models: list[str]
@@ -46,6 +47,9 @@ class ReportData:
     # model -> {"chosen": index, "candidates": [description], "scores": {index: log loss}}
     tuning: dict = field(default_factory=dict)
     ranking_lifts: dict = field(default_factory=dict)  # baseline -> the stack's daily lifts
+    traded: Any = None  # training.trading.TradeReport
+    live_rule: Any = None  # training.rules.Rule of the live model
+    setup: Any = None  # training.rules.RuleSetup
 
 
 def write_report(run, data: ReportData, plots=()) -> Path:
@@ -68,9 +72,11 @@ def write_report(run, data: ReportData, plots=()) -> Path:
         "is fitted once per date block on the days before it and predicts that block; those "
         "forward out-of-fold predictions train the stack of every later window.",
         "",
-        "## Verdict",
-        "",
     ]
+    if data.traded is not None:
+        lines += verdict_lines(data.traded, data.live_rule, data.setup, profile)
+        lines += placed_lines(data.traded)
+    lines += ["## Skill against the baselines", ""]
     verdicts = [verdict(lo, hi) for k, (_, lo, hi) in cis.items() if k.startswith("lift over")]
     better = sum("better" in v for v in verdicts)
     worse = sum("worse" in v for v in verdicts)
@@ -94,31 +100,6 @@ def write_report(run, data: ReportData, plots=()) -> Path:
         "better), pooled over the test windows, with 95 % intervals from a block bootstrap "
         "over test dates (all stock-days of a date move together). A figure near the old "
         "system's 86-90 % accuracy would mean leakage, not skill.",
-        "",
-        "## Signals in trade terms (pooled test windows)",
-        "",
-        "| signal | trades | coverage | precision | base rate | hit rate | mean stock | median "
-        "stock | worst stock | mean option | median option | worst option |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for side, base in (("call", "base_rate_win"), ("put", "base_rate_loss")):
-        r = {k[len(side) + 1 :]: v for k, v in record.items() if k.startswith(side + "_")}
-        lines.append(
-            f"| BUY {side.upper()} | {r['trades']:.0f} | {_f(r['coverage'], '.1%')} | "
-            f"{_f(r['precision'])} | {_f(record[base])} | {_f(r['hit_rate'])} | "
-            f"{_f(r['mean_stock_return'], '+.2%')} | {_f(r['median_stock_return'], '+.2%')} | "
-            f"{_f(r['worst_stock_return'], '+.2%')} | {_f(r['mean_option_return'], '+.1%')} | "
-            f"{_f(r['median_option_return'], '+.1%')} | {_f(r['worst_option_return'], '+.1%')} |"
-        )
-    lines += [
-        "",
-        "Stock returns are from the trader's side (a put gains when the stock falls), from "
-        "day t's adjusted close to the barrier exit. The option is an approximation: an "
-        "at-the-money call (put) bought at day t's close with 30 calendar days to expiry, "
-        "priced with Black-Scholes at the stock's 20-day realized volatility and a 4 % "
-        "risk-free rate, sold on the label's exit day at that day's price and realized "
-        "volatility. **No option-chain data is used: implied volatility is taken equal to "
-        "realized**, and bid-ask spreads are ignored, so real option returns are worse.",
         "",
         "## Pooled test rows: the stack beside every baseline",
         "",
@@ -176,18 +157,18 @@ def write_report(run, data: ReportData, plots=()) -> Path:
             f"{_f(m['baseline_volatility']['top10_win_precision'])} |"
         )
     lines += ranking_lines(data)
-    lines += ["", "## Thresholds and calibration, chosen on each training period", ""]
+    lines += ["", "## Rules and calibration, chosen on each training period", ""]
     for w in windows:
         d = w.decision
-        lines += [
-            f"- window {w.name}: BUY CALL when p_win ≥ {d.t_call:.4f} ({d.call_reason}); "
-            f"BUY PUT when p_loss ≥ {d.t_put:.4f} ({d.put_reason}); {d.calibration.reason}.",
-        ]
+        lines += [f"- window {w.name}: {d.call_reason}; {d.put_reason}; {d.calibration.reason}."]
     lines += [
         "",
-        "Thresholds maximise precision on cross-fitted (out-of-sample) stack "
-        "probabilities of the window's training period with at least 2 % of its stock-days "
-        "signalled per side; a day meeting both takes the larger margin.",
+        "Each side's rule is the threshold on its edge (p_win - p_loss for a call, p_loss - "
+        "p_win for a put) whose placed trades earned the most after costs on cross-fitted "
+        "(out-of-sample) stack probabilities of the window's training period, among those "
+        "signalling 1 % .. 20 % of its stock-days with at least 30 trades; a side whose best "
+        "rule lost money there is off for the window (training/rules.py). A day meeting "
+        "both takes the larger margin.",
         "",
         "Brier score per class on the pooled test rows (lower is better; the class prior in "
         "brackets): "

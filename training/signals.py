@@ -26,15 +26,29 @@ from training.trades import CALL, PUT
 
 @dataclass
 class Signals:
-    frame: (
-        pl.DataFrame
-    )  # run_id, symbol, date, signal, p_win, p_timeout, p_loss, threshold, profile
-    track_record: dict[str, float]  # what each signal type achieved in the walk-forward
-    t_call: float
-    t_put: float
+    """The newest signals of a run: `frame` (the `signals` table's columns: run_id, symbol,
+    date, signal, p_win, p_timeout, p_loss, threshold, profile, close and the suggested
+    contract: act_on, strike, expiry, premium, target_price, stop_price, last_exit), what
+    each side's placed trades achieved in the walk-forward (`track_record`) and the live
+    rule (training.rules.Rule)."""
+
+    frame: pl.DataFrame
+    track_record: dict[str, float]
+    rule: object
+
+    @property
+    def t_call(self) -> float:
+        return self.rule.call.threshold
+
+    @property
+    def t_put(self) -> float:
+        return self.rule.put.threshold
 
     def summary(self) -> list[str]:
-        return describe_track_record(self.track_record, self.t_call, self.t_put)
+        """First each side that is off and why, then what each side did in the
+        walk-forward, in the same terms."""
+        off = [r.reason for r in (self.rule.call, self.rule.put) if not r.on]
+        return off + describe_track_record(self.track_record, self.rule)
 
 
 def find_run(con, run_id: str | None, profile: str | None) -> tuple[str, str, str]:
@@ -60,11 +74,19 @@ def find_run(con, run_id: str | None, profile: str | None) -> tuple[str, str, st
     return row
 
 
-def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None = None) -> Signals:
-    """Score each stock's newest complete feature row with the run's live signal model
-    (loaded through the run's folder beside the store, hash- and signature-checked); stored
-    in the `signals` table (replacing the run's earlier ones)."""
+def latest_signals(
+    db_path: Path,
+    run_id: str | None = None,
+    profile: str | None = None,
+    symbols: list[str] | None = None,
+) -> Signals:
+    """Score each stock's newest complete feature row (of `symbols` only, when given: the
+    traded universe) with the run's live signal model (loaded through the run's folder
+    beside the store, signature- and hash-checked), with the suggested contract of every
+    BUY (training/contracts.py); stored in the `signals` table (replacing the run's
+    earlier ones). A side whose rule is off gives no BUY of that side."""
     from features.catalog import COLUMNS
+    from training.contracts import contracts_frame
 
     con = store.connect(db_path)
     try:
@@ -72,10 +94,13 @@ def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None
         run = RunFolder.open(runs_root(db_path), run_id)
         model = run.load_model("signal_model")
         record = run.load_json("track_record")
+        params = run.load_json("params")
         # The columns the model was trained on: the catalog, then context columns if it
         # used them (NULL context, inside a window's warm-up, is NaN as in training).
         columns = list(model.columns or COLUMNS)
         latest = store.model_inputs(con, columns).drop_nulls(COLUMNS)
+        if symbols:
+            latest = latest.filter(pl.col("symbol").is_in(symbols))
         if latest.is_empty():
             raise NothingToDoError("no stock has a complete feature row to score")
         x = latest.select(columns).to_numpy().astype(np.float64)
@@ -95,29 +120,54 @@ def latest_signals(db_path: Path, run_id: str | None = None, profile: str | None
                 "p_loss": proba[:, LOSS_COL],
                 "threshold": threshold,
                 "profile": [profile] * latest.height,
+                "vol_20": latest["vol_20"].cast(pl.Float64),
             }
         )
+        out = out.join(closes(con, out), on=["symbol", "date"], how="left")
+        out = contracts_frame(
+            out, params["hold_days"], params["take_profit"], params["stop_loss"]
+        ).drop("vol_20")
         store.replace_signals(con, run_id, out)
         store.replace_explanations(con, run_id, *explain_signals(model, out, x, columns))
     finally:
         store.close(con)
-    return Signals(out, record, model.t_call, model.t_put)
+    return Signals(out, record, model.rule)
 
 
-def describe_track_record(record: dict[str, float], t_call: float, t_put: float) -> list[str]:
-    """One sentence per signal type: what it achieved in the walk-forward test windows."""
+def closes(con, frame: pl.DataFrame) -> pl.DataFrame:
+    """symbol, date, close of each (symbol, date) of `frame`: the close as it traded (the
+    newest day's split-adjusted close is the traded one)."""
+    with store.registered(con, "_asked", frame.select("symbol", "date")):
+        return store.query_pl(
+            con,
+            "SELECT p.symbol, p.date, p.close FROM prices p SEMI JOIN _asked a "
+            "USING (symbol, date)",
+        )
+
+
+def describe_track_record(record: dict[str, float], rule) -> list[str]:
+    """One sentence per side: what its placed trades achieved in the walk-forward test
+    windows, after costs, and whether the run's verdict says to trade it."""
     lines = []
-    for side, action, base in (("call", "BUY CALL", "win"), ("put", "BUY PUT", "loss")):
+    for side, action, base, barrier in (
+        ("call", "BUY CALL", "win", "target"),
+        ("put", "BUY PUT", "loss", "stop"),
+    ):
         trades = record.get(f"{side}_trades", 0)
         if not trades:
-            lines.append(f"{action}: no such signal in the walk-forward test windows.")
+            lines.append(f"{action}: no placed trade in the walk-forward test windows.")
             continue
+        verdict = (
+            "trade it" if record.get(f"{side}_trade_it") else "the report says do not trade it"
+        )
         lines.append(
-            f"{action} (threshold {t_call if side == 'call' else t_put:.3f}): in the "
-            f"walk-forward, {trades:.0f} signals, {record[f'{side}_precision']:.0%} reached "
-            f"the {'target' if side == 'call' else 'stop'} vs a {record[f'base_rate_{base}']:.0%} "
-            f"base rate; mean stock return {record[f'{side}_mean_stock_return']:+.2%} from "
-            f"the trader's side, mean option return "
-            f"{record.get(f'{side}_mean_option_return', float('nan')):+.1%}."
+            f"{action} ({verdict}): in the walk-forward, {trades:.0f} placed trades, "
+            f"{record[f'{side}_precision']:.0%} reached the {barrier} vs a "
+            f"{record[f'base_rate_{base}']:.0%} base rate, {record[f'{side}_hit_rate']:.0%} "
+            "made money after costs; mean option return "
+            f"{record[f'{side}_mean_option_return']:+.1%}, "
+            f"mean stock return {record[f'{side}_mean_stock_return']:+.2%} (after costs, from "
+            f"the trader's side); portfolio Sharpe {record[f'{side}_sharpe']:.2f}, max drawdown "
+            f"{record[f'{side}_max_drawdown']:.0%}."
         )
     return lines

@@ -259,8 +259,10 @@ def fit_stack(
     day_index: np.ndarray,
     rows: np.ndarray,
     horizon: int,
-    coverage: tuple[float, float],
     seed: int,
+    book,
+    setup,
+    span: str,
     lives: np.ndarray | None = None,
     select: bool = True,
 ) -> FittedStack:
@@ -269,7 +271,8 @@ def fit_stack(
     selection weights the base models and the stack reads those with a weight,
     uncalibrated; without, the multinomial meta-learner reads all of them
     (uniqueness-weighted when `lives` is given), with isotonic calibration where it helps.
-    The rule (and calibration) sees cross-fitted probabilities of the same rows."""
+    The rule (training/rules.py, on the trades of `book` with `setup`; `span` names the
+    period) and calibration see cross-fitted probabilities of the same rows."""
     from training.decision import decide_from
     from training.models import META, fit_model
     from training.walkforward import cross_fitted
@@ -281,10 +284,12 @@ def fit_stack(
         reads = selection.reads()
         x = oof[:, predictions.columns(reads)]
         proba = cross_fitted(EnsembleSelection, x, y, day_index, rows, horizon)
-        decision = decide_from(proba, y_rows, days, horizon, coverage, calibrate=False)
+        decision = decide_from(
+            proba, y_rows, days, rows, horizon, book, setup, span, calibrate=False
+        )
         return FittedStack(whole.restricted(reads), decision, rows, reads, selection)
     weights = None if lives is None else weights_of(lives, rows)
     meta = fit_model(META(1, seed), oof[rows], y_rows, weights)
     proba = cross_fitted(lambda: META(1, seed), oof, y, day_index, rows, horizon)
-    decision = decide_from(proba, y_rows, days, horizon, coverage)
+    decision = decide_from(proba, y_rows, days, rows, horizon, book, setup, span)
     return FittedStack(meta, decision, rows, list(range(predictions.n_models(oof))))

@@ -162,7 +162,7 @@ def yearly_layout(
             f"training blocks and a {horizon}-day purge"
         )
     inner = np.linspace(0, first_test, inner_blocks + 1).astype(int)
-    bounds = np.concatenate([inner, starts[1:], [len(days)]])
+    bounds = np.concatenate([inner, starts[1:], [len(days)]]).astype(np.int64)
     names = tuple(str(y) for y in years)
     return Layout(days, bounds, inner_blocks, horizon, names, "yearly")
 

@@ -18,7 +18,6 @@ from stockml.progress import progress_bar
 from training import predictions
 from training.decision import Decision, SignalModel, training_reference
 from training.stacking import StackedModel, fit_stack
-from training.trades import decide
 from training.walkforward import meta_rows
 
 
@@ -60,14 +59,16 @@ def stack_windows(
     jobs: list,
     progress: bool,
     lives: np.ndarray | None = None,
+    book=None,
 ) -> tuple[list[Window], SignalModel, np.ndarray]:
     """Every window's stack, its test probabilities and decisions; then the live signal
-    model. `run` is the RunFolder, `config` the TrainConfig, `jobs` the run's fit jobs.
-    Returns the windows, the live model and the forward out-of-fold matrix."""
+    model. `run` is the RunFolder, `config` the TrainConfig, `jobs` the run's fit jobs,
+    `book` the trades every sample row would have placed (training/rules.py), which the
+    rules are chosen on. Returns the windows, the live model and the forward out-of-fold
+    matrix."""
     models = config.model_names
     oof = out_of_fold(run, jobs, len(samples.y), models)
     live_fits = {j.model: j.name for j in jobs if j.fold.is_live}
-    coverage = (config.min_coverage, config.max_coverage)
     select = config.recipe.select
     traded = (
         np.isin(samples.symbols, list(config.traded_symbols)) if config.traded_symbols else None
@@ -75,8 +76,19 @@ def stack_windows(
 
     def stack_of(block: int | None):
         rows = meta_rows(lay, day_index, block)
+        span = f"{samples.dates[rows[0]]} .. {samples.dates[rows[-1]]}"
         return fit_stack(
-            oof, samples.y, day_index, rows, lay.horizon, coverage, config.seed, lives, select
+            oof,
+            samples.y,
+            day_index,
+            rows,
+            lay.horizon,
+            config.seed,
+            book,
+            config.rules,
+            span,
+            lives,
+            select,
         )
 
     windows = []
@@ -99,7 +111,7 @@ def stack_windows(
                     (days[0], days[-1]),
                     len(fitted.rows),
                     {**base, "stack": proba},
-                    decide(proba, decision.t_call, decision.t_put),
+                    decision.rule.decide(proba),
                     decision,
                     [models[j] for j in fitted.reads],
                     fitted.selection.reasons(models) if fitted.selection else {},
@@ -114,8 +126,7 @@ def stack_windows(
         )
         live = SignalModel(
             stack,
-            fitted.decision.t_call,
-            fitted.decision.t_put,
+            fitted.decision.rule,
             fitted.decision.calibration.calibrator,
             columns=list(samples.columns),
             reference=training_reference(samples.x),

@@ -10,7 +10,22 @@ from stockml.output import FORMAT_HELP
 from stockml.store import DEFAULT_DB
 
 # The columns printed, in order; `--out` writes every column of the signals frame.
-SHOWN = ("symbol", "date", "signal", "p_win", "p_timeout", "p_loss", "threshold")
+# BUY rows carry their suggested contract (training/contracts.py); HOLD rows leave it empty.
+SHOWN = (
+    "symbol",
+    "date",
+    "signal",
+    "p_win",
+    "p_loss",
+    "close",
+    "act_on",
+    "strike",
+    "expiry",
+    "premium",
+    "target_price",
+    "stop_price",
+    "last_exit",
+)
 EXAMPLE = "Example: stockml signals --profile options 2>/dev/null | grep 'BUY CALL'"
 
 
@@ -22,16 +37,25 @@ def signals(
         "--profile",
         help="Use the newest run of this label profile (swing, options; default: any).",
     ),
+    symbols: str = typer.Option(
+        None,
+        "--symbols",
+        help="Comma-separated symbols to score (the traded universe; default: every stored "
+        "symbol with a complete feature row).",
+    ),
     fmt: str = typer.Option(None, "--format", help=FORMAT_HELP, show_default=False),
     out: Path = typer.Option(None, "--out", help="Also write the signals to a .csv or .json file."),
 ) -> None:
     """Score each stock's newest complete day with a run's live signal model: BUY CALL when
-    p_win reaches the call threshold, BUY PUT when p_loss reaches the put threshold (both
-    chosen on the training period), HOLD otherwise. The signals go to stdout (calls and
-    puts first); what each signal type achieved in the walk-forward evaluation goes to
-    stderr. Stored in the `signals` table too, except while another stockml process writes
-    the store: then they are scored on the store as it was before that write began, and
-    the table is left as it is."""
+    p_win - p_loss reaches the call rule's threshold, BUY PUT when p_loss - p_win reaches
+    the put rule's (both chosen on the training period by what their trades earned after
+    costs; a side whose rule lost money there is off and gives no signal), HOLD otherwise.
+    Each BUY comes with the contract to buy at the next open (strike, expiry, premium) and
+    the underlying's target, stop and last exit day. The signals go to stdout (calls and
+    puts first); which side is off, and what each side's placed trades achieved in the
+    walk-forward, go to stderr. Stored in the `signals` table too, except while another
+    stockml process writes the store: then they are scored on the store as it was before
+    that write began, and the table is left as it is."""
     import polars as pl
 
     from stockml import store
@@ -44,7 +68,10 @@ def signals(
         raise InputError("--out must end in .csv or .json")
     store.require_store(db)
     configure_logging(log_path_for(db))
-    result = score(db, run, profile)
+    from stockml.commands.train import parse_symbols
+
+    chosen = parse_symbols(symbols, "--symbols")
+    result = score(db, run, profile, list(chosen) if chosen else None)
     frame = result.frame
     if out is not None:
         if out.suffix == ".csv":
@@ -55,8 +82,8 @@ def signals(
         frame.with_columns(rank=pl.when(pl.col("signal") == "HOLD").then(1).otherwise(0))
         .sort("rank", "p_win", descending=[False, True])
         .select(SHOWN)
-        .with_columns(pl.col("p_win", "p_timeout", "p_loss", "threshold").round(3))
-        .with_columns(pl.col("threshold").fill_nan(None))  # HOLD: no threshold was reached
+        .with_columns(pl.col("p_win", "p_loss").round(3), pl.col("close", "strike").round(2))
+        .with_columns(pl.col("premium", "target_price", "stop_price").round(2))
     )
     write_frame(shown, fmt, title=f"signals of run {frame['run_id'][0]}")
     counts = frame["signal"].value_counts().sort("signal")
@@ -67,7 +94,7 @@ def signals(
         note(f"{frame.height} signals written to {out}")
 
 
-def score(db: Path, run: str | None, profile: str | None):
+def score(db: Path, run: str | None, profile: str | None, symbols: list[str] | None = None):
     """`latest_signals` on the store, or, while another process writes it, on a private
     copy of its reading copy (said on stderr: the store's `signals` table is not updated)."""
     from stockml import store
@@ -79,7 +106,7 @@ def score(db: Path, run: str | None, profile: str | None):
     holder = lock_holder(db)
     if holder is None or not holder.writing:
         try:
-            return latest_signals(db, run, profile)
+            return latest_signals(db, run, profile, symbols)
         except StoreError:
             holder = lock_holder(db)
             if holder is None or not holder.writing:
@@ -90,7 +117,7 @@ def score(db: Path, run: str | None, profile: str | None):
                 f"{reading.moment(db)}; the store's signals table was not updated: rerun "
                 "`stockml signals` once that write ends to store them"
             )
-        return latest_signals(copy, run, profile)
+        return latest_signals(copy, run, profile, symbols)
 
 
 def register(app: typer.Typer) -> None:

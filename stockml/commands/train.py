@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from backtest.costs import TradeCosts
 from stockml.commands.profile_options import (
     hold_days_option,
     profile_option,
@@ -13,6 +14,8 @@ from stockml.commands.profile_options import (
     take_profit_option,
 )
 from stockml.store import DEFAULT_DB
+
+_COSTS = TradeCosts()
 
 
 def train(
@@ -42,6 +45,30 @@ def train(
         "--symbols",
         help="Comma-separated symbols the test windows' figures and trades cover (the traded "
         "universe; default: every symbol trained on).",
+    ),
+    trade: str = typer.Option(
+        "option",
+        "--trade",
+        help="What the rules are chosen on and the test windows are traded as: option (the "
+        "suggested at-the-money contract) or stock.",
+    ),
+    option_spread: float = typer.Option(
+        None,
+        "--option-spread",
+        help=f"Share of the option premium lost each way (default {_COSTS.option_spread:g}).",
+        show_default=False,
+    ),
+    stock_commission: float = typer.Option(
+        None,
+        "--stock-commission",
+        help=f"Stock commission each way, a fraction (default {_COSTS.stock_commission:g}).",
+        show_default=False,
+    ),
+    slippage: float = typer.Option(
+        None,
+        "--slippage",
+        help=f"Stock slippage each way, a fraction (default {_COSTS.stock_slippage:g}).",
+        show_default=False,
     ),
     ray_address: str = typer.Option(
         None,
@@ -99,6 +126,7 @@ def train(
         windows=windows,
         train_symbols=parse_symbols(train_symbols, "--train-symbols"),
         traded_symbols=parse_symbols(symbols, "--symbols"),
+        rules=rule_setup(trade, option_spread, stock_commission, slippage),
     )
     MemoryBudget.of(memory_limit)  # a bad --memory-limit fails now, in one line
     store.keep_reading_copy(db)  # what `stockml sql` and `signals` read meanwhile
@@ -181,6 +209,24 @@ def parse_models(text: str | None) -> list[str] | None:
         given = ", ".join(unknown) or "(none given)"
         raise InputError(f"unknown model {given}: choose from {', '.join(BASE_MODELS)}")
     return list(dict.fromkeys(names))
+
+
+def rule_setup(trade: str, option_spread, stock_commission, slippage):
+    """The RuleSetup of the flags (training/rules.py; costs: backtest/costs.py). Raises
+    InputError for a trade other than option or stock, or a cost outside [0, 1)."""
+    from stockml.errors import InputError
+    from training.rules import RuleSetup
+
+    given = {
+        "option_spread": option_spread,
+        "stock_commission": stock_commission,
+        "stock_slippage": slippage,
+    }
+    try:
+        costs = TradeCosts(**{k: v for k, v in given.items() if v is not None})
+        return RuleSetup(objective=trade, costs=costs)
+    except ValueError as exc:
+        raise InputError(str(exc).replace("objective", "--trade")) from exc
 
 
 def parse_symbols(text: str | None, flag: str) -> tuple[str, ...] | None:

@@ -29,11 +29,13 @@ def record_training_run(
     metrics: list[tuple[str, str, str, float]],
     trades: pl.DataFrame | None = None,
     fits: Sequence[Any] = (),
+    curves: pl.DataFrame | None = None,
 ) -> None:
     """One row in training_runs, every (window, model, metric, value) in model_metrics,
-    the run's signal trades and one training_fits row per fit, together. `fits` holds
-    records with model, fold, node_id, host, seconds and rows attributes
-    (training.ray_runner.FitRecord), at most one per (model, fold)."""
+    the run's signal trades, one training_fits row per fit and its equity curves, together.
+    `fits` holds records with model, fold, node_id, host, seconds and rows attributes
+    (training.recorder.FitRecord), at most one per (model, fold); `curves` the
+    `equity_curves` columns."""
     with transaction(con):
         con.execute(
             "INSERT OR REPLACE INTO training_runs "
@@ -66,6 +68,9 @@ def record_training_run(
         con.execute("DELETE FROM signal_trades WHERE run_id = ?", [run_id])
         if trades is not None and trades.height:
             insert_frame(con, trades, "INSERT INTO signal_trades BY NAME SELECT * FROM _new")
+        con.execute("DELETE FROM equity_curves WHERE run_id = ?", [run_id])
+        if curves is not None and curves.height:
+            insert_frame(con, curves, "INSERT INTO equity_curves BY NAME SELECT * FROM _new")
         con.execute("DELETE FROM training_fits WHERE run_id = ?", [run_id])
         if fits:
             con.executemany(
@@ -99,4 +104,4 @@ def replace_signals(con: duckdb.DuckDBPyConnection, run_id: str, frame: pl.DataF
     """The run's latest signals, replacing any earlier ones of the same run."""
     with transaction(con):
         con.execute("DELETE FROM signals WHERE run_id = ?", [run_id])
-        insert_frame(con, frame, "INSERT INTO signals SELECT * FROM _new")
+        insert_frame(con, frame, "INSERT INTO signals BY NAME SELECT * FROM _new")

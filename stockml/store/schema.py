@@ -26,6 +26,7 @@ Tables:
                        cross-sections, the new table), dropped when it ends or restarts
     training_runs, model_metrics, signals, signal_trades   written by training/
     training_fits      one row per (run, model, fold) fit: the Ray node and host it ran on
+    equity_curves      each traded signal set's portfolio per side and session (issue 24)
     signal_explanations, signal_contributions   why each stored signal: written by
                        `stockml signals` when it scores (EXPLANATION_DDL), read by the page
     price_holes        sessions a symbol's answer lacked (null, or missing where its calendar
@@ -221,6 +222,39 @@ ALTER TABLE signal_trades ADD COLUMN IF NOT EXISTS costs DOUBLE;
 #                stock_return / option_return (backtest/costs.py; the trade the run's rule
 #                was chosen on: the option's, or the stock's for a stock user)
 
+# ---- Signals a trader can act on (issue 24): one equity curve per traded signal set and
+# side, which the report and the page both draw; and each signal's suggested contract. Run
+# after CORE_DDL on every writable connect (idempotent: an older store gains them, NULL on
+# its earlier rows). ----
+TRADING_DDL = """
+CREATE TABLE IF NOT EXISTS equity_curves (
+    run_id     VARCHAR NOT NULL,
+    model      VARCHAR NOT NULL,  -- 'stack', 'baseline_volatility', 'baseline_best_base',
+                                  -- 'baseline_hold_universe'
+    side       VARCHAR NOT NULL,  -- 'call', 'put' ('both' for the universe)
+    date       DATE    NOT NULL,  -- every session of the test windows
+    equity     DOUBLE,            -- multiples of the starting capital, at the close
+    drawdown   DOUBLE,            -- equity / its running peak - 1 (<= 0)
+    positions  INTEGER,           -- trades open at the close
+    PRIMARY KEY (run_id, model, side, date)
+);
+ALTER TABLE signals ADD COLUMN IF NOT EXISTS close DOUBLE;
+    -- the signal day's close as traded
+ALTER TABLE signals ADD COLUMN IF NOT EXISTS act_on DATE;
+    -- the session to act: the next open after the signal day (NULL: HOLD)
+ALTER TABLE signals ADD COLUMN IF NOT EXISTS strike DOUBLE;
+    -- the suggested contract: at the money, at a listed strike increment
+ALTER TABLE signals ADD COLUMN IF NOT EXISTS expiry DATE;
+    -- its monthly expiry, the one nearest 30 days after act_on that outlives the hold
+ALTER TABLE signals ADD COLUMN IF NOT EXISTS premium DOUBLE;
+    -- approximate premium per share: Black-Scholes at the 20-day realised volatility
+ALTER TABLE signals ADD COLUMN IF NOT EXISTS target_price DOUBLE;
+ALTER TABLE signals ADD COLUMN IF NOT EXISTS stop_price DOUBLE;
+    -- the underlying's barriers from the signal day's close
+ALTER TABLE signals ADD COLUMN IF NOT EXISTS last_exit DATE;
+    -- the hold limit: the H-th session from act_on
+"""
+
 # ---- ingest (issue 25): what each stored history is, and the holes Yahoo may fill later ----
 # Run after CORE_DDL on every writable connect; idempotent, so it also brings an older store's
 # `ingest_status` up to date (the new columns are NULL on its rows until the next fetch).
@@ -357,6 +391,7 @@ def initialise(con) -> None:
         con.execute(CORE_DDL)
         con.execute(EXPLANATION_DDL)
         con.execute(INGEST_DDL)
+        con.execute(TRADING_DDL)
         if old_metrics:
             con.execute(
                 "INSERT INTO model_metrics SELECT run_id, 'pooled', model, metric, value "
