@@ -42,12 +42,18 @@ Factory = Callable[..., ClassifierMixin]  # (threads, seed, **settings) -> unfit
 # Each base model's settings, as data: what a run's TrainConfig records (and digests into
 # the run id) and what the factories below build from. Threads and the seed are the fitting
 # task's, not settings. Settings given to a factory replace these, key by key.
+# max_rows: each fit trains on at most that many of its rows, drawn uniformly
+# (training/ray_runner.py `subsample`); chosen on development data by
+# benchmarks/bench_rows.py's rule (the smallest cap within 0.002 log loss of all rows on
+# both periods): random forest, extra trees and the MLP at 100,000 (1.9-3.8x faster there),
+# the SVM at none (no cap met it on both periods); the boosters take every row.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "random_forest": {
         "n_estimators": 60,
         "min_samples_leaf": 100,
         "max_features": "sqrt",
         "max_samples": 0.3,
+        "max_rows": 100_000,
     },
     "xgboost": {
         "n_estimators": 60,
@@ -69,7 +75,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "min_child_samples": 200,
         "max_bin": 63,
     },
-    "extra_trees": {"n_estimators": 60, "min_samples_leaf": 50, "max_features": "sqrt"},
+    "extra_trees": {
+        "n_estimators": 60,
+        "min_samples_leaf": 50,
+        "max_features": "sqrt",
+        "max_rows": 100_000,
+    },
     # No early stopping: its validation split would be random rows, not dates.
     "gradient_boosting": {
         "max_iter": 50,
@@ -80,7 +91,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "early_stopping": False,
     },
     # max_iter is a time budget (~2 s per fit at 40 k rows); it need not converge.
-    "mlp": {"hidden_layer_sizes": (32,), "alpha": 0.1, "batch_size": 512, "max_iter": 15},
+    "mlp": {
+        "hidden_layer_sizes": (32,),
+        "alpha": 0.1,
+        "batch_size": 512,
+        "max_iter": 15,
+        "max_rows": 100_000,
+    },
     "logistic": {"C": 0.01, "max_iter": 200, "tol": 1e-3},
     # n_components: the Nystroem map's size; C: the linear SVM's.
     "svm": {"n_components": 100, "C": 0.05},

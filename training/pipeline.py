@@ -54,6 +54,7 @@ class RunResult:
     without_samples: list[str] = field(default_factory=list)
     tuning: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> choice
     config: TrainConfig | None = None
+    verdict: list[str] = field(default_factory=list)  # per side: trade it or not, and why
 
 
 def refresh_inputs(con: Any, config: TrainConfig, progress: bool, memory_limit) -> None:
@@ -355,14 +356,19 @@ def run_training(
         )
     finally:
         store.close(con)
+    pooled = {name: dict(values) for name, values in evaluation.by_window["pooled"].items()}
+    for name, sides in traded.results.items():
+        for result in sides.values():
+            pooled[name].update(result.figures)
     return RunResult(
         run_id,
         run.path,
-        evaluation.by_window["pooled"],
+        pooled,
         report,
         windows,
         config.profile.describe(),
         samples.without_samples,
         tuning,
         config,
+        [traded.verdict[side][1] for side in sorted(traded.verdict, reverse=True)],
     )

@@ -25,7 +25,7 @@ def write_plots(run, evaluation, samples, traded, audit: dict, horizon: int) -> 
     import matplotlib.pyplot as plt
 
     from training.calibration import reliability
-    from training.trading import MAX_POSITIONS
+    from training.trading import POSITIONS
 
     rows, pooled = evaluation.rows, evaluation.pooled
     y = samples.y[rows]
@@ -93,6 +93,7 @@ def write_plots(run, evaluation, samples, traded, audit: dict, horizon: int) -> 
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True, height_ratios=[3, 1])
     universe = traded.universe[1]
+    positions = POSITIONS[traded.objective]
     labels = {
         "stack": "stack",
         "baseline_volatility": "natr_14 ranking",
@@ -116,7 +117,7 @@ def write_plots(run, evaluation, samples, traded, audit: dict, horizon: int) -> 
             ls="--",
             label="hold the traded universe",
         )
-        top.set_title(f"{name}: placed trades, 1/{MAX_POSITIONS} of equity each, after costs")
+        top.set_title(f"{name}: placed trades, 1/{positions} of equity each, after costs")
         top.legend(fontsize=7)
         top.set_ylabel("equity (start 1)")
         bottom.set_ylabel("drawdown")

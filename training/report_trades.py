@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.trading import MAX_POSITIONS, SIDE_NAMES
+from training.trading import POSITIONS, SIDE_NAMES
 
 ROWS = (
     ("stack", "the stack"),
@@ -35,10 +35,10 @@ def verdict_lines(traded, live_rule, setup, profile) -> list[str]:
         f"limit of {profile.hold_days} sessions, one open position per symbol and side, "
         f"costs taken out (option spread {setup.costs.option_spread:.0%} of the premium "
         f"each way; stock {setup.costs.stock_each_way:.2%} each way). The portfolio stakes "
-        f"1/{MAX_POSITIONS} of its equity per trade, at most {MAX_POSITIONS} open, marked "
-        "to market daily. A side is worth trading only when its trades made money after "
-        "costs and its equity curve beat the natr_14 ranking and the best single model "
-        "traded the same way (Sharpe ratio).",
+        f"1/{POSITIONS[setup.objective]} of its equity per trade, at most "
+        f"{POSITIONS[setup.objective]} open, marked to market daily. A side is worth "
+        "trading only when its trades made money after costs and its equity curve beat "
+        "the natr_14 ranking and the best single model traded the same way (Sharpe ratio).",
         "",
         "The live rule (what `stockml signals` applies to the newest day):",
         "",

@@ -10,9 +10,11 @@ the objective's trade (`RuleSetup.objective`: the suggested option, or the stock
 costs of `RuleSetup.costs`. Placed trades run across window boundaries in date order, so a
 trade entered late in one window blocks a signal early in the next.
 
-The portfolio: an equal stake of 1 / MAX_POSITIONS of the equity per trade, at most
-MAX_POSITIONS open, one per symbol, marked to market every session (backtest/portfolio.py),
-over every test day; holding the traded universe (equal weight, bought at the first open,
+The portfolio: an equal stake of 1 / N of the equity per trade, at most N open, one per
+symbol, marked to market every session (backtest/portfolio.py), over every test day; N is
+POSITIONS[objective]: 25 for options (4 % of equity per premium, at most all of it in 25
+premiums: an option can lose its whole stake, so the stake is kept small, as traders size
+them), 10 for stocks; holding the traded universe (equal weight, bought at the first open,
 held) is the passive benchmark. The same curve and figures go into the report, its
 equity.png, `model_metrics` and the `equity_curves` table the page draws.
 
@@ -35,7 +37,7 @@ from stockml.defaults import LOSS, WIN
 from training.rules import ACTION, TradeBook, placed
 from training.trades import CALL, PUT
 
-MAX_POSITIONS = 10
+POSITIONS = {"option": 25, "stock": 10}
 TRADED = ("stack", "baseline_volatility", "baseline_best_base")
 SIDE_NAMES = {CALL: "call", PUT: "put"}
 
@@ -64,6 +66,7 @@ class TradeReport:
     trades: pl.DataFrame
     verdict: dict[int, tuple[bool, str]]
     by_window: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    objective: str = "option"
 
 
 def trade_figures(net: np.ndarray, barrier: np.ndarray, side: int, prefix: str) -> dict:
@@ -125,7 +128,7 @@ def trade_set(
         chosen = rows[kept]
         priority = side * score[kept] if score is not None else None
         trades = side_book(book, chosen, side, setup, hold_days, priority)
-        portfolio = simulate(trades, days, Sizing(max_positions=MAX_POSITIONS))
+        portfolio = simulate(trades, days, Sizing(max_positions=POSITIONS[setup.objective]))
         stats = portfolio_stats(portfolio, trades).as_dict()
         out[side] = SideResult(kept, figures, stats, equity_frame(portfolio))
     return out
@@ -154,7 +157,7 @@ def verdict_of(results: dict, side: int, base_rate: float, precision: float) -> 
         + ", ".join(f"vs {_num(v)} for {k} traded the same way" for k, v in rivals.items())
     )
     if side == PUT:
-        facts += f"; {_pct(precision, 0)} reached the stop vs a {_pct(base_rate, 0)} base rate"
+        facts += f"; {_share(precision)} reached the stop vs a {_share(base_rate)} base rate"
     if not trades:
         return False, f"{action}: do not trade it: it placed no trade in the test windows."
     if not mean > 0:
@@ -169,6 +172,10 @@ def verdict_of(results: dict, side: int, base_rate: float, precision: float) -> 
 
 def _pct(value: float, digits: int = 1) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:+.{digits}%}"
+
+
+def _share(value: float) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:.0%}"
 
 
 def _num(value: float) -> str:
@@ -249,7 +256,7 @@ def trade_windows(samples, lay, windows, evaluation, book: TradeBook, config, ru
         )
         frames.append(pl.concat([keys, columns], how="horizontal"))
     trades = pl.concat(frames).sort("date", "symbol")
-    return TradeReport(results, universe, trades, verdict, by_window)
+    return TradeReport(results, universe, trades, verdict, by_window, setup.objective)
 
 
 def track_record(report: TradeReport, evaluation, samples) -> dict[str, float]:

@@ -26,7 +26,7 @@ SCALE_MAX_SAMPLES = 50_000
 # a sample of its own the demo trains on DEMO_MAX_SAMPLES labelled days (about what 82
 # stocks x 2 years gave before), drawn evenly over the years (training/sampling.py).
 DEMO_YEARS = 12.0
-DEMO_MAX_SAMPLES = 40_000
+DEMO_MAX_SAMPLES = 20_000
 
 
 def demo(

@@ -163,21 +163,31 @@ def print_summary(console, result, notes=None) -> None:
     columns = {
         "accuracy": "acc.",
         "log_loss": "log loss",
+        "rank_ic": "rank IC",
+        "rank_ic_t": "IC t",
         "top10_win_precision": "top10% win",
-        "call_precision": "call prec.",
-        "call_coverage": "call cov.",
-        "put_precision": "put prec.",
-        "put_coverage": "put cov.",
+        "top10_win_precision_daily": "top10%/day",
+        "call_placed_trades": "calls",
+        "call_placed_mean_return": "call mean",
+        "put_placed_trades": "puts",
+        "put_placed_mean_return": "put mean",
+    }
+    specs = {
+        "rank_ic": "+.3f",
+        "rank_ic_t": ".1f",
+        "call_placed_trades": ".0f",
+        "put_placed_trades": ".0f",
+        "call_placed_mean_return": "+.1%",
+        "put_placed_mean_return": "+.1%",
     }
     table.add_column("model", no_wrap=True)
     for header in columns.values():
         table.add_column(header)
     for name, m in result.metrics.items():
-        table.add_row(
-            name,
-            *(fmt(m.get(c), ".1%" if c.endswith("coverage") else ".3f") for c in columns),
-        )
+        table.add_row(name, *(fmt(m.get(c), specs.get(c, ".3f")) for c in columns))
     console.print(table)
+    for sentence in result.verdict:
+        console.print(sentence)
     console.print(f"report (verdict, intervals, trades, plots): {result.report}")
 
 
