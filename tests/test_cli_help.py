@@ -66,6 +66,7 @@ def test_each_command_help_ends_with_an_example_that_parses(name):
 # Options whose help states a default in words (their Click default is None, so Click has
 # nothing to print): each entry checks the words against the code.
 def _stated_defaults():
+    from backtest.costs import TradeCosts
     from ingest.plan import DEFAULT_START
     from stockml.commands.demo import (
         DEMO_MAX_SAMPLES,
@@ -75,8 +76,10 @@ def _stated_defaults():
         SCALE_YEARS,
     )
     from stockml.memory import MemoryBudget, physical_memory
+    from training.config import MIN_TRAIN_YEARS
     from training.models import BASE_MODELS
 
+    costs = TradeCosts()
     quarter = MemoryBudget.of(None).limit == physical_memory() // 4
     return {
         ("ingest", "--start"): f"default: {DEFAULT_START.isoformat()}",
@@ -101,6 +104,14 @@ def _stated_defaults():
         ("serve", "--allow-host"): "by default only the names of --host",
         ("sql", "--format"): "default: table on a terminal, csv when stdout",
         ("signals", "--format"): "default: table on a terminal, csv when stdout",
+        ("train", "--windows"): f"default: every calendar year with {MIN_TRAIN_YEARS} years "
+        "of history before it",
+        ("train", "--train-symbols"): "default: every stored symbol",
+        ("train", "--symbols"): "default: every symbol trained on",
+        ("signals", "--symbols"): "default: every stored symbol with a complete feature row",
+        ("train", "--option-spread"): f"default {costs.option_spread:g}",
+        ("train", "--stock-commission"): f"default {costs.stock_commission:g}",
+        ("train", "--slippage"): f"default {costs.stock_slippage:g}",
     }
 
 
@@ -121,12 +132,13 @@ def test_no_help_names_a_default_the_code_does_not_use():
 
 
 def test_windows_default_is_the_pipelines():
-    """`--windows`' Click default is the pipeline's own WINDOWS (train and README)."""
-    from training.config import WINDOWS
+    """`--windows`' Click default is the pipeline's own WINDOWS (every eligible year), and
+    the README says which years are eligible."""
+    from training.config import MIN_TRAIN_YEARS, WINDOWS
 
     windows = next(p for p in COMMAND.commands["train"].params if p.name == "windows")
-    assert windows.default == WINDOWS
-    assert f"`--windows` consecutive test windows (default {WINDOWS})" in FLAT_README
+    assert windows.default == WINDOWS is None
+    assert f"every calendar year with at least {MIN_TRAIN_YEARS} years" in FLAT_README
 
 
 def test_train_help_describes_the_stack_it_builds():
@@ -204,13 +216,15 @@ def test_readme_fit_counts_are_the_planners():
     already made is reused). The store records as many rows per run in training_fits."""
     import numpy as np
 
+    from stockml.commands.demo import DEMO_YEARS
     from training.config import TrainConfig
     from training.folds import fit_jobs, tuning_jobs
-    from training.walkforward import layout
+    from training.walkforward import plan_layout
 
     config = TrainConfig.create("swing")
-    dates = np.arange("2020-01-01", "2023-01-01", dtype="datetime64[D]")
-    lay = layout(dates, config.horizon, config.windows, config.inner_blocks)
+    # the demo's labelled history: DEMO_YEARS years ending today's year
+    dates = np.arange("2014-12-01", f"{2014 + int(DEMO_YEARS)}-11-30", dtype="datetime64[D]")
+    lay = plan_layout(dates, config.horizon, config.windows, config.inner_blocks)
     day_index = np.searchsorted(lay.days, dates)
     tuning = {j.name for j in tuning_jobs(config, lay, day_index)}
     counts = set()

@@ -17,12 +17,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from stockml.commands.signals import SHOWN as SHOWN_COLUMNS
 from stockml.store.locks import lock_holder
 from tests.cli_support import ROOT, assert_one_line_error, cli_env, run_cli, run_in_terminal
 
 pytestmark = pytest.mark.slow
 
-SHOWN = ["symbol", "date", "signal", "p_win", "p_timeout", "p_loss", "threshold"]
+SHOWN = list(SHOWN_COLUMNS)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 from training.config import TrainConfig
 from training.folds import Fold
 from training.models import ALTERNATIVES
+from training.rules import RuleSetup
 from training.stacking import select_ensemble
 from training.tuning import choose
 
@@ -145,6 +146,31 @@ def test_the_mean_survives_a_regime_flip_the_meta_learner_does_not():
     assert log_loss3(flipped[later], meta.predict_proba(oof[later])) > mean_loss
 
 
+def flat_book(day_index: np.ndarray):
+    """A TradeBook for synthetic rows: 20 symbols a day, each trade one day long, net
+    returns drawn around zero (the rule may be on or off; the stack's tests read neither)."""
+    from backtest.execution import Outcomes
+    from training.rules import TradeBook
+
+    n = len(day_index)
+    symbol = np.arange(n) % 20
+    flat = symbol * 100_000 + day_index
+    dates = (np.datetime64("2020-01-01") + day_index).astype("datetime64[D]")
+    outcomes = Outcomes(
+        flat + 1,
+        flat + 2,
+        dates + 1,
+        dates + 2,
+        np.ones(n),
+        np.ones(n),
+        np.zeros(n),
+        np.ones(n, dtype=np.int64),
+        np.zeros(n, dtype=bool),
+    )
+    net = np.random.default_rng(0).normal(0, 0.1, n)
+    return TradeBook({1: net, -1: -net}, symbol, outcomes, {}, {}, None, flat)
+
+
 def test_final_stack_is_the_selected_mean_uncalibrated_and_the_ablation_stack_is_not():
     """fit_stack: with selection, the window's combiner is the restricted weighted mean of
     the models ensemble selection weighted, fitted on the window's training rows only, and
@@ -156,7 +182,8 @@ def test_final_stack_is_the_selected_mean_uncalibrated_and_the_ablation_stack_is
     lay = layout(np.unique(day_index), 5, windows=2, inner_blocks=4)
     block = lay.windows[-1]
     rows = meta_rows(lay, day_index, block)
-    fitted = fit_stack(oof, y, day_index, rows, lay.horizon, (0.02, 0.2), 7, select=True)
+    book, setup = flat_book(day_index), RuleSetup(min_trades=5)
+    fitted = fit_stack(oof, y, day_index, rows, lay.horizon, 7, book, setup, "p", select=True)
     np.testing.assert_array_equal(fitted.rows, meta_rows(lay, day_index, block))
     assert day_index[fitted.rows].max() < lay.bounds[block]  # nothing from the window
     assert isinstance(fitted.combiner, EnsembleSelection)
@@ -164,7 +191,7 @@ def test_final_stack_is_the_selected_mean_uncalibrated_and_the_ablation_stack_is
     assert np.isclose(fitted.combiner.weights_.sum(), 1.0)
     assert fitted.decision.calibration.calibrator is None
     assert "not recalibrated" in fitted.decision.calibration.reason
-    plain = fit_stack(oof, y, day_index, rows, lay.horizon, (0.02, 0.2), 7, select=False)
+    plain = fit_stack(oof, y, day_index, rows, lay.horizon, 7, book, setup, "p", select=False)
     assert plain.selection is None and plain.reads == [0, 1, 2]
     assert not isinstance(plain.combiner, EnsembleSelection)
 

@@ -258,7 +258,7 @@ def run_training(
     from training.audit import random_split_audit
     from training.evaluation import evaluate_windows
     from training.plots import write_plots
-    from training.record import metric_rows, record_run, run_info
+    from training.record import metric_rows, record_run, run_info, run_notes
     from training.report import ReportData, write_report
     from training.rules import book_trades, choose_rule
     from training.trading import equity_curves, track_record, trade_windows, trading_metrics
@@ -346,6 +346,7 @@ def run_training(
             [run.fit_record(j.name) for j in every],
             len(samples.y),
             equity_curves(traded, run_id),
+            run_notes(windows, live.rule, traded),
         )
         log.info(
             "training_done",

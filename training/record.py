@@ -97,8 +97,27 @@ def run_info(samples, lay, day_index: np.ndarray, windows) -> dict[str, Any]:
     }
 
 
+def run_notes(windows, live_rule, traded) -> dict[str, str]:
+    """The run's sentences for `run_notes`: the verdict per side, each window's rule and
+    the live one."""
+    notes = {f"verdict.{n}": traded.verdict[s][1] for n, s in (("call", 1), ("put", -1))}
+    for name, rule in [*((w.name, w.decision.rule) for w in windows), ("live", live_rule)]:
+        notes[f"rule.{name}.call"] = rule.call.reason
+        notes[f"rule.{name}.put"] = rule.put.reason
+    return notes
+
+
 def record_run(
-    con, run, config, info: dict, metrics: list[Metric], trades, fits, samples: int, curves=None
+    con,
+    run,
+    config,
+    info: dict,
+    metrics: list[Metric],
+    trades,
+    fits,
+    samples: int,
+    curves=None,
+    notes=None,
 ) -> None:
     """The run's row (its flat params, as data), metrics, trades, fit records and equity
     curves, in one transaction. `run` is the RunFolder, `config` the TrainConfig, `fits`
@@ -116,4 +135,5 @@ def record_run(
         trades=trades,
         fits=fits,
         curves=curves,
+        notes=notes,
     )

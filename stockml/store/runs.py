@@ -30,12 +30,13 @@ def record_training_run(
     trades: pl.DataFrame | None = None,
     fits: Sequence[Any] = (),
     curves: pl.DataFrame | None = None,
+    notes: dict[str, str] | None = None,
 ) -> None:
     """One row in training_runs, every (window, model, metric, value) in model_metrics,
     the run's signal trades, one training_fits row per fit and its equity curves, together.
     `fits` holds records with model, fold, node_id, host, seconds and rows attributes
     (training.recorder.FitRecord), at most one per (model, fold); `curves` the
-    `equity_curves` columns."""
+    `equity_curves` columns; `notes` note -> sentence for `run_notes`."""
     with transaction(con):
         con.execute(
             "INSERT OR REPLACE INTO training_runs "
@@ -71,6 +72,12 @@ def record_training_run(
         con.execute("DELETE FROM equity_curves WHERE run_id = ?", [run_id])
         if curves is not None and curves.height:
             insert_frame(con, curves, "INSERT INTO equity_curves BY NAME SELECT * FROM _new")
+        con.execute("DELETE FROM run_notes WHERE run_id = ?", [run_id])
+        if notes:
+            con.executemany(
+                "INSERT INTO run_notes VALUES (?, ?, ?)",
+                [(run_id, k, v) for k, v in notes.items()],
+            )
         con.execute("DELETE FROM training_fits WHERE run_id = ?", [run_id])
         if fits:
             con.executemany(

@@ -27,6 +27,7 @@ Tables:
     training_runs, model_metrics, signals, signal_trades   written by training/
     training_fits      one row per (run, model, fold) fit: the Ray node and host it ran on
     equity_curves      each traded signal set's portfolio per side and session (issue 24)
+    run_notes          a run's sentences: the verdict per side, each window's and the live rule
     signal_explanations, signal_contributions   why each stored signal: written by
                        `stockml signals` when it scores (EXPLANATION_DDL), read by the page
     price_holes        sessions a symbol's answer lacked (null, or missing where its calendar
@@ -237,6 +238,13 @@ CREATE TABLE IF NOT EXISTS equity_curves (
     drawdown   DOUBLE,            -- equity / its running peak - 1 (<= 0)
     positions  INTEGER,           -- trades open at the close
     PRIMARY KEY (run_id, model, side, date)
+);
+CREATE TABLE IF NOT EXISTS run_notes (
+    run_id  VARCHAR NOT NULL,
+    note    VARCHAR NOT NULL,  -- 'verdict.call', 'verdict.put': trade it or not, and why;
+                               -- 'rule.<window>.call' / '.put' ('live': what signals uses)
+    text    VARCHAR NOT NULL,  -- the sentence, as the report says it
+    PRIMARY KEY (run_id, note)
 );
 ALTER TABLE signals ADD COLUMN IF NOT EXISTS close DOUBLE;
     -- the signal day's close as traded
