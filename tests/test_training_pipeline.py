@@ -176,7 +176,7 @@ def test_run_is_recorded_with_metrics_trades_and_report(small_store):
         [result.run_id],
     ).fetchall()
     con.close()
-    assert {w for w, _ in rows} == {"1", "2", "3", "4", "pooled"}
+    assert {w for w, _ in rows} == {"1", "2", "3", "4", "pooled", "live"}  # live: its rule
     baselines = {
         *("majority", "prior", "every_day", "volatility", "momentum", "best_base"),
         "volatility_model",

@@ -67,7 +67,8 @@ def web_store(small_store, tmp_path_factory):
     con = store.connect(db)
     store.upsert_symbols(con, [tuple(r) for r in listings.iter_rows()])
     con.execute(
-        "INSERT INTO signals VALUES (?, ?, ?, 'BUY CALL', 0.9, 0.05, 0.05, 0.5, 'swing')",
+        "INSERT INTO signals (run_id, symbol, date, signal, p_win, p_timeout, p_loss, threshold, "
+        "profile) VALUES (?, ?, ?, 'BUY CALL', 0.9, 0.05, 0.05, 0.5, 'swing')",
         [result.run_id, EVIL, signals["date"][0]],
     )
     con.execute("INSERT INTO symbols VALUES (?, ?, 'Hostile <b>sector</b>')", [EVIL, EVIL_NAME])
