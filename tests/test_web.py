@@ -282,7 +282,8 @@ def test_run_page_and_api_report_the_stored_run(web_store, http):
     data = http.get(f"/api/runs/{run_id}").json()
     assert data["metrics"]["pooled"]["stack"]["accuracy"] == pytest.approx(stored["accuracy"])
     (n_trades,) = db_rows(db, "SELECT count(*) FROM signal_trades WHERE run_id = ?", [run_id])[0]
-    assert len(data["trades"]) == n_trades > 0 and set(data["metrics"]) == {"1", "2", "pooled", "live"}
+    assert len(data["trades"]) == n_trades > 0
+    assert set(data["metrics"]) == {"1", "2", "pooled", "live"}
 
 
 def test_server_neither_writes_nor_locks_the_store(web_store, http):
