@@ -150,3 +150,67 @@ def test_piped_train_prints_periodic_lines(quick_demo_store, tmp_path):
     assert "pooled walk-forward test windows" in proc.stdout
     assert "pooled walk-forward" not in proc.stderr
     assert "Token authentication" not in proc.stderr + proc.stdout
+    # The bar's total is the work: it ends done, not "stopped at 136/176" (a total that
+    # counted fits tuning never chose), and every fit that ran is one log event.
+    total = int(found[-1]["total"].replace(",", ""))
+    assert re.search(rf"^train: done, {total} in ", proc.stderr, re.M), proc.stderr
+    assert "train: stopped at" not in proc.stderr
+    fits = [e for e in events(db.with_suffix(".log")) if e["event"] == "fit_done"]
+    assert len(fits) == len({(e["model"], e["fold"]) for e in fits}) == total
+    assert all(e["seconds"] > 0 and e["rows"] > 0 for e in fits)
+
+
+def test_ctrl_c_keeps_finished_fits_and_the_rerun_resumes(quick_demo_store, tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while fits run: exit
+    130 with one line naming the run, the fits kept and how to resume; the same command
+    again says it resumes and how far the run had come, refits nothing kept, and ends
+    done."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.cli_support import ROOT
+
+    db = tmp_path / "demo.duckdb"
+    shutil.copyfile(quick_demo_store, db)
+    args = ["train", "--db", str(db), "--models", "random_forest,svm", "--windows", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stockml.cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        kept = [p for p in tmp_path.glob("runs/*/fits/*.json") if ".tmp." not in p.name]
+        if len(kept) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    said = re.fullmatch(
+        r"stockml: error: interrupted: run (\w+) kept (\d+) finished fits in (\S+); "
+        r"rerun the same command to resume",
+        last,
+    )
+    assert said, stderr
+    run_id, finished = said[1], int(said[2])
+    stamps = {
+        p: p.stat().st_mtime_ns
+        for p in tmp_path.glob(f"runs/{run_id}/fits/*.json")
+        if ".tmp." not in p.name
+    }
+    assert finished == len(stamps) >= 2
+    again = run_cli(*args, env=cli_env(), timeout=1200)
+    assert again.returncode == 0, again.stderr
+    resumed = re.search(rf"^resuming run {run_id}: (\d+) of (\d+) fits done$", again.stderr, re.M)
+    assert resumed and int(resumed[1]) == finished < int(resumed[2]), again.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # none refitted
+    assert re.search(r"^train: done, ", again.stderr, re.M), again.stderr
