@@ -185,7 +185,9 @@ def demo(
         from training.signals import latest_signals
 
         if not quiet:
-            console.rule("[bold]3. train[/] eight models on Ray, walk-forward over 4 test windows")
+            console.rule(
+                "[bold]3. train[/] eight models on Ray, walk-forward over yearly test windows"
+            )
         store.keep_reading_copy(db)
         config = TrainConfig.create(DEFAULT_PROFILE, max_samples=max_samples)
         result = run_training(db, config, progress=not quiet, memory_limit=memory_limit)
