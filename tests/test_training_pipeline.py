@@ -373,10 +373,44 @@ def test_options_profile_trains_and_signals_beside_swing(small_store):
         "SELECT profile, any_value(params) FROM training_runs GROUP BY profile ORDER BY profile"
     ).fetchall()
     profiles = con.execute("SELECT DISTINCT profile FROM signals ORDER BY 1").fetchall()
+    (options_run,) = con.execute(
+        "SELECT run_id FROM training_runs WHERE profile = 'options'"
+    ).fetchone()
+    # issue 24 for the options profile too: a rule per side chosen in option terms, trades
+    # as placed over its own 5-session hold, an equity curve per side
+    rules = dict(
+        con.execute(
+            "SELECT metric, value FROM model_metrics WHERE run_id = ? AND model = 'stack' "
+            "AND \"window\" = 'live' AND metric LIKE '%_rule_on'",
+            [options_run],
+        ).fetchall()
+    )
+    held = con.execute(
+        "SELECT signal, max(days_held), bool_and(entry_date > date), count(*) "
+        "FROM signal_trades WHERE run_id = ? GROUP BY signal",
+        [options_run],
+    ).fetchall()
+    notes = dict(
+        con.execute(
+            "SELECT note, text FROM run_notes WHERE run_id = ? AND note LIKE 'rule.live.%'",
+            [options_run],
+        ).fetchall()
+    )
+    sides = con.execute(
+        "SELECT DISTINCT side FROM equity_curves WHERE run_id = ? AND model = 'stack' ORDER BY 1",
+        [options_run],
+    ).fetchall()
     con.close()
     # (the copied store may hold earlier swing runs of this module too)
     assert [r[0] for r in runs] == ["options", "swing"] and '"windows": 2' in runs[0][1]
     assert [p[0] for p in profiles] == ["options", "swing"]
+    assert set(rules) == {"call_rule_on", "put_rule_on"}
+    for signal, longest, after, _ in held:  # entered after the signal day, 5 sessions
+        assert longest <= 5 and after, signal
+    for side, name in (("call", "BUY CALL"), ("put", "BUY PUT")):
+        off = notes[f"rule.live.{side}"].startswith(f"no {name} rule earned its place on ")
+        assert off == (rules[f"{side}_rule_on"] == 0), notes
+    assert sides == [("call",), ("put",)]
 
 
 def test_a_store_of_the_previous_schema_is_migrated(tmp_path):
