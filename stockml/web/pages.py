@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from stockml.web import charts, queries, views
+from stockml.web import charts, queries, symbol_queries, views
 from stockml.web.run_files import run_plots
 from stockml.web.snapshot import SnapshotInfo, Snapshots
 
@@ -182,21 +182,22 @@ def symbol_page(request: Request) -> Response:
 def _symbol_html(request: Request, cur, info: SnapshotInfo, symbol: str, today: date) -> str:
     from features.catalog import FEATURES
 
-    overview = queries.symbol_overview(cur, symbol)
+    overview = symbol_queries.symbol_overview(cur, symbol)
     if overview is None:
         raise HTTPException(404, f"no symbol {symbol!r} in the store")
     signals = sorted(
         (r for r in _signals(request, cur, info) if r["symbol"] == symbol),
         key=lambda r: (r["profile"] is None, r["profile"] or ""),
     )
-    trades = queries.past_trades(cur, symbol, [s["run_id"] for s in signals])
-    bars = queries.bars(cur, symbol)
-    day = signals[0]["date"] if signals else queries.newest_feature_day(cur, symbol)
+    trades = symbol_queries.past_trades(cur, symbol, [s["run_id"] for s in signals])
+    bars = symbol_queries.bars(cur, symbol)
+    day = signals[0]["date"] if signals else symbol_queries.newest_feature_day(cur, symbol)
     names = [f.name for f in FEATURES]
-    table = info.memo(("feature-day", day), lambda: queries.feature_day(cur, day, names))
-    found = queries.feature_percentiles(table if day else None, symbol)
+    table = info.memo(("feature-day", day), lambda: symbol_queries.feature_day(cur, day, names))
+    found = symbol_queries.feature_percentiles(table if day else None, symbol)
     why = [
-        views.why_view(queries.explanation(cur, s["run_id"], symbol, s["date"])) for s in signals
+        views.why_view(symbol_queries.explanation(cur, s["run_id"], symbol, s["date"]))
+        for s in signals
     ]
     return render_text(
         request,

@@ -1,5 +1,7 @@
-"""Every read the web pages make, as SQL with parameters: the only module of `stockml.web`
-that knows table and column names (see `stockml/store/schema.py`).
+"""The reads of the signals, runs and ingest pages, as SQL with parameters: with
+`symbol_queries` (the symbol page) and `trading` (what a run says to trade, its equity
+curves), the only modules of `stockml.web` that know table and column names (see
+`stockml/store/schema.py`).
 
 Each function takes a DuckDB cursor (on the server's read-only snapshot) and returns plain
 Python values: lists of row dicts, or None for "no such symbol / run". No function builds
@@ -9,30 +11,44 @@ table. `window` is an SQL keyword, hence the quotes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import duckdb
-import numpy as np
 
 Row = dict[str, Any]
 
 # Sortable columns of the signals table: the only text that enters ORDER BY.
 SORT_COLUMNS = {
+    "signal": "signal_rank",
     "symbol": "symbol",
     "name": "name",
     "sector": "sector",
     "profile": "profile",
-    "signal": "signal",
+    "edge": "edge",
     "probability": "probability",
     "p_win": "p_win",
     "p_loss": "p_loss",
     "threshold": "threshold",
     "last_close": "last_close",
     "date": "date",
+    "act_on": "act_on",
+    "expiry": "expiry",
+    "premium": "premium",
 }
 SIGNALS = ("BUY CALL", "BUY PUT", "HOLD")
+# What a BUY says to do (`signals` columns since issue 24; NULL on HOLD rows, absent from a
+# store scored before them, where they read as None).
+CONTRACT_COLUMNS = (
+    "close",
+    "act_on",
+    "strike",
+    "expiry",
+    "premium",
+    "target_price",
+    "stop_price",
+    "last_exit",
+)
 # A store is stale when its newest bar is this many calendar days older than the last
 # closed session (a long weekend is 4 days: Friday to Tuesday).
 STALE_AFTER = timedelta(days=4)
@@ -47,10 +63,13 @@ WITH newest AS (
     SELECT s.* FROM signals s JOIN newest n ON s.run_id = n.run_id AND s.profile = n.profile
     QUALIFY row_number() OVER (PARTITION BY s.run_id, s.symbol ORDER BY s.date DESC) = 1
 ), shown AS (
-    SELECT s.run_id, s.profile, s.symbol, y.name, y.sector, s.date, s.signal,
-           s.p_win, s.p_timeout, s.p_loss, s.threshold,
+    SELECT s.*, y.name, y.sector,
            CASE s.signal WHEN 'BUY CALL' THEN s.p_win WHEN 'BUY PUT' THEN s.p_loss
-                ELSE greatest(s.p_win, s.p_loss) END AS probability
+                ELSE greatest(s.p_win, s.p_loss) END AS probability,
+           CASE s.signal WHEN 'BUY CALL' THEN s.p_win - s.p_loss
+                WHEN 'BUY PUT' THEN s.p_loss - s.p_win
+                ELSE abs(s.p_win - s.p_loss) END AS edge,
+           CASE s.signal WHEN 'BUY CALL' THEN 0 WHEN 'BUY PUT' THEN 1 ELSE 2 END AS signal_rank
     FROM own_day s
     LEFT JOIN symbols y USING (symbol)
     WHERE (?::VARCHAR IS NULL OR s.signal = ?)
@@ -85,7 +104,7 @@ def latest_signals(
     sector: str | None = None,
     profile: str | None = None,
     symbol: str | None = None,
-    sort: str = "probability",
+    sort: str = "signal",
     descending: bool = True,
     today: date | None = None,
 ) -> list[Row]:
@@ -94,16 +113,26 @@ def latest_signals(
     Sunday or a stock ingested a session further hides no other), with name, sector, last
     close and `stale` (`stale_reason`, None when current); filtered on exact values (None:
     any) and sorted by one of SORT_COLUMNS (KeyError otherwise), then symbol.
-    `threshold` is None for HOLD; `probability` is p_win for a call, p_loss for a put and
-    the larger of the two for HOLD."""
-    column = SORT_COLUMNS[sort]
-    order = f" ORDER BY {column} {'DESC' if descending else 'ASC'} NULLS LAST, symbol, profile"
+
+    `threshold` is None for HOLD: the rule's threshold on the side's `edge`, which is
+    p_win - p_loss for a call, p_loss - p_win for a put and |p_win - p_loss| for HOLD;
+    `probability` is p_win for a call, p_loss for a put and the larger of the two for HOLD.
+    Sorted by "signal", descending means what to do first: BUY CALL, BUY PUT, then HOLD,
+    each by edge, largest first. The CONTRACT_COLUMNS are None where the store has none."""
+    key = SORT_COLUMNS[sort]
+    first, then = ("ASC", "DESC") if descending else ("DESC", "ASC")
+    if sort == "signal":
+        by = f"signal_rank {first}, edge {then} NULLS LAST"
+    else:
+        by = f"{key} {'DESC' if descending else 'ASC'} NULLS LAST"
     params = [signal, signal, sector, sector, profile, profile, symbol, symbol]
-    out = rows(cur, _NEWEST_SIGNALS + order, params)
+    out = rows(cur, f"{_NEWEST_SIGNALS} ORDER BY {by}, symbol, profile", params)
     closed = _last_closed_day(today)
     for row in out:
         if row["threshold"] is not None and row["threshold"] != row["threshold"]:
             row["threshold"] = None  # HOLD stores NaN
+        for name in CONTRACT_COLUMNS:
+            row.setdefault(name, None)
         row["stale"] = stale_reason(row["date"], row["close_date"], closed)
     return out
 
@@ -131,7 +160,7 @@ def pick_signals(
     signal: str | None = None,
     sector: str | None = None,
     profile: str | None = None,
-    sort: str = "probability",
+    sort: str = "signal",
     descending: bool = True,
 ) -> list[Row]:
     """`latest_signals` rows filtered and sorted in Python as `latest_signals` would in
@@ -145,6 +174,12 @@ def pick_signals(
         and (profile is None or r["profile"] == profile)
     ]
     kept.sort(key=lambda r: (r["symbol"], r["profile"] or ""))
+    if sort == "signal":  # what to do first: BUY CALL, BUY PUT, HOLD; each by edge
+        present = [r for r in kept if r["edge"] is not None]
+        present.sort(key=lambda r: r["edge"], reverse=descending)
+        ordered = present + [r for r in kept if r["edge"] is None]
+        ordered.sort(key=lambda r: r["signal_rank"], reverse=not descending)
+        return ordered
     present = [r for r in kept if r[column] is not None]
     missing = [r for r in kept if r[column] is None]
     present.sort(key=lambda r: r[column], reverse=descending)
@@ -208,92 +243,15 @@ def freshness(cur: duckdb.DuckDBPyConnection, today: date | None = None) -> Row:
     }
 
 
-def symbol_overview(cur: duckdb.DuckDBPyConnection, symbol: str) -> Row | None:
-    """Name, sector and bar count of a symbol the store knows (prices or signals), else None."""
-    found = cur.execute(
-        "SELECT (SELECT count(*) FROM prices WHERE symbol = ?), "
-        "(SELECT count(*) FROM signals WHERE symbol = ?)",
-        [symbol, symbol],
-    ).fetchone()
-    if not found or (found[0] == 0 and found[1] == 0):
-        return None
-    listing = cur.execute("SELECT name, sector FROM symbols WHERE symbol = ?", [symbol]).fetchone()
-    name, sector = listing if listing else (None, None)
-    return {"symbol": symbol, "name": name, "sector": sector, "bars": found[0]}
+# Columns `signal_trades` gained with placed trades (issue 24): None on an older store's rows.
+PLACED_COLUMNS = ("entry_date", "entry_price", "costs")
 
 
-def bars(cur: duckdb.DuckDBPyConnection, symbol: str) -> dict[str, np.ndarray]:
-    """The symbol's stored daily bars, oldest first: date (datetime64[D]), open, high, low,
-    close, adjclose (float64) and volume (float64, NaN when unknown)."""
-    frame = cur.execute(
-        "SELECT date, open, high, low, close, adjclose, volume::DOUBLE AS volume "
-        "FROM prices WHERE symbol = ? ORDER BY date",
-        [symbol],
-    ).fetchnumpy()
-    return {k: np.asarray(v) for k, v in frame.items()}
-
-
-def past_trades(cur: duckdb.DuckDBPyConnection, symbol: str, run_ids: list[str]) -> list[Row]:
-    """The walk-forward signals of `symbol` in the given runs, with outcome and returns."""
-    if not run_ids:
-        return []
-    return rows(
-        cur,
-        'SELECT t.run_id, r.profile, t."window", t.date, t.signal, t.exit_date, t.days_held, '
-        "t.outcome, t.stock_return, t.option_return FROM signal_trades t "
-        "JOIN training_runs r USING (run_id) WHERE t.symbol = ? AND list_contains(?, t.run_id) "
-        "ORDER BY t.date, r.profile",
-        [symbol, run_ids],
-    )
-
-
-@dataclass(frozen=True)
-class FeatureDay:
-    """Every stock's feature row of one day: `values` (n_symbols, len(columns)) float64,
-    NaN where missing, rows in `symbols` order."""
-
-    day: date
-    columns: list[str]
-    symbols: dict[str, int]  # symbol -> row
-    values: np.ndarray
-
-
-def newest_feature_day(cur: duckdb.DuckDBPyConnection, symbol: str) -> date | None:
-    """The symbol's newest day in `features`; None without one (or without the table)."""
-    if not has_table(cur, "features"):
-        return None
-    found = cur.execute("SELECT max(date) FROM features WHERE symbol = ?", [symbol]).fetchone()
-    return found[0] if found else None
-
-
-def feature_day(cur: duckdb.DuckDBPyConnection, day: date, columns: list[str]) -> FeatureDay | None:
-    """Every stock's row of `day` in the columns of `columns` the table has; None without a
-    `features` table. One query per day: the symbol pages of a snapshot share it."""
-    if not has_table(cur, "features"):
-        return None
-    present = {r[0] for r in cur.execute("DESCRIBE features").fetchall()}
-    columns = [c for c in columns if c in present]
-    select = ", ".join(f'"{c}"' for c in columns)  # catalog names: plain identifiers
-    got = cur.execute(f"SELECT symbol, {select} FROM features WHERE date = ?", [day]).fetchall()
-    values = np.array([r[1:] for r in got], dtype=np.float64).reshape(len(got), len(columns))
-    return FeatureDay(day, columns, {r[0]: i for i, r in enumerate(got)}, values)
-
-
-def feature_percentiles(
-    table: FeatureDay | None, symbol: str
-) -> tuple[date, list[str], np.ndarray, np.ndarray] | None:
-    """The symbol's row of the day in `table` and, per feature, the percentile (0-100) of
-    its value among every stock's row of that day (NaN when the value is missing):
-    (day, columns, values, percentiles). None when the symbol has no row that day."""
-    if table is None or symbol not in table.symbols:
-        return None
-    own = table.values[table.symbols[symbol]]
-    finite = np.isfinite(table.values)
-    below = np.sum((table.values <= own) & finite, axis=0)
-    count = np.sum(finite, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pct = np.where(np.isfinite(own) & (count > 0), 100.0 * below / count, np.nan)
-    return table.day, table.columns, own, pct
+def placed_columns(found: list[Row]) -> list[Row]:
+    for row in found:
+        for name in PLACED_COLUMNS:
+            row.setdefault(name, None)
+    return found
 
 
 def training_runs(cur: duckdb.DuckDBPyConnection) -> list[Row]:
@@ -330,12 +288,13 @@ def run_metrics(cur: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, dict[s
 
 
 def run_trades(cur: duckdb.DuckDBPyConnection, run_id: str) -> list[Row]:
-    """signal_trades of a run, by entry day."""
-    return rows(
-        cur,
-        'SELECT "window", symbol, date, signal, exit_date, days_held, outcome, stock_return, '
-        "option_return FROM signal_trades WHERE run_id = ? ORDER BY date, symbol",
-        [run_id],
+    """signal_trades of a run (every column but run_id), by signal day."""
+    return placed_columns(
+        rows(
+            cur,
+            "SELECT * EXCLUDE (run_id) FROM signal_trades WHERE run_id = ? ORDER BY date, symbol",
+            [run_id],
+        )
     )
 
 
@@ -358,32 +317,3 @@ def as_json(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
-
-
-def explanation(cur: duckdb.DuckDBPyConnection, run_id: str, symbol: str, day: date) -> Row | None:
-    """The stored explanation of one signal: {models, note, win, loss}, win and loss the
-    ranked contributions (feature, value, reference, contribution; NaN for a missing
-    value); None when `stockml signals` stored none (runs scored by earlier versions)."""
-    if not has_table(cur, "signal_explanations"):
-        return None
-    head = cur.execute(
-        "SELECT models, note FROM signal_explanations WHERE run_id = ? AND symbol = ? AND date = ?",
-        [run_id, symbol, day],
-    ).fetchone()
-    if head is None:
-        return None
-    found: Row = {"models": list(head[0]), "note": head[1], "win": [], "loss": []}
-    for outcome, feature, value, reference, contribution in cur.execute(
-        "SELECT outcome, feature, value, reference, contribution FROM signal_contributions "
-        "WHERE run_id = ? AND symbol = ? AND date = ? ORDER BY outcome, rank",
-        [run_id, symbol, day],
-    ).fetchall():
-        found[outcome].append(
-            {
-                "feature": feature,
-                "value": float("nan") if value is None else value,
-                "reference": float("nan") if reference is None else reference,
-                "contribution": contribution,
-            }
-        )
-    return found

@@ -216,7 +216,7 @@ def why_view(explanation: queries.Row | None) -> dict[str, Any]:
 
 def feature_rows(found, families: Mapping[str, str]) -> list[dict[str, Any]]:
     """The latest-features table: (name, family, value, percentile) per feature of
-    `queries.feature_percentiles`' answer (empty when None)."""
+    `symbol_queries.feature_percentiles`' answer (empty when None)."""
     if found is None:
         return []
     _, present, own, pct = found
