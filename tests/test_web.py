@@ -9,6 +9,7 @@ through Playwright and save screenshots under test-artifacts/web/.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
+from markupsafe import escape
 
 from stockml import store
 from tests.conftest import CONSTITUENTS_CSV
@@ -171,6 +173,14 @@ def test_signals_page_and_api_show_every_stored_signal(web_store, http):
     assert all(r["last_close"] == pytest.approx(closes[r["symbol"]]) for r in real)
     assert all(r["sector"] for r in real) and api[0]["run_id"] == run_id
     assert http.get("/").text.count('class="signal-row') == 13
+    order = {"BUY CALL": 0, "BUY PUT": 1, "HOLD": 2}
+    ranks = [
+        order[s]
+        for s in re.findall(
+            r'class="signal-row[^"]*" data-symbol="[^"]*" data-signal="([^"]*)"', page.text
+        )
+    ]
+    assert ranks == sorted(ranks)  # what to do first
 
 
 @pytest.mark.parametrize("signal", ["HOLD", "BUY CALL"])
@@ -265,6 +275,15 @@ def test_run_page_and_api_report_the_stored_run(web_store, http):
     )
     assert f"{stored['accuracy']:.3f}" in page and f"{audit['accuracy']:.3f}" in page
     assert "Leakage audit" in page and page.count('class="plotly-figure"') == 5
+    notes = dict(db_rows(db, "SELECT note, text FROM run_notes WHERE run_id = ?", [run_id]))
+    for side in ("call", "put"):  # the verdict first, as the run recorded it
+        verdict = str(escape(notes[f"verdict.{side}"]))
+        assert page.index('id="verdict"') < page.index(verdict) < page.index('id="placed"')
+    (curves,) = db_rows(
+        db, "SELECT count(DISTINCT (model, side)) FROM equity_curves WHERE run_id = ?", [run_id]
+    )[0]
+    figure = re.search(r'data-target="chart-equity">(.*?)</script>', page, re.S).group(1)
+    assert curves == 7 and len(json.loads(figure)["data"]) == 2 * curves
     weights = db_rows(
         db,
         'SELECT "window", model, value FROM model_metrics WHERE run_id = ? '
@@ -406,8 +425,8 @@ def shot(tab, name: str) -> None:
     tab.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
-def column(tab, index: int) -> list[str]:
-    return tab.locator(f"#signals tbody tr.signal-row td:nth-child({index})").all_inner_texts()
+def column(tab, css: str) -> list[str]:
+    return tab.locator(f"#signals tbody tr.signal-row td.{css}").all_inner_texts()
 
 
 def test_browser_signals_table_renders_sorts_and_filters(web_store, page):
@@ -419,18 +438,18 @@ def test_browser_signals_table_renders_sorts_and_filters(web_store, page):
     shot(page, "ml-signals.png")
     page.click("#signals th[data-column=p_win] a")
     page.wait_for_url("**sort=p_win**")
-    values = [float(v) for v in column(page, 8)]
+    values = [float(v) for v in column(page, "p-win")]
     assert values == sorted(values, reverse=True)
     page.click("#signals th[data-column=p_win] a")
     page.wait_for_url("**dir=asc**")
-    values = [float(v) for v in column(page, 8)]
+    values = [float(v) for v in column(page, "p-win")]
     assert values == sorted(values)
     holds = db_rows(
         db, "SELECT count(*) FROM signals WHERE run_id = ? AND signal = 'HOLD'", [run_id]
     )[0][0]
     page.select_option("#filter-signal", "HOLD")  # submits itself (static/app.js)
     page.wait_for_url("**signal=HOLD**")
-    assert set(column(page, 5)) == {"HOLD"} and len(column(page, 5)) == holds
+    assert set(column(page, "signal")) == {"HOLD"} and len(column(page, "signal")) == holds
     assert page.problems == []
 
 

@@ -216,3 +216,182 @@ def build_app_store(root: Path) -> Path:
     (root / "elsewhere").mkdir()  # what training_runs.run_dir of RUN names: never read
     (root / "elsewhere" / "secret.png").write_bytes(png_bytes())
     return db
+
+
+RUN_TRADED = "cccc000000000003"  # swing, recorded as training does since issue 24
+CALL_VERDICT = "BUY CALL: trade it (3 placed trades, mean +12.0% after costs, Sharpe 1.40)."
+PUT_VERDICT = (
+    "BUY PUT: do not trade it: its trades lost money after costs (2 placed trades, "
+    "mean -8.0% after costs, Sharpe -0.60)."
+)
+CALL_RULE = (
+    "BUY CALL when p_win - p_loss >= +0.1000: mean option return after costs +2.1% over "
+    "41 placed trades on 2023-01-02 .. 2023-10-20"
+)
+PUT_RULE = (
+    "BUY PUT when p_loss - p_win >= +0.2000: mean option return after costs +0.4% over "
+    "30 placed trades on 2023-01-02 .. 2023-10-20"
+)
+
+
+def add_traded_run(db: Path) -> None:
+    """A newer swing run written as `stockml train` and `stockml signals` write one now:
+    verdicts and rules in `run_notes` (calls: trade it; puts: do not), the placed-trade
+    and portfolio figures in `model_metrics` (pooled and live), equity curves for the
+    stack, both baselines and the universe, placed trades (entry day, fill, costs), and
+    signals with the contracts training/contracts.py suggests: BUY CALL AAA and BTC-USD,
+    BUY PUT CCC, HOLD BBB."""
+    from training.contracts import contracts_frame
+
+    con = store.connect(db)
+    try:
+        days = [
+            d
+            for (d,) in con.execute(
+                "SELECT date FROM prices WHERE symbol = 'AAA' ORDER BY date"
+            ).fetchall()
+        ]
+        test_days = days[-50:]
+        pooled = {
+            "call_placed_trades": 3,
+            "call_placed_hit_rate": 2 / 3,
+            "call_placed_mean_return": 0.12,
+            "call_placed_mean_option_return": 0.12,
+            "call_placed_mean_stock_return": 0.011,
+            "call_placed_mean_costs": 0.03,
+            "call_placed_barrier_rate": 1 / 3,
+            "call_placed_median_return": 0.1,
+            "call_sharpe": 1.4,
+            "call_sortino": 2.1,
+            "call_max_drawdown": -0.12,
+            "call_max_drawdown_days": 9,
+            "call_total_return": 0.3,
+            "call_annual_return": 0.25,
+            "call_exposure": 0.4,
+            "call_skipped": 1,
+            "call_trade_it": 1,
+            "put_placed_trades": 2,
+            "put_placed_hit_rate": 0.5,
+            "put_placed_mean_return": -0.08,
+            "put_placed_mean_option_return": -0.08,
+            "put_placed_mean_stock_return": -0.004,
+            "put_placed_mean_costs": 0.03,
+            "put_placed_barrier_rate": 0.5,
+            "put_sharpe": -0.6,
+            "put_max_drawdown": -0.3,
+            "put_trade_it": 0,
+        }
+        metrics = [("pooled", "stack", k, v) for k, v in pooled.items()]
+        metrics += [
+            ("pooled", "baseline_volatility", "call_placed_trades", 7),
+            ("pooled", "baseline_volatility", "call_sharpe", 0.5),
+            ("pooled", "baseline_hold_universe", "sharpe", 0.9),
+            ("pooled", "baseline_hold_universe", "total_return", 0.15),
+            ("pooled", "stack", "accuracy", 0.51),
+        ]
+        metrics += [
+            ("live", "stack", "call_rule_on", 1),
+            ("live", "stack", "put_rule_on", 1),
+            ("live", "stack", "call_rule_threshold", 0.1),
+            ("live", "stack", "put_rule_threshold", 0.2),
+        ]
+        notes = {
+            "verdict.call": CALL_VERDICT,
+            "verdict.put": PUT_VERDICT,
+            "rule.live.call": CALL_RULE,
+            "rule.live.put": PUT_RULE,
+            "rule.1.call": CALL_RULE,
+            "rule.1.put": PUT_RULE,
+        }
+        steps = np.linspace(0.0, 1.0, len(test_days))
+        curves = pl.concat(
+            [
+                pl.DataFrame(
+                    {
+                        "run_id": RUN_TRADED,
+                        "model": model,
+                        "side": side,
+                        "date": test_days,
+                        "equity": 1.0 + growth * steps,
+                        "drawdown": -0.05 * steps,
+                        "positions": [1] * len(test_days),
+                    },
+                    schema_overrides={"positions": pl.Int32},
+                )
+                for model, side, growth in (
+                    ("stack", "call", 0.3),
+                    ("stack", "put", -0.2),
+                    ("baseline_volatility", "call", 0.1),
+                    ("baseline_volatility", "put", -0.1),
+                    ("baseline_best_base", "call", 0.05),
+                    ("baseline_best_base", "put", 0.0),
+                    ("baseline_hold_universe", "both", 0.15),
+                )
+            ]
+        )
+        trades = pl.DataFrame(
+            {
+                "run_id": [RUN_TRADED] * 3,
+                "window": ["1", "1", "1"],
+                "symbol": ["AAA", "CCC", "CCC"],
+                "date": [test_days[0], test_days[1], test_days[20]],
+                "signal": ["BUY CALL", "BUY PUT", "BUY PUT"],
+                "entry_date": [test_days[1], test_days[2], test_days[21]],
+                "entry_price": [50.0, 40.0, 41.0],
+                "exit_date": [test_days[8], test_days[9], test_days[30]],
+                "days_held": [7, 7, 9],
+                "outcome": [1, -1, 1],
+                "stock_return": [0.1, 0.05, -0.1],
+                "option_return": [0.8, 0.6, -0.9],
+                "costs": [0.03, 0.03, 0.03],
+            },
+            schema_overrides={"outcome": pl.Int8, "days_held": pl.Int32},
+        )
+        params = json.dumps(
+            {
+                "models": MODELS,
+                "profile": "swing",
+                "hold_days": 14,
+                "take_profit": 0.1,
+                "stop_loss": -0.05,
+            }
+        )
+        store.record_training_run(
+            con,
+            RUN_TRADED,
+            "swing",
+            info(days),
+            "d" * 16,
+            "test",
+            params,
+            "",
+            metrics,
+            trades,
+            curves=curves,
+            notes=notes,
+        )
+        signals = signal_rows(
+            RUN_TRADED,
+            "swing",
+            [
+                ("AAA", FRIDAY, "BUY CALL", 0.61, 0.10),
+                ("BTC-USD", SUNDAY, "BUY CALL", 0.45, 0.30),
+                ("BBB", FRIDAY, "HOLD", 0.30, 0.30),
+                ("CCC", FRIDAY, "BUY PUT", 0.10, 0.58),
+            ],
+        )
+        closes = pl.DataFrame(
+            con.execute(
+                "SELECT symbol, date, close FROM prices WHERE (symbol, date) IN "
+                "(('AAA', ?), ('BTC-USD', ?), ('BBB', ?), ('CCC', ?))",
+                [FRIDAY, SUNDAY, FRIDAY, FRIDAY],
+            ).fetchall(),
+            schema=["symbol", "date", "close"],
+            orient="row",
+        )
+        signals = signals.join(closes, on=["symbol", "date"]).with_columns(vol_20=pl.lit(0.02))
+        store.replace_signals(
+            con, RUN_TRADED, contracts_frame(signals, 14, 0.1, -0.05).drop("vol_20")
+        )
+    finally:
+        con.close()

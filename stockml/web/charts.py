@@ -17,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from stockml.web.trading import outcome_for_trader
+
 Figure = dict[str, Any]
 
-OUTCOME = {1: ("target", "#1a9850"), -1: ("stop", "#d73027"), 0: ("timeout", "#878787")}
+# Outcome colours from the trader's side (trading.outcome_for_trader): a put's stop is green.
+OUTCOME_COLOUR = {"gain": "#1a9850", "loss": "#d73027", "flat": "#878787", "open": "#878787"}
 SIGNAL_SYMBOL = {"BUY CALL": "triangle-up", "BUY PUT": "triangle-down"}
 
 
@@ -30,6 +33,14 @@ def text(value) -> str:
 
 def _floats(values) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
+
+
+def floats_or_text(values) -> list:
+    """An array as JSON-ready values: floats (None for NaN), or text for anything else."""
+    values = np.asarray(values)
+    if values.dtype.kind in "fiu":
+        return _floats(values)
+    return [str(v) for v in values]
 
 
 def _percent(value: float | None) -> str:
@@ -64,8 +75,9 @@ def moving_average(close: np.ndarray, days: int) -> np.ndarray:
 
 def price_chart(bars: dict[str, np.ndarray], trades: list[dict]) -> Figure:
     """Candles with 20- and 50-day moving averages and 20-day Bollinger bands (of the
-    close), volume below, and each walk-forward signal marked at its entry close: ▲ call,
-    ▼ put, coloured by outcome (target / stop / timeout)."""
+    close), volume below, and each walk-forward trade marked at its signal day's close:
+    ▲ call, ▼ put, coloured by its outcome from the trader's side (green a gain: a call's
+    target, a put's stop; red a loss; grey the hold limit)."""
     dates = _dates(bars["date"])
     close = bars["close"].astype(np.float64)
     sma20, sma50 = moving_average(close, 20), moving_average(close, 50)
@@ -100,29 +112,31 @@ def price_chart(bars: dict[str, np.ndarray], trades: list[dict]) -> Figure:
     ]
     by_date = dict(zip(dates, close, strict=True))
     for signal, marker in SIGNAL_SYMBOL.items():
-        for outcome, (label, colour) in OUTCOME.items():
+        for outcome in (1, -1, 0):
             chosen = [t for t in trades if t["signal"] == signal and t["outcome"] == outcome]
             if not chosen:
                 continue
+            label, kind = outcome_for_trader(signal, outcome)
             xs = [str(t["date"]) for t in chosen]
             data.append(
                 {
                     "type": "scatter",
                     "mode": "markers",
-                    "name": f"{signal} → {label}",
+                    "name": f"{signal} → {label} ({kind})",
                     "x": xs,
                     "y": _floats([by_date.get(x, np.nan) for x in xs]),
                     "marker": {
                         "symbol": marker,
                         "size": 11,
-                        "color": colour,
+                        "color": OUTCOME_COLOUR[kind],
                         "line": {"width": 1, "color": "black"},
                     },
                     "yaxis": "y",
                     "text": [
                         text(
                             f"{t['profile']} window {t['window']}: exit {t['exit_date']}, "
-                            f"{t['days_held']} days, stock {_percent(t['stock_return'])}"
+                            f"{t['days_held']} days, stock {_percent(t['stock_return'])}, "
+                            f"option {_percent(t['option_return'])} after costs"
                         )
                         for t in chosen
                     ],
@@ -185,9 +199,9 @@ def contributions_chart(win: list[dict], loss: list[dict]) -> Figure:
 
 def window_order(windows) -> list[str]:
     """Walk-forward windows in order: numbered ones by number, any other name after them
-    by text ('pooled' left out), so a stored window that is not a number cannot break a
-    page."""
-    named = [str(w) for w in windows if w != "pooled"]
+    by text ('pooled' and 'live', the rule `stockml signals` applies, left out), so a
+    stored window that is not a number cannot break a page."""
+    named = [str(w) for w in windows if w not in ("pooled", "live")]
     return sorted(named, key=lambda w: (not w.isdigit(), int(w) if w.isdigit() else 0, w))
 
 
@@ -255,35 +269,39 @@ def brier_chart(metrics: dict, classes: list[str]) -> Figure:
     }
 
 
-def equity_chart(trades: list[dict]) -> Figure:
-    """Cumulative sum of trade returns by exit day, one unit staked per trade, for the
-    stock (trader's side) and the option approximation, each side separately."""
+CURVE_NAMES = {
+    "stack": "stack",
+    "baseline_volatility": "natr_14 ranking",
+    "baseline_best_base": "best single model",
+    "baseline_hold_universe": "hold the universe",
+}
+SIDE_COLOUR = {"call": "#1a9850", "put": "#d73027", "both": "#6b7280"}
+CURVE_DASH = {"stack": "solid", "baseline_volatility": "dash", "baseline_best_base": "dot"}
+
+
+def equity_chart(curves: list[dict]) -> Figure:
+    """The run's equity curves as stored in `equity_curves` (trading.equity_curves): equity
+    in multiples of the starting capital above, its drawdown below; one colour per side,
+    the stack solid, the natr_14 ranking dashed, the best single model dotted, the universe
+    held grey. The one equity definition: the report's equity.png draws the same rows."""
     data = []
-    for signal in ("BUY CALL", "BUY PUT"):
-        chosen = sorted(
-            (t for t in trades if t["signal"] == signal and t["exit_date"] is not None),
-            key=lambda t: t["exit_date"],
+    for curve in curves:
+        side, model = curve["side"], curve["model"]
+        name = CURVE_NAMES.get(model, model)
+        label = text(name if side == "both" else f"{side} {name}")
+        colour = SIDE_COLOUR.get(side, "#6b7280")
+        dash = CURVE_DASH.get(model, "solid")
+        x = [str(d) for d in curve["date"]]
+        data.append(_line(label, x, curve["equity"], colour, dash=dash) | {"legendgroup": label})
+        data.append(
+            _line(label, x, curve["drawdown"], colour, dash=dash, axis="y2")
+            | {"legendgroup": label, "showlegend": False}
         )
-        if not chosen:
-            continue
-        x = [str(t["exit_date"]) for t in chosen]
-        for column, dash in (("stock_return", "solid"), ("option_return", "dot")):
-            values = np.array(
-                [np.nan if t[column] is None else t[column] for t in chosen], dtype=np.float64
-            )
-            data.append(
-                _line(
-                    f"{signal} {column.split('_')[0]}",
-                    x,
-                    np.cumsum(np.nan_to_num(values)),
-                    "#1a9850" if signal == "BUY CALL" else "#d73027",
-                    dash=dash,
-                )
-            )
     layout = _layout(
-        "equity: cumulative return, 1 unit per trade, by exit day",
-        height=360,
+        "equity of the placed trades (x starting capital) and drawdown",
+        height=460,
         hovermode="closest",
-        yaxis={"tickformat": ".0%"},
+        yaxis={"domain": [0.34, 1.0], "title": {"text": "equity"}},
+        yaxis2={"domain": [0.0, 0.26], "title": {"text": "drawdown"}, "tickformat": ".0%"},
     )
     return {"data": data, "layout": layout}

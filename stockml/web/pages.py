@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from stockml.web import charts, queries, symbol_queries, views
+from stockml.web import charts, queries, symbol_queries, trading, views
 from stockml.web.run_files import run_plots
 from stockml.web.snapshot import SnapshotInfo, Snapshots
 
@@ -80,6 +80,7 @@ def templates() -> Environment:
     env.filters["fmt"] = fmt
     env.filters["path_part"] = path_part
     env.filters["symbol_href"] = symbol_href
+    env.filters["trader_outcome"] = trading.outcome_for_trader
     return env
 
 
@@ -123,6 +124,19 @@ def _freshness(request: Request, cur, info: SnapshotInfo) -> queries.Row:
     return info.memo(("freshness", today), lambda: queries.freshness(cur, today))
 
 
+def _records(request: Request, cur, info: SnapshotInfo) -> list[trading.SideRecord]:
+    """Both sides' verdict, live rule and record of each run the signals come from."""
+
+    def build() -> list[trading.SideRecord]:
+        runs = {r["run_id"]: r["profile"] for r in _signals(request, cur, info)}
+        ids = list(runs)
+        return trading.side_records(
+            runs, trading.run_notes(cur, ids), trading.stack_figures(cur, ids)
+        )
+
+    return info.memo(("records", state(request).today()), build)
+
+
 def signals_page(request: Request) -> Response:
     chosen = filters(request)
     today = state(request).today()
@@ -134,7 +148,9 @@ def signals_page(request: Request) -> Response:
                 request,
                 "signals.html",
                 info=info,
-                rows=chosen.pick(_signals(request, cur, info)),
+                **views.signals_view(
+                    chosen.pick(_signals(request, cur, info)), _records(request, cur, info)
+                ),
                 chosen=chosen,
                 choices=info.memo("choices", lambda: queries.filter_choices(cur)),
                 fresh=_freshness(request, cur, info),
@@ -151,14 +167,15 @@ def api_signals(request: Request) -> Response:
 
         def body() -> bytes:
             fresh = _freshness(request, cur, info)
+            shown = views.signals_view(
+                chosen.pick(_signals(request, cur, info)), _records(request, cur, info)
+            )
             return orjson.dumps(
                 {
                     "snapshot_taken_at": info.taken_at.isoformat(),
                     "freshness": {k: queries.as_json(v) for k, v in fresh.items()},
-                    "signals": [
-                        {k: queries.as_json(v) for k, v in r.items()}
-                        for r in chosen.pick(_signals(request, cur, info))
-                    ],
+                    "sides": [r.as_json() for r in shown["records"]],
+                    "signals": views.signals_json(shown["rows"], shown["record_of"]),
                 }
             )
 
@@ -234,6 +251,8 @@ def run_page(request: Request) -> Response:
             queries.run_metrics(cur, run_id),
             queries.run_trades(cur, run_id),
             list(run_plots(state(request).runs, run_id)),
+            trading.run_notes(cur, [run_id]).get(run_id, {}),
+            trading.equity_curves(cur, run_id),
         )
         return render(request, "run.html", info=info, **data)
 
@@ -254,7 +273,13 @@ def api_run(request: Request) -> Response:
     with reading(request) as (cur, _):
         run = _run(cur, run_id)
         return JSONResponse(
-            views.run_json(run, queries.run_metrics(cur, run_id), queries.run_trades(cur, run_id))
+            views.run_json(
+                run,
+                queries.run_metrics(cur, run_id),
+                queries.run_trades(cur, run_id),
+                trading.run_notes(cur, [run_id]).get(run_id, {}),
+                trading.equity_curves(cur, run_id),
+            )
         )
 
 

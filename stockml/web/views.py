@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stockml.web import charts, queries
+from stockml.web import charts, queries, trading
 
 TRADES_SHOWN = 300  # newest trades listed on a run page (all are in the charts)
 POOLED_COLUMNS = [
@@ -47,14 +47,14 @@ class SignalFilters:
     signal: str | None = None
     sector: str | None = None
     profile: str | None = None
-    sort: str = "probability"
+    sort: str = "signal"  # what to do first: BUY CALL, BUY PUT, then HOLD
     descending: bool = True
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> SignalFilters:
         """From `?signal= &sector= &profile= &sort= &dir=`; BadRequest on a sort outside
         the table's columns, a direction other than asc/desc or an unknown signal."""
-        sort = query.get("sort", "probability")
+        sort = query.get("sort", "signal")
         direction = query.get("dir", "desc")
         if sort not in queries.SORT_COLUMNS or direction not in ("asc", "desc"):
             raise BadRequest("sort must be one of the table's columns, dir asc or desc")
@@ -111,15 +111,74 @@ def _json_object(text: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+# The placed-trades table of a run page: (label, pooled metric after the side's prefix, format).
+PLACED_COLUMNS = [
+    ("trades", "placed_trades", ",.0f"),
+    ("hit rate", "placed_hit_rate", ".0%"),
+    ("mean after costs", "placed_mean_return", "+.1%"),
+    ("mean option", "placed_mean_option_return", "+.1%"),
+    ("mean stock", "placed_mean_stock_return", "+.2%"),
+    ("mean costs", "placed_mean_costs", ".2%"),
+    ("total return", "total_return", "+.0%"),
+    ("annual", "annual_return", "+.1%"),
+    ("Sharpe", "sharpe", ".2f"),
+    ("Sortino", "sortino", ".2f"),
+    ("max drawdown", "max_drawdown", ".0%"),
+    ("its length (days)", "max_drawdown_days", ",.0f"),
+    ("exposure", "exposure", ".0%"),
+    ("skipped at the cap", "skipped", ",.0f"),
+]
+NO_CURVES = (
+    "no equity curve stored for this run (recorded before placed trades were simulated): "
+    "train again with `stockml train`"
+)
+
+
+def placed_rows(pooled: dict[str, dict]) -> list[dict[str, Any]]:
+    """The placed-trades table: per side, the stack, the natr_14 ranking and the best single
+    model traded the same way, each {side, model, label, values}, then the universe held
+    (metrics without a side prefix); only the sets the run recorded."""
+    out = []
+    for side, action in trading.SIDES:
+        for model in trading.TRADED:
+            got = pooled.get(model, {})
+            if f"{side}_placed_trades" not in got and f"{side}_sharpe" not in got:
+                continue
+            values = {m: got.get(f"{side}_{m}") for _, m, _ in PLACED_COLUMNS}
+            label = charts.CURVE_NAMES.get(model, model)
+            out.append({"side": side, "action": action, "model": model, "label": label, **values})
+    universe = pooled.get(trading.UNIVERSE)
+    if universe:
+        values = {
+            m: universe.get(m, universe.get(m.removeprefix("placed_")))
+            for _, m, _ in PLACED_COLUMNS
+        }
+        out.append(
+            {
+                "side": "both",
+                "action": "—",
+                "model": trading.UNIVERSE,
+                "label": "hold the universe",
+                **values,
+            }
+        )
+    return out
+
+
 def run_view(
     run: queries.Row,
     metrics: dict[str, dict[str, dict]],
     trades: list[queries.Row],
     plots: list[str],
+    notes: dict[str, str] | None = None,
+    curves: list[dict] | None = None,
 ) -> dict[str, Any]:
-    """Everything run.html shows of one run: its row and params, pooled and per-window
-    metrics, charts, trade outcomes, intervals, the audit, plot names and each window's
+    """Everything run.html shows of one run: first the verdict and live rule per side
+    (`records`), the placed trades beside the baselines and the equity curves (`curves`,
+    `trading.equity_curves`), then its row and params, pooled and per-window metrics and
+    rules, charts, trade outcomes, intervals, the audit, plot names and each window's
     stack weights."""
+    notes = notes or {}
     params = run_params(run)
     pooled = metrics.get("pooled", {})
     models = [str(m) for m in params.get("models", []) if isinstance(m, str)]
@@ -136,14 +195,27 @@ def run_view(
             pooled, "call_precision", "pooled: BUY CALL precision (share reaching target)"
         ),
         "brier": charts.brier_chart(metrics, ["loss", "timeout", "win"]),
-        "equity": charts.equity_chart(trades),
+        "equity": charts.equity_chart(curves or []),
     }
+    stack = {w: {"stack": metrics[w].get("stack", {})} for w in ("pooled", "live") if w in metrics}
+    records = trading.side_records(
+        {run["run_id"]: run.get("profile")}, {run["run_id"]: notes}, {run["run_id"]: stack}
+    )
     outcomes: dict[tuple[str, Any], int] = {}
     for t in trades:
         outcomes[t["signal"], t["outcome"]] = outcomes.get((t["signal"], t["outcome"]), 0) + 1
     return {
         "run": run,
         "params": {**params, "models": models},
+        "records": records,
+        "placed": placed_rows(pooled),
+        "placed_columns": PLACED_COLUMNS,
+        "no_curves": None if curves else NO_CURVES,
+        "window_rules": [
+            (w, notes.get(f"rule.{w}.call"), notes.get(f"rule.{w}.put"))
+            for w in windows
+            if f"rule.{w}.call" in notes or f"rule.{w}.put" in notes
+        ],
         "metrics": metrics,
         "trades": trades,
         "pooled": pooled,
@@ -185,18 +257,76 @@ def intervals(pooled: dict[str, dict]) -> list[tuple]:
     )
 
 
-def run_json(run: queries.Row, metrics: dict, trades: list[queries.Row]) -> dict[str, Any]:
-    """/api/runs/{id}: the run's row (params decoded), metrics and trades, JSON-ready."""
+def run_json(
+    run: queries.Row,
+    metrics: dict,
+    trades: list[queries.Row],
+    notes: dict[str, str] | None = None,
+    curves: list[dict] | None = None,
+) -> dict[str, Any]:
+    """/api/runs/{id}: the run's row (params decoded), its notes (verdicts and rules),
+    metrics, trades and equity curves (lists per curve), JSON-ready."""
     row = {k: queries.as_json(v) for k, v in run.items()}
     row["params"] = run_params(run)
     return {
         "run": row,
+        "notes": dict(notes or {}),
         "metrics": {
             w: {m: {k: queries.as_json(v) for k, v in vals.items()} for m, vals in models.items()}
             for w, models in metrics.items()
         },
         "trades": [{k: queries.as_json(v) for k, v in t.items()} for t in trades],
+        "equity_curves": [
+            {
+                "model": c["model"],
+                "side": c["side"],
+                **{k: charts.floats_or_text(c[k]) for k in ("date", "equity", "drawdown")},
+            }
+            for c in curves or []
+        ],
     }
+
+
+NO_CONTRACT = (
+    "{n} BUY signal(s) carry no contract (they were scored before contracts were stored): "
+    "score again with `stockml signals`"
+)
+
+
+def signals_view(rows: list[queries.Row], records: list[trading.SideRecord]) -> dict[str, Any]:
+    """What signals.html shows beside its rows: each run's side records (verdict, live
+    rule, walk-forward record), `record_of` (run_id, side) -> record, the count of BUY
+    rows per (run_id, side) today, and a line when BUY rows carry no contract."""
+    record_of = {(r.run_id, r.side): r for r in records}
+    buys: dict[tuple[str, str], int] = {}
+    bare = 0
+    for row in rows:
+        side = trading.ACTION_SIDE.get(row["signal"])
+        if side is None:
+            continue
+        buys[row["run_id"], side] = buys.get((row["run_id"], side), 0) + 1
+        bare += row["act_on"] is None
+    return {
+        "rows": rows,
+        "records": records,
+        "record_of": record_of,
+        "buys": buys,
+        "no_contract": NO_CONTRACT.format(n=bare) if bare else None,
+    }
+
+
+def signals_json(
+    rows: list[queries.Row], record_of: dict[tuple[str, str], trading.SideRecord]
+) -> list[dict[str, Any]]:
+    """/api/signals rows: every column, and for a BUY its side's `record` (verdict, live
+    rule and walk-forward record: trading.SideRecord; None for HOLD)."""
+    out = []
+    for row in rows:
+        item = {k: queries.as_json(v) for k, v in row.items() if k != "signal_rank"}
+        record = record_of.get((row["run_id"], trading.ACTION_SIDE.get(row["signal"], "")))
+        item["record"] = record.as_json() if record else None
+        out.append(item)
+    return out
 
 
 def why_view(explanation: queries.Row | None) -> dict[str, Any]:
