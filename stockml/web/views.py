@@ -320,11 +320,11 @@ def signals_json(
 ) -> list[dict[str, Any]]:
     """/api/signals rows: every column, and for a BUY its side's `record` (verdict, live
     rule and walk-forward record: trading.SideRecord; None for HOLD)."""
+    records = {key: record.as_json() for key, record in record_of.items()}  # once each
     out = []
     for row in rows:
         item = {k: queries.as_json(v) for k, v in row.items() if k != "signal_rank"}
-        record = record_of.get((row["run_id"], trading.ACTION_SIDE.get(row["signal"], "")))
-        item["record"] = record.as_json() if record else None
+        item["record"] = records.get((row["run_id"], trading.ACTION_SIDE.get(row["signal"], "")))
         out.append(item)
     return out
 
