@@ -44,8 +44,9 @@ def rising_market(tmp_path_factory, sp500_bars) -> Path:
     return db
 
 
-@pytest.mark.slow
-def test_a_side_that_loses_after_costs_is_off_and_says_so(rising_market):
+@pytest.fixture(scope="module")
+def trained_rising(rising_market) -> Path:
+    """The rising market after a real `stockml train` (LightGBM and logistic, 2 windows)."""
     train = run_cli(
         *("train", "--db", str(rising_market), "--models", "logistic,lightgbm"),
         *("--windows", "2"),
@@ -53,6 +54,12 @@ def test_a_side_that_loses_after_costs_is_off_and_says_so(rising_market):
         timeout=1200,
     )
     assert train.returncode == 0, train.stderr
+    return rising_market
+
+
+@pytest.mark.slow
+def test_a_side_that_loses_after_costs_is_off_and_says_so(trained_rising):
+    rising_market = trained_rising
     con = store.connect(rising_market, read_only=True)
     try:
         (run_id,) = con.execute("SELECT run_id FROM training_runs").fetchone()
@@ -87,3 +94,52 @@ def test_a_side_that_loses_after_costs_is_off_and_says_so(rising_market):
     assert len(said) == 1, signals.stderr
     assert re.search(r"best mean option return after costs -?\d+\.\d%", said[0]), said[0]
     assert "no BUY CALL rule" not in signals.stderr
+
+
+@pytest.mark.slow
+def test_each_symbol_keeps_its_own_day_stale_ones_say_why_inactive_ones_are_left_out(
+    trained_rising, tmp_path
+):
+    """Issue 25's third fault, the signals side: a symbol whose newest feature row is
+    older than its bars (scored before the newest ingest) keeps its own day and is marked
+    stale with the reason; one ingest marked inactive (repeated 404s) is not scored and one
+    line says so; every other symbol is still scored on its own newest day."""
+    import shutil
+
+    db = tmp_path / "s.duckdb"
+    shutil.copy(trained_rising, db)
+    shutil.copytree(trained_rising.parent / "runs", tmp_path / "runs")
+    con = store.connect(db)
+    try:
+        symbols = [
+            r[0] for r in con.execute("SELECT DISTINCT symbol FROM prices ORDER BY 1").fetchall()
+        ]
+        behind, gone = symbols[0], symbols[1]
+        (newest,) = con.execute("SELECT max(date) FROM prices").fetchone()
+        con.execute(
+            "DELETE FROM features WHERE symbol = ? AND date > ?::DATE - INTERVAL 5 DAY",
+            [behind, newest],
+        )
+        con.execute(
+            "INSERT INTO ingest_status (symbol, status, attempts, rows, updated_at, error) "
+            "VALUES (?, 'inactive', 1, 0, now(), 'HTTP 404 on 3 consecutive runs')",
+            [gone],
+        )
+    finally:
+        store.close(con)
+    proc = run_cli("signals", "--db", str(db), "--format", "csv", env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    frame = pl.read_csv(proc.stdout.encode(), try_parse_dates=True)
+    assert gone not in set(frame["symbol"]) and frame.height == len(symbols) - 1
+    row = frame.filter(pl.col("symbol") == behind).row(0, named=True)
+    assert row["date"] < newest
+    assert row["stale"] == f"bars up to {newest} are stored: score again with `stockml signals`"
+    others = frame.filter(pl.col("symbol") != behind)
+    assert (others["date"] == newest).all()  # the real data ends in 2021: old, and said so
+    assert others["stale"].str.starts_with(f"no bar since {newest}").all()
+    assert f"{frame.height} of {frame.height} signals are stale" in proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("not scored:")]
+    assert said == [
+        f"not scored: {gone} (last bar {newest}): inactive after repeated 404s from Yahoo "
+        "(`stockml ingest --recheck-inactive` asks again)"
+    ], proc.stderr

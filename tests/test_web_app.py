@@ -197,3 +197,24 @@ def test_a_signal_older_than_the_symbols_bars_is_stale(app_store, tmp_path):
         rows = client.get("/api/signals", params={"profile": "swing"}).json()["signals"]
     ccc = next(r for r in rows if r["symbol"] == "CCC")
     assert ccc["date"] == "2023-12-28" and "score again" in ccc["stale"]
+
+
+def test_an_inactive_symbol_is_said_apart_from_failures(app_store, tmp_path):
+    """A symbol ingest marked inactive (repeated 404s) is not a failure of the last ingest:
+    the page's warnings count it in its own line."""
+    from stockml.web.app import create_app
+
+    db = tmp_path / "s.duckdb"
+    db.write_bytes(app_store.read_bytes())
+    con = store.connect(db)
+    con.execute(
+        "INSERT INTO ingest_status (symbol, status, attempts, rows, error, updated_at) "
+        "VALUES ('FB', 'inactive', 1, 0, 'HTTP 404 on 3 consecutive runs', now())"
+    )
+    con.close()
+    app = create_app(db, workdir=tmp_path / "w", today=lambda: date(2024, 1, 2))
+    (tmp_path / "w").mkdir()
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        warnings = client.get("/api/signals").json()["freshness"]["warnings"]
+    assert "1 symbol(s) failed at the last ingest (see Ingest)" in warnings  # ZZZ only
+    assert any(w.startswith("1 symbol(s) inactive after repeated 404s") for w in warnings)

@@ -9,7 +9,7 @@ features are used, which is exactly what a live signal is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ class Signals:
     frame: pl.DataFrame
     track_record: dict[str, float]
     rule: object
+    newest_bar: dict = field(default_factory=dict)  # symbol -> its newest stored bar
+    inactive: list[tuple[str, object]] = field(default_factory=list)  # (symbol, last bar)
 
     @property
     def t_call(self) -> float:
@@ -48,7 +50,14 @@ class Signals:
         """First each side that is off and why, then what each side did in the
         walk-forward, in the same terms."""
         off = [r.reason for r in (self.rule.call, self.rule.put) if not r.on]
-        return off + describe_track_record(self.track_record, self.rule)
+        left = []
+        if self.inactive:
+            named = ", ".join(f"{symbol} (last bar {day})" for symbol, day in self.inactive)
+            left = [
+                f"not scored: {named}: inactive after repeated 404s from Yahoo "
+                "(`stockml ingest --recheck-inactive` asks again)"
+            ]
+        return left + off + describe_track_record(self.track_record, self.rule)
 
 
 def find_run(con, run_id: str | None, profile: str | None) -> tuple[str, str, str]:
@@ -101,6 +110,12 @@ def latest_signals(
         latest = store.model_inputs(con, columns).drop_nulls(COLUMNS)
         if symbols:
             latest = latest.filter(pl.col("symbol").is_in(symbols))
+        # Each symbol on its own newest day; one Yahoo no longer knows is left out.
+        inactive = inactive_symbols(con)
+        left_out = sorted(
+            (s, d) for s, d in zip(latest["symbol"], latest["date"], strict=True) if s in inactive
+        )
+        latest = latest.filter(~pl.col("symbol").is_in(list(inactive)))
         if latest.is_empty():
             raise NothingToDoError("no stock has a complete feature row to score")
         x = latest.select(columns).to_numpy().astype(np.float64)
@@ -129,9 +144,16 @@ def latest_signals(
         ).drop("vol_20")
         store.replace_signals(con, run_id, out)
         store.replace_explanations(con, run_id, *explain_signals(model, out, x, columns))
+        newest = dict(con.execute("SELECT symbol, max(date) FROM prices GROUP BY 1").fetchall())
     finally:
         store.close(con)
-    return Signals(out, record, model.rule)
+    return Signals(out, record, model.rule, newest, left_out)
+
+
+def inactive_symbols(con) -> set[str]:
+    """Symbols ingest marked inactive (Yahoo answered 404 on consecutive runs)."""
+    rows = con.execute("SELECT symbol FROM ingest_status WHERE status = 'inactive'").fetchall()
+    return {r[0] for r in rows}
 
 
 def closes(con, frame: pl.DataFrame) -> pl.DataFrame:

@@ -25,6 +25,7 @@ SHOWN = (
     "target_price",
     "stop_price",
     "last_exit",
+    "stale",
 )
 EXAMPLE = "Example: stockml signals --profile options 2>/dev/null | grep 'BUY CALL'"
 
@@ -52,7 +53,9 @@ def signals(
     costs; a side whose rule lost money there is off and gives no signal), HOLD otherwise.
     Each BUY comes with the contract to buy at the next open (strike, expiry, premium) and
     the underlying's target, stop and last exit day. The signals go to stdout (calls and
-    puts first); which side is off, and what each side's placed trades achieved in the
+    puts first), each symbol on its own newest day, with `stale` saying why one is not
+    today's to act on (its bars go on past it, or none came for days); which side is off,
+    which symbols are inactive, and what each side's placed trades achieved in the
     walk-forward, go to stderr. Stored in the `signals` table too, except while another
     stockml process writes the store: then they are scored on the store as it was before
     that write began, and the table is left as it is."""
@@ -72,7 +75,9 @@ def signals(
 
     chosen = parse_symbols(symbols, "--symbols")
     result = score(db, run, profile, list(chosen) if chosen else None)
-    frame = result.frame
+    from stockml.freshness import last_closed, with_stale
+
+    frame = with_stale(result.frame, result.newest_bar, last_closed())
     if out is not None:
         if out.suffix == ".csv":
             frame.write_csv(out)
@@ -88,6 +93,14 @@ def signals(
     write_frame(shown, fmt, title=f"signals of run {frame['run_id'][0]}")
     counts = frame["signal"].value_counts().sort("signal")
     note(", ".join(f"{r['signal']}: {r['count']}" for r in counts.iter_rows(named=True)))
+    stale = frame.filter(pl.col("stale").is_not_null())
+    if stale.height:
+        reasons = stale["stale"].unique().sort().to_list()
+        note(
+            f"{stale.height} of {frame.height} signals are stale, not today's to act on "
+            f"(column stale): {reasons[0]}"
+            + (f"; and {len(reasons) - 1} more" if reasons[1:] else "")
+        )
     for line in result.summary():
         note(line)
     if out is not None:

@@ -11,10 +11,12 @@ table. `window` is an SQL keyword, hence the quotes.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
+
+from stockml.freshness import STALE_AFTER, stale_reason
 
 Row = dict[str, Any]
 
@@ -49,9 +51,6 @@ CONTRACT_COLUMNS = (
     "stop_price",
     "last_exit",
 )
-# A store is stale when its newest bar is this many calendar days older than the last
-# closed session (a long weekend is 4 days: Friday to Tuesday).
-STALE_AFTER = timedelta(days=4)
 
 _NEWEST_SIGNALS = """
 WITH newest AS (
@@ -143,18 +142,6 @@ def _last_closed_day(today: date | None) -> date:
     return last_closed_day(today or date.today())
 
 
-def stale_reason(day: date, close_date: date | None, closed: date) -> str | None:
-    """Why a symbol's newest signal (of `day`) should not be traded as today's, else None:
-    its prices go on past it (`close_date`, its newest bar: score again), or it is more
-    than STALE_AFTER older than the last closed session `closed` (no newer bar: an ingest
-    that fails for it, a delisted symbol)."""
-    if close_date is not None and close_date > day:
-        return f"bars up to {close_date} are stored: score again with `stockml signals`"
-    if closed - day > STALE_AFTER:
-        return f"no bar since {day}: the last closed session is {closed}"
-    return None
-
-
 def pick_signals(
     rows: list[Row],
     signal: str | None = None,
@@ -209,7 +196,10 @@ def freshness(cur: duckdb.DuckDBPyConnection, today: date | None = None) -> Row:
 
     last_bar, last_ingest, failed = cur.execute(
         "SELECT (SELECT max(date) FROM prices), (SELECT max(updated_at) FROM ingest_status), "
-        "(SELECT count(*) FROM ingest_status WHERE status <> 'ok')"
+        "(SELECT count(*) FROM ingest_status WHERE status = 'failed')"
+    ).fetchone()
+    (inactive,) = cur.execute(
+        "SELECT count(*) FROM ingest_status WHERE status = 'inactive'"
     ).fetchone()
     last_run, last_signal = cur.execute(
         "SELECT (SELECT max(created_at) FROM training_runs), (SELECT max(date) FROM signals)"
@@ -234,6 +224,10 @@ def freshness(cur: duckdb.DuckDBPyConnection, today: date | None = None) -> Row:
         )
     if failed:
         warnings.append(f"{failed} symbol(s) failed at the last ingest (see Ingest)")
+    if inactive:
+        warnings.append(
+            f"{inactive} symbol(s) inactive after repeated 404s from Yahoo: not scored (see Ingest)"
+        )
     return {
         "last_bar": last_bar,
         "last_ingest": last_ingest,
