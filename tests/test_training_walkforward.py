@@ -68,6 +68,17 @@ def test_daily_rank_ic_and_deciles_match_a_slow_reference():
     metrics = ranking_metrics(dates, score, realized, win, 1)
     assert metrics["rank_ic"] == pytest.approx(got["ic"].mean())
     assert metrics["rank_ic"] > 0.1 and metrics["rank_ic_t"] > 3
+    # The win share read from another score's top decile (a model's P(win), while its IC
+    # is read from p_win - p_loss): the IC and spread stay the ranking's own.
+    pick = rng.permutation(score)
+    picked = daily_ranking(dates, score, realized, win, pick=pick)
+    assert picked["ic"].to_list() == got["ic"].to_list()
+    for i, day in enumerate(np.unique(dates)):
+        m = dates == day
+        order = np.argsort(pick[m], kind="stable")
+        k = max(1, m.sum() // 10)
+        assert picked["top_win"][i] == pytest.approx(win[m][order[-k:]].mean())
+    assert ranking_metrics(dates, score, realized, win, 1, pick=score) == metrics
 
 
 def test_newey_west_t_with_no_lags_is_the_plain_t_and_grows_less_with_overlap():

@@ -107,7 +107,9 @@ def scores_of(samples, rows, y_train, horizon, proba, signals, score, direction)
     metrics.update(trade_metrics(signals, y, exit_return))
     if direction is not None:
         metrics.update(
-            ranking_metrics(samples.dates[rows], direction, exit_return, y == WIN, horizon)
+            ranking_metrics(
+                samples.dates[rows], direction, exit_return, y == WIN, horizon, pick=score
+            )
         )
     return {
         "metrics": metrics,
@@ -339,10 +341,13 @@ def ranking_lifts(pooled: dict, samples, rows: np.ndarray, horizon: int) -> dict
     """baseline -> the stack's paired daily lifts over it on the pooled test rows: rank IC
     and daily top-decile win share, mean difference and Newey-West t."""
     y, realized, dates = samples.y[rows], samples.exit_return[rows], samples.dates[rows]
-    stack = pooled["stack"]["direction"]
+    stack = pooled["stack"]
     return {
         name: paired_daily_lift(
-            dates, stack, pooled[name]["direction"], realized, y == WIN, horizon
+            *(dates, stack["direction"], pooled[name]["direction"], realized, y == WIN),
+            horizon,
+            pick=stack["score"],
+            other_pick=pooled[name]["score"],
         )
         for name in RANKED
         if pooled.get(name, {}).get("direction") is not None

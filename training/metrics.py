@@ -133,12 +133,15 @@ def daily_ranking(
     realized: np.ndarray,
     win: np.ndarray,
     min_names: int = 5,
+    pick: np.ndarray | None = None,
 ):
     """Per test day, how a ranking of that day's stocks by `score` did: the Spearman rank
     correlation of score and `realized` (the exit return), the mean realized return of the
     top decile by score minus the bottom decile's (max(1, n // 10) rows each), and the
-    share of `win` in the top decile. All inputs (n,), rows of many days; rows with a
-    non-finite score or return are left out, and days with fewer than `min_names` rows.
+    share of `win` in the top decile by `pick` (default: `score`; a model's P(win), whose
+    top decile is what a call buyer would pick, while its IC is read from p_win - p_loss).
+    All inputs (n,), rows of many days; rows with a non-finite score, pick or return are
+    left out, and days with fewer than `min_names` rows.
     Returns a polars DataFrame (date, ic, spread, top_win, names), in date order; ic is
     null on a day whose scores or returns are all equal. Ties: average ranks for the
     correlation (polars' Spearman, as scipy's), row order at the decile cut."""
@@ -150,19 +153,21 @@ def daily_ranking(
             "s": np.asarray(score, dtype=float),
             "r": np.asarray(realized, dtype=float),
             "w": np.asarray(win, dtype=bool),
+            "p": np.asarray(score if pick is None else pick, dtype=float),
         }
-    ).filter(pl.col("s").is_finite() & pl.col("r").is_finite())
+    ).filter(pl.col("s").is_finite() & pl.col("r").is_finite() & pl.col("p").is_finite())
     rank = pl.col("s").rank("ordinal").over("date")
     n = pl.len().over("date")
     k = pl.max_horizontal(pl.lit(1), n // 10)
-    frame = frame.with_columns(top=rank > n - k, bottom=rank <= k)
+    picked = pl.col("p").rank("ordinal").over("date") > n - k
+    frame = frame.with_columns(top=rank > n - k, bottom=rank <= k, picked=picked)
     daily = (
         frame.group_by("date")
         .agg(
             ic=pl.corr("s", "r", method="spearman"),
             spread=pl.col("r").filter(pl.col("top")).mean()
             - pl.col("r").filter(pl.col("bottom")).mean(),
-            top_win=pl.col("w").filter(pl.col("top")).mean(),
+            top_win=pl.col("w").filter(pl.col("picked")).mean(),
             names=pl.len(),
         )
         .filter(pl.col("names") >= min_names)
@@ -178,14 +183,16 @@ def ranking_metrics(
     realized: np.ndarray,
     win: np.ndarray,
     horizon: int,
+    pick: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The field's ranking skill of `score` over test rows (see `daily_ranking`), averaged
+    """The field's ranking skill of `score` over test rows (see `daily_ranking`; `pick`
+    the score whose daily top decile the win share is read from, default `score`), averaged
     over days with t-statistics from Newey-West errors with horizon - 1 lags (the labels of
     neighbouring days overlap): `rank_ic`, `rank_ic_t`, `top_minus_bottom` (mean daily
     top-decile minus bottom-decile exit return), `top_minus_bottom_t`,
     `top10_win_precision_daily` (mean daily share of wins in the top decile) and
     `ranking_days`. NaN where no day qualifies."""
-    daily = daily_ranking(dates, score, realized, win)
+    daily = daily_ranking(dates, score, realized, win, pick=pick)
     lags = max(0, horizon - 1)
     ic = daily["ic"].drop_nulls().to_numpy()
     spread = daily["spread"].drop_nulls().to_numpy()
@@ -207,14 +214,16 @@ def paired_daily_lift(
     realized: np.ndarray,
     win: np.ndarray,
     horizon: int,
+    pick: np.ndarray | None = None,
+    other_pick: np.ndarray | None = None,
 ) -> dict[str, float]:
     """How much better the ranking by `score` did than the ranking by `other` on the same
-    rows and days (`daily_ranking` of each; days both rank): the mean daily difference of
-    the rank IC and of the top-decile win share, each with its Newey-West t (horizon - 1
-    lags): `lift_rank_ic`, `lift_rank_ic_t`, `lift_top10_win_precision_daily`,
-    `lift_top10_win_precision_daily_t`."""
-    a = daily_ranking(dates, score, realized, win)
-    b = daily_ranking(dates, other, realized, win)
+    rows and days (`daily_ranking` of each, the win share read from the top decile of
+    `pick` / `other_pick`; days both rank): the mean daily difference of the rank IC and of
+    the top-decile win share, each with its Newey-West t (horizon - 1 lags): `lift_rank_ic`,
+    `lift_rank_ic_t`, `lift_top10_win_precision_daily`, `lift_top10_win_precision_daily_t`."""
+    a = daily_ranking(dates, score, realized, win, pick=pick)
+    b = daily_ranking(dates, other, realized, win, pick=other_pick)
     both = a.join(b, on="date", suffix="_other").drop_nulls(["ic", "ic_other"])
     lags = max(0, horizon - 1)
     out = {}
