@@ -34,6 +34,11 @@ the stack's pooled lifts; wall time and peak memory. Its design was chosen on th
 universe (69 stocks in neither, bars from 2001): benchmarks/bench_rows.py.
 
     .venv/bin/python benchmarks/bench_skill.py --long --db /path/skill.duckdb
+
+`--rescore RUN` (with `--long`) re-scores a finished run's fits with today's measures and
+fits nothing: for a measure fixed after the run (the run id digests the training code, so
+rerunning the same command would refit every model). Wall time and memory are then those
+of the re-scoring.
 """
 
 from __future__ import annotations
@@ -179,7 +184,50 @@ def interval(con, run_id: str, model: str, metric: str) -> str:
 LONG_START, LONG_END = date(2001, 1, 2), date(2021, 4, 21)
 
 
-def long_protocol(db: Path, which: str) -> None:
+def rescored(db: Path, run_id: str):
+    """A finished run's fits re-scored with today's measures, nothing fitted: its windows,
+    its per-window metrics (window -> model -> metric) and the stack's ranking lifts. For a
+    measure fixed after the run (the run id digests the training code, so a rerun would
+    refit every model)."""
+    from stockml import store
+    from training.config import TrainConfig
+    from training.evaluation import evaluate_windows
+    from training.folds import fit_jobs
+    from training.pipeline import walk_forward
+    from training.recorder import RunFolder, runs_root
+    from training.rules import book_trades, choose_rule
+    from training.tuning import choose_settings
+    from training.windows import stack_windows
+
+    config = TrainConfig.create("swing")
+    con = store.connect(db, read_only=True)
+    try:
+        samples = load_samples_of(con)
+        lay, day_index = walk_forward(samples, config)
+        book = book_trades(con, samples, config.profile, config.rules)
+    finally:
+        con.close()
+    run = RunFolder.open(runs_root(db), run_id)
+    lives = samples.label_lives(day_index) if config.recipe.weights else None
+    tuning = choose_settings(config, samples.y, lay, day_index, run)
+    jobs = fit_jobs(config, lay, day_index, {m: t["chosen"] for m, t in tuning.items()})
+    windows, _, oof = stack_windows(samples, lay, day_index, run, config, jobs, True, lives, book)
+
+    def rule_of(proba, rows):
+        span = f"{samples.dates[rows[0]]} .. {samples.dates[rows[-1]]}"
+        return choose_rule(proba, rows, book, config.rules, span)
+
+    evaluation = evaluate_windows(samples, lay, windows, oof, config.model_names, rule_of)
+    return windows, evaluation.by_window, evaluation.ranking_lifts
+
+
+def load_samples_of(con):
+    from training.dataset import load_samples
+
+    return load_samples(con, "swing")
+
+
+def long_protocol(db: Path, which: str, rescore: str | None = None) -> None:
     """Issue 23's long protocol: the universe with history from 2001, the default
     `stockml train` recipe (every yearly window, 2005 .. 2021, each with its own training
     period), run once; per year and pooled: log loss (stack, class prior, best base model),
@@ -193,7 +241,13 @@ def long_protocol(db: Path, which: str) -> None:
     ingest_s = build_store(db, LONG_START, LONG_END, which) if not db.exists() else 0.0
     watch = RssWatch().start()
     started = time.perf_counter()
-    result = run_training(db, TrainConfig.create("swing"), progress=True)
+    if rescore:
+        from types import SimpleNamespace
+
+        windows, by_window, lifts = rescored(db, rescore)
+        result = SimpleNamespace(run_id=rescore, windows=windows, report="(not rewritten)")
+    else:
+        result = run_training(db, TrainConfig.create("swing"), progress=True)
     wall = time.perf_counter() - started
     peak = watch.stop()
     con = store.connect(db, read_only=True)
@@ -207,6 +261,13 @@ def long_protocol(db: Path, which: str) -> None:
     m: dict = {}
     for window, model, metric, value in rows:
         m.setdefault(window, {}).setdefault(model, {})[metric] = value
+
+    if rescore:  # today's measures over the stored ones; lifts are the stack's, pooled
+        for window, table in by_window.items():
+            for model, values in table.items():
+                m.setdefault(window, {}).setdefault(model, {}).update(values)
+        for baseline, values in lifts.items():
+            m["pooled"].setdefault(baseline, {}).update(values)
 
     def f(window, model, metric, spec=".3f"):
         value = m.get(window, {}).get(model, {}).get(metric)
@@ -276,6 +337,11 @@ def main() -> None:
         action="store_true",
         help="the long protocol: history from 2001, yearly windows (issue 23)",
     )
+    parser.add_argument(
+        "--rescore",
+        metavar="RUN",
+        help="with --long: re-score that finished run's fits with today's measures, fit nothing",
+    )
     args = parser.parse_args()
     start, end = PERIODS[args.period]
     if not (SHARED / "sp500_daily.parquet").exists():
@@ -292,7 +358,7 @@ def main() -> None:
     configure_logging(log_path_for(db))
     if args.long:
         which = {"other": "other-long"}.get(args.universe, args.universe)
-        long_protocol(db, which)
+        long_protocol(db, which, args.rescore)
         return
     ingest_s = build_store(db, start, end, args.universe) if not db.exists() else 0.0
     started = time.perf_counter()

@@ -110,3 +110,36 @@ def test_too_few_placed_trades_means_no_rule():
     assert not rule.call.on and "placed 500 trades" in rule.call.reason
     with pytest.raises(ValueError, match="objective"):
         RuleSetup(objective="futures")
+
+
+def test_the_verdict_trades_a_side_only_when_its_portfolio_grows_and_beats_both_rivals():
+    """Trade it only when the placed trades earn after costs, the portfolio staked by the
+    sizing rule grows, and its Sharpe beats the natr_14 ranking's and the best single
+    model's; else the sentence names the test it failed."""
+    import polars as pl
+
+    from training.trading import SideResult, verdict_of
+
+    def side(trades, mean, sharpe, annual):
+        figures = {"call_placed_trades": trades, "call_placed_mean_return": mean}
+        stats = {"sharpe": sharpe, "annual_return": annual, "max_drawdown": -0.5}
+        return {CALL: SideResult(np.zeros(0, bool), figures, stats, pl.DataFrame())}
+
+    def verdict(stack, natr=0.2, best=0.5):
+        results = {
+            "stack": stack,
+            "baseline_volatility": side(100, 0.01, natr, 0.01),
+            "baseline_best_base": side(100, 0.01, best, 0.01),
+        }
+        return verdict_of(results, CALL, 0.3, 0.3)
+
+    ok, text = verdict(side(200, 0.05, 0.9, 0.30))
+    assert ok and text.startswith("BUY CALL: trade it (200 placed trades, mean +5.0%")
+    ok, text = verdict(side(0, np.nan, np.nan, np.nan))
+    assert not ok and "placed no trade" in text
+    ok, text = verdict(side(200, -0.01, 0.9, 0.30))
+    assert not ok and "its trades lost money after costs" in text
+    ok, text = verdict(side(200, 0.02, 0.9, -0.25))  # the long benchmark's puts
+    assert not ok and "its portfolio lost money, -25.0% a year (max drawdown -50%)" in text
+    ok, text = verdict(side(200, 0.05, 0.4, 0.30))
+    assert not ok and "the best single model did as well or better" in text

@@ -19,10 +19,11 @@ held) is the passive benchmark. The same curve and figures go into the report, i
 equity.png, `model_metrics` and the `equity_curves` table the page draws.
 
 Verdict per side: "trade it" only when the stack's placed trades made money after costs
-over the test windows (mean return > 0) and its equity curve beat the natr_14 ranking's and
-the best base model's traded the same way (Sharpe ratio); else "do not trade it", saying
-which test it failed. Puts are also read against their own base rate (the share of test
-stock-days that reached the stop).
+over the test windows (mean return > 0), its portfolio grew (annual return > 0: a positive
+mean a trade can still ruin an account staked this way) and its equity curve beat the
+natr_14 ranking's and the best base model's traded the same way (Sharpe ratio); else "do
+not trade it", saying which test it failed. Puts are also read against their own base
+rate (the share of test stock-days that reached the stop).
 """
 
 from __future__ import annotations
@@ -162,6 +163,15 @@ def verdict_of(results: dict, side: int, base_rate: float, precision: float) -> 
         return False, f"{action}: do not trade it: it placed no trade in the test windows."
     if not mean > 0:
         return False, f"{action}: do not trade it: its trades lost money after costs ({facts})."
+    # A positive mean a trade is not enough: staked as the sizing rule stakes them, the
+    # trades must grow the account (a run of losses on full exposure can ruin it first).
+    annual, drawdown = stack.stats.get("annual_return"), stack.stats.get("max_drawdown")
+    if annual is not None and np.isfinite(annual) and not annual > 0:
+        return False, (
+            f"{action}: do not trade it: its portfolio lost money, {_pct(annual)} a year "
+            f"(max drawdown {_pct(drawdown, 0)}), though each trade made {_pct(mean)} on "
+            f"average ({facts})."
+        )
     beaten = [k for k, v in rivals.items() if np.isfinite(v) and not sharpe > v]
     if beaten:
         return False, (
