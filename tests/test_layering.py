@@ -124,3 +124,23 @@ def test_no_module_is_a_hall():
         if (n := len(p.read_text().splitlines())) > 420
     }
     assert not long, long
+
+
+def test_the_run_id_digests_every_module_a_fit_depends_on():
+    """training.config.FIT_PATH (the sources the run id digests) is closed under
+    training's imports: a fit-path module that came to depend on another training module
+    without digesting it would let a rerun reuse fits the new code would not make."""
+    from training.config import FIT_PATH
+
+    # The config holds the rules' settings as data, digested with it; the rules' code
+    # chooses a rule from the fits' predictions, after them.
+    exempt = {("training.config", "training.rules")}
+    graph = modules("training")
+    digested = {f"training.{name.removesuffix('.py')}" for name in FIT_PATH}
+    missing = {
+        (module, name)
+        for module in digested
+        for name in graph[module]
+        if name in graph and name not in digested and name != "training"
+    } - exempt
+    assert not missing, f"fit-path modules import undigested ones: {sorted(missing)}"

@@ -6,7 +6,7 @@ run fits or reports lives outside it: the label profile, the recipe (what the ru
 from and how), every base model's settings and its tuning alternatives, the walk-forward
 windows, how decision rules are chosen (what is traded and what it costs), the seed, the
 sample cap, the training and traded universes, and the code (stockml's version, a digest
-of the training package's source, the versions of the libraries that fit the models). The
+of the source of the fit path, the versions of the libraries that fit the models). The
 run id is the digest of the config and of the samples
 (`training.dataset.Samples.fingerprint`), so a changed setting, an upgrade or new data is a
 new run, with fresh fits, and the same config on the same samples resumes its own
@@ -322,17 +322,37 @@ def _check(ok: bool, name: str, value: Any) -> None:
         raise InputError(f"bad training setting {name}: {value!r}")
 
 
+# The modules that decide what a fit is and what it returns: which rows (dataset, sampling,
+# walkforward, split, folds), their weights, the models, the task that fits them and the
+# checkpoints it writes (recorder), and this config. A change to any of them is a new run
+# with fresh fits. The stacks, rules, metrics and report are recomputed from the
+# checkpoints on every run (training/pipeline.py), and tuning's choice is re-read from the
+# candidates' own fits, so a change there re-scores a finished run without refitting it.
+FIT_PATH = (
+    "config.py",
+    "dataset.py",
+    "folds.py",
+    "models.py",
+    "ray_runner.py",
+    "recorder.py",
+    "sampling.py",
+    "split.py",
+    "walkforward.py",
+    "weights.py",
+)
+
+
 @cache
 def code_version() -> Settings:
-    """(part, version) pairs of what fits and evaluates a run: stockml's version, the first
-    12 hex digits of the SHA-256 of the training package's source files, and the versions
-    of the libraries whose fits it checkpoints."""
+    """(part, version) pairs of what fits a run: stockml's version, the first 12 hex
+    digits of the SHA-256 of the fit path's source files (`FIT_PATH`), and the versions of
+    the libraries whose fits it checkpoints."""
     from stockml import __version__
 
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    for name in FIT_PATH:
+        digest.update(name.encode())
+        digest.update((Path(__file__).parent / name).read_bytes())
     parts = {"stockml": __version__, "source": digest.hexdigest()[:12]}
     # xgboost's distribution here is xgboost-cpu (the same package without CUDA).
     for package, names in (
