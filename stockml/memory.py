@@ -14,7 +14,10 @@ flight (`FEATURE_ROW_BYTES`, `LABEL_ROW_BYTES` in the stages). The budget is the
 Peak resident memory is measured, never estimated: `peak_rss` is the kernel's high-water
 mark (`getrusage`) of this process or of its largest waited-for child; `RssWatch` samples
 the summed RSS of this process and every descendant (Ray's raylet and workers included)
-from /proc while a block runs, an upper bound since shared pages count once per process.
+from /proc while a block runs, an upper bound since shared pages count once per process,
+and beside it the summed PSS (the kernel's proportional set size: a page mapped by k
+processes counts 1/k in each, so Ray's object store, mapped by every worker that reads the
+matrix, counts once): what the tree holds.
 """
 
 from __future__ import annotations
@@ -127,8 +130,9 @@ def own_peak_rss() -> int:
     return peak_rss()
 
 
-def _tree_rss(root: int) -> int:
-    """Summed RSS in bytes of `root` and all its descendants, from /proc (Linux)."""
+def _tree_pids(root: int) -> tuple[list[int], dict[int, int]]:
+    """The pids of `root` and all its descendants, and every process's RSS in bytes, from
+    /proc (Linux)."""
     parents: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     page = os.sysconf("SC_PAGE_SIZE")
@@ -143,21 +147,48 @@ def _tree_rss(root: int) -> int:
         pid = int(entry.name)
         parents.setdefault(int(fields[1]), []).append(pid)
         rss[pid] = int(fields[21]) * page  # field 24 of stat: resident pages
-    total, todo = 0, [root]
+    tree, todo = [], [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        tree.append(pid)
         todo.extend(parents.get(pid, ()))
-    return total
+    return tree, rss
+
+
+def _tree_rss(root: int) -> int:
+    """Summed RSS in bytes of `root` and all its descendants, from /proc (Linux)."""
+    tree, rss = _tree_pids(root)
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
+def _pss(pid: int) -> int:
+    """PSS of `pid` in bytes (the `Pss:` line of /proc/PID/smaps_rollup, in kB); 0 when
+    the process ended or the kernel has no rollup."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def tree_memory(root: int) -> tuple[int, int]:
+    """(summed RSS, summed PSS) in bytes of `root` and all its descendants (Linux)."""
+    tree, rss = _tree_pids(root)
+    return sum(rss.get(pid, 0) for pid in tree), sum(_pss(pid) for pid in tree)
 
 
 class RssWatch:
     """`with RssWatch() as watch: ...` then `watch.peak`: the largest summed RSS (bytes) of
-    this process tree seen every `interval` seconds, and never below `peak_rss()`."""
+    this process tree seen every `interval` seconds, and never below `peak_rss()`;
+    `watch.peak_pss`: the largest summed PSS seen (bytes; 0 where /proc has no rollup)."""
 
     def __init__(self, interval: float = 0.25) -> None:
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-watch", daemon=True)
         self._live = Path("/proc/self/stat").exists()
@@ -168,7 +199,8 @@ class RssWatch:
 
     def sample(self) -> None:
         if self._live:
-            self.peak = max(self.peak, _tree_rss(os.getpid()))
+            rss, pss = tree_memory(os.getpid())
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
 
     def start(self) -> RssWatch:
         self.sample()

@@ -4,6 +4,7 @@ and training's sample of the store is deterministic, date-ordered and stratified
 from __future__ import annotations
 
 import math
+import os
 from datetime import date
 from pathlib import Path
 
@@ -210,6 +211,39 @@ def test_rss_watch_sees_an_allocation():
         block = np.ones(25_000_000)
         block.sum()
     assert watch.peak >= 200_000_000
+
+
+def test_pss_counts_a_shared_page_once():
+    """Three processes mapping the same 200 MB of shared memory: their summed RSS counts it
+    three times, their summed PSS once (tree_memory)."""
+    import mmap
+    import signal
+
+    from stockml.memory import tree_memory
+
+    size, page = 200 * 2**20, mmap.PAGESIZE
+    shared = mmap.mmap(-1, size)  # anonymous and MAP_SHARED: children see the same pages
+    shared.write(b"\x01" * size)
+    ready_r, ready_w = os.pipe()
+    children = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:  # the child reads every page, says so, and waits to be killed
+            total = sum(shared[i] for i in range(0, size, page))
+            os.write(ready_w, b"1" if total else b"0")
+            signal.pause()
+            os._exit(0)
+        children.append(pid)
+    try:
+        assert os.read(ready_r, 1) + os.read(ready_r, 1) == b"11"
+        rss, pss = tree_memory(os.getpid())
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        shared.close()
+    assert rss - pss >= 1.5 * size, (rss, pss)
+    assert pss >= size
 
 
 def test_demo_refuses_a_bad_memory_limit(tmp_path: Path):
