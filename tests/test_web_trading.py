@@ -25,6 +25,7 @@ from markupsafe import escape
 from starlette.testclient import TestClient
 
 from stockml import store
+from stockml.store.schema import SIGNAL_CONTRACT_COLUMNS
 from stockml.web.trading import NO_RECORD, outcome_for_trader
 from tests.test_web import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
 from tests.web_support import (
@@ -259,16 +260,7 @@ def old_store(traded_store: Path, db: Path) -> Path:
     shutil.copy(traded_store, db)
     con = duckdb.connect(str(db))
     con.execute("DROP TABLE run_notes; DROP TABLE equity_curves")
-    for column in (
-        "close",
-        "act_on",
-        "strike",
-        "expiry",
-        "premium",
-        "target_price",
-        "stop_price",
-        "last_exit",
-    ):
+    for column in SIGNAL_CONTRACT_COLUMNS:
         con.execute(f"ALTER TABLE signals DROP COLUMN {column}")
     for column in ("entry_date", "entry_price", "costs"):
         con.execute(f"ALTER TABLE signal_trades DROP COLUMN {column}")

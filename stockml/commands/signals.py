@@ -8,6 +8,7 @@ import typer
 
 from stockml.output import FORMAT_HELP
 from stockml.store import DEFAULT_DB
+from stockml.store.schema import SIGNAL_CONTRACT_COLUMNS
 
 # The columns printed, in order; `--out` writes every column of the signals frame.
 # BUY rows carry their suggested contract (training/contracts.py); HOLD rows leave it empty.
@@ -17,14 +18,7 @@ SHOWN = (
     "signal",
     "p_win",
     "p_loss",
-    "close",
-    "act_on",
-    "strike",
-    "expiry",
-    "premium",
-    "target_price",
-    "stop_price",
-    "last_exit",
+    *SIGNAL_CONTRACT_COLUMNS,
     "stale",
 )
 EXAMPLE = "Example: stockml signals --profile options 2>/dev/null | grep 'BUY CALL'"

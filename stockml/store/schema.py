@@ -227,6 +227,18 @@ ALTER TABLE signal_trades ADD COLUMN IF NOT EXISTS costs DOUBLE;
 # side, which the report and the page both draw; and each signal's suggested contract. Run
 # after CORE_DDL on every writable connect (idempotent: an older store gains them, NULL on
 # its earlier rows). ----
+# The signals' contract columns added below, in the order `stockml signals` prints them
+# and the page reads them (NULL on HOLD rows and on rows recorded before issue 24).
+SIGNAL_CONTRACT_COLUMNS = (
+    "close",
+    "act_on",
+    "strike",
+    "expiry",
+    "premium",
+    "target_price",
+    "stop_price",
+    "last_exit",
+)
 TRADING_DDL = """
 CREATE TABLE IF NOT EXISTS equity_curves (
     run_id     VARCHAR NOT NULL,

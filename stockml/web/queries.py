@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from stockml.freshness import STALE_AFTER, stale_reason
+from stockml.store.schema import SIGNAL_CONTRACT_COLUMNS
 
 Row = dict[str, Any]
 
@@ -41,17 +42,6 @@ SORT_COLUMNS = {
 SIGNALS = ("BUY CALL", "BUY PUT", "HOLD")
 # What a BUY says to do (`signals` columns since issue 24; NULL on HOLD rows, absent from a
 # store scored before them, where they read as None).
-CONTRACT_COLUMNS = (
-    "close",
-    "act_on",
-    "strike",
-    "expiry",
-    "premium",
-    "target_price",
-    "stop_price",
-    "last_exit",
-)
-
 _NEWEST_SIGNALS = """
 WITH newest AS (
     SELECT s.profile, s.run_id
@@ -117,7 +107,8 @@ def latest_signals(
     p_win - p_loss for a call, p_loss - p_win for a put and |p_win - p_loss| for HOLD;
     `probability` is p_win for a call, p_loss for a put and the larger of the two for HOLD.
     Sorted by "signal", descending means what to do first: BUY CALL, BUY PUT, then HOLD,
-    each by edge, largest first. The CONTRACT_COLUMNS are None where the store has none."""
+    each by edge, largest first. The contract columns (SIGNAL_CONTRACT_COLUMNS) are None
+    where the store has none."""
     key = SORT_COLUMNS[sort]
     first, then = ("ASC", "DESC") if descending else ("DESC", "ASC")
     if sort == "signal":
@@ -130,7 +121,7 @@ def latest_signals(
     for row in out:
         if row["threshold"] is not None and row["threshold"] != row["threshold"]:
             row["threshold"] = None  # HOLD stores NaN
-        for name in CONTRACT_COLUMNS:
+        for name in SIGNAL_CONTRACT_COLUMNS:
             row.setdefault(name, None)
         row["stale"] = stale_reason(row["date"], row["close_date"], closed)
     return out
