@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.bootstrap import block_bootstrap_ci, difference_ci, resampled_rows
+from training.bootstrap import (
+    block_bootstrap_ci,
+    date_counts,
+    difference_ci,
+    ratio_ci,
+    ratio_difference_ci,
+    resampled_rows,
+)
+from training.metrics import top_decile_precision
 
 
 def days(n: int) -> np.ndarray:
@@ -146,3 +154,66 @@ def test_no_rows_is_refused():
     """An empty test period has nothing to resample."""
     with pytest.raises(ValueError, match="no rows"):
         next(resampled_rows(np.array([], dtype="datetime64[D]"), 10))
+
+
+@pytest.mark.parametrize("block_days", [1, 7, None])
+def test_date_counts_are_the_row_resamples(block_days):
+    """Each resample's date counts are how often resampled_rows drew each date (the same
+    draws, the wrap past the last date and the cut last block included)."""
+    rng = np.random.default_rng(5)
+    dates = np.repeat(days(23), rng.integers(1, 5, 23))
+    rng.shuffle(dates)
+    date_of_row, counts = date_counts(dates, 40, block_days, seed=3)
+    unique = np.unique(dates)
+    for b, rows in enumerate(resampled_rows(dates, 40, block_days, seed=3)):
+        drawn = np.searchsorted(unique, dates[rows])
+        per_date = np.bincount(drawn, minlength=len(unique)) / np.bincount(
+            date_of_row, minlength=len(unique)
+        )
+        np.testing.assert_array_equal(counts[b], per_date)
+
+
+def test_ratio_intervals_equal_the_row_bootstrap():
+    """A precision and a mean, and the difference of two precisions, by per-date sums give
+    the row bootstrap's point and interval (to rounding); a resample without any taken row
+    is left out on both paths."""
+    rng = np.random.default_rng(6)
+    dates = np.repeat(days(60), 15)
+    taken_a, taken_b = rng.random(900) < 0.05, rng.random(900) < 0.2
+    hit = rng.random(900) < 0.4
+    loss = rng.exponential(1.0, 900)
+
+    def precision(taken, hit):
+        return np.mean(hit[taken]) if taken.any() else np.nan
+
+    for num, den, row in (
+        (taken_a & hit, taken_a, block_bootstrap_ci(precision, dates, taken_a, hit, n_boot=300)),
+        (loss, np.ones(900), block_bootstrap_ci(np.mean, dates, loss, n_boot=300)),
+    ):
+        fast = ratio_ci(num, den, dates, n_boot=300)
+        np.testing.assert_allclose(fast, row, rtol=1e-9)
+    row = difference_ci(
+        lambda ta, tb, h: precision(ta, h),
+        lambda ta, tb, h: precision(tb, h),
+        dates,
+        taken_a,
+        taken_b,
+        hit,
+        n_boot=300,
+    )
+    fast = ratio_difference_ci(taken_a & hit, taken_a, taken_b & hit, taken_b, dates, n_boot=300)
+    np.testing.assert_allclose(fast, row, rtol=1e-9)
+
+
+def test_top_decile_precision_takes_the_stable_sort_s_rows():
+    """The partition path picks the rows of a stable descending sort, ties at the cut to
+    the earlier row, NaN scores last."""
+    rng = np.random.default_rng(7)
+    for scores in (
+        rng.integers(0, 12, 1000).astype(float),  # many ties at the cut
+        rng.normal(size=999),
+        np.r_[rng.normal(size=50), np.full(5, np.nan)],
+    ):
+        hit = rng.random(len(scores)) < 0.5
+        top = np.argsort(-scores, kind="stable")[: max(1, len(scores) // 10)]
+        assert top_decile_precision(scores, hit) == pytest.approx(np.mean(hit[top]), abs=1e-12)

@@ -25,7 +25,13 @@ import numpy as np
 from stockml.defaults import CLASSES, LOSS, LOSS_COL, WIN, WIN_COL
 from training import predictions
 from training.baselines import BASELINE_FEATURES, majority_proba, prior_proba, ranking_scores
-from training.bootstrap import block_bootstrap_ci, difference_ci
+from training.bootstrap import (
+    block_bootstrap_ci,
+    date_counts,
+    difference_ci,
+    ratio_ci,
+    ratio_difference_ci,
+)
 from training.metrics import (
     evaluate,
     log_loss3,
@@ -223,29 +229,32 @@ LIFTS = {  # baseline -> metrics on which the stack's lift over it is bootstrapp
 }
 
 
-def _statistic(metric: str):
-    """metric(y, proba, signals, score) on resampled rows; lower-is-better metrics negated
-    by the caller where a lift is wanted."""
+def _per_row(metric: str, y, proba, signals) -> tuple[np.ndarray, np.ndarray]:
+    """A ratio metric as (num, den) per row, its value sum(num) / sum(den): accuracy and log
+    loss are means (den 1), a side's precision the share of hits among the rows it took."""
+    if metric == "accuracy":
+        return (CLASSES[proba.argmax(axis=1)] == y).astype(float), np.ones(len(y))
+    if metric == "log_loss":
+        picked = proba[np.arange(len(y)), np.searchsorted(CLASSES, y)]
+        return -np.log(np.clip(picked, 1e-12, 1.0)), np.ones(len(y))  # as log_loss3
+    side = CALL if metric.startswith("call") else PUT
+    taken = signals == side
+    return (taken & (y == side)).astype(float), taken.astype(float)
 
-    def stat(y, proba, signals, score):
-        if metric == "accuracy":
-            return float(np.mean(CLASSES[proba.argmax(axis=1)] == y))
-        if metric == "log_loss":
-            return log_loss3(y, proba)
-        if metric == "top10_win_precision":
-            return top_decile_precision(score, y == WIN)
-        side = CALL if metric.startswith("call") else PUT
-        taken = signals == side
-        return float(np.mean(y[taken] == side)) if taken.any() else np.nan
 
-    return stat
+def _top10(score, hit):
+    return top_decile_precision(score, hit)
 
 
 def intervals(pooled: dict, samples, rows: np.ndarray, block_days: int) -> dict:
     """95 % intervals for the stack's pooled metrics and its lift over each baseline, by a
-    block bootstrap over test dates (every stock-day of a date moves together)."""
+    block bootstrap over test dates (every stock-day of a date moves together). Ratio
+    metrics go through their per-date sums (training/bootstrap.py `ratio_ci`), the
+    top-decile precision through the resampled rows; all share the same resamples."""
     y, dates = samples.y[rows], samples.dates[rows]
     stack = pooled["stack"]
+    win = y == WIN
+    draws = date_counts(dates, N_BOOT, block_days)
     out = {}
     for metric in (
         "accuracy",
@@ -254,45 +263,36 @@ def intervals(pooled: dict, samples, rows: np.ndarray, block_days: int) -> dict:
         "call_precision",
         "put_precision",
     ):
-        ci = block_bootstrap_ci(
-            _statistic(metric),
-            dates,
-            y,
-            stack["proba"],
-            stack["signals"],
-            stack["score"],
-            n_boot=N_BOOT,
-            block_days=block_days,
-        )
+        if metric == "top10_win_precision":
+            ci = block_bootstrap_ci(
+                _top10, dates, stack["score"], win, n_boot=N_BOOT, block_days=block_days
+            )
+        else:
+            num, den = _per_row(metric, y, stack["proba"], stack["signals"])
+            ci = ratio_ci(num, den, dates, draws=draws)
         out[f"stack {metric}"] = tuple(ci)
     for baseline, metrics in LIFTS.items():
         other = pooled[baseline]
+        proba = other["proba"] if other["proba"] is not None else stack["proba"]
+        score = other["score"] if other["score"] is not None else stack["score"]
         for metric in metrics:
-            stat = _statistic(metric)
-            sign = -1.0 if metric == "log_loss" else 1.0  # a lift: lower log loss is better
-
-            def a(y, p1, s1, c1, p2, s2, c2, stat=stat, sign=sign):
-                return sign * stat(y, p1, s1, c1)
-
-            def b(y, p1, s1, c1, p2, s2, c2, stat=stat, sign=sign):
-                return sign * stat(y, p2, s2, c2)
-
-            p2 = other["proba"] if other["proba"] is not None else stack["proba"]
-            c2 = other["score"] if other["score"] is not None else stack["score"]
-            ci = difference_ci(
-                a,
-                b,
-                dates,
-                y,
-                stack["proba"],
-                stack["signals"],
-                stack["score"],
-                p2,
-                other["signals"],
-                c2,
-                n_boot=N_BOOT,
-                block_days=block_days,
-            )
+            if metric == "top10_win_precision":
+                ci = difference_ci(
+                    lambda s1, s2, w: _top10(s1, w),
+                    lambda s1, s2, w: _top10(s2, w),
+                    dates,
+                    stack["score"],
+                    score,
+                    win,
+                    n_boot=N_BOOT,
+                    block_days=block_days,
+                )
+            else:
+                a = _per_row(metric, y, stack["proba"], stack["signals"])
+                b = _per_row(metric, y, proba, other["signals"])
+                if metric == "log_loss":  # a lift: the baseline's loss minus the stack's
+                    a, b = b, a
+                ci = ratio_difference_ci(*a, *b, dates, draws=draws)
             out[f"lift over {baseline} {metric}"] = tuple(ci)
     return out
 
