@@ -320,7 +320,9 @@ def long_protocol(db: Path, which: str, rescore: str | None = None) -> None:
     positive = sum(1 for w in result.windows if (m[w.name]["stack"].get("rank_ic") or 0) > 0)
     print(f"  rank IC > 0 in {positive} of {len(result.windows)} windows")
     print(
-        f"\nwall time {wall / 60:.1f} min, peak RSS {peak / 2**30:.2f} GiB; report {result.report}"
+        f"\nwall time {wall / 60:.1f} min, peak memory {watch.peak_pss / 2**30:.2f} GiB PSS "
+        f"(RSS summed over the processes {peak / 2**30:.2f} GiB: the object store's pages "
+        f"once per worker); report {result.report}"
     )
 
 

@@ -8,9 +8,11 @@ with bench_skill.py's universes (`skill`, `all`) and `stockml backtest`, then
 
     .venv/bin/python benchmarks/bench_train.py --db-400k SKILL.duckdb --db-1500k ALL.duckdb
 
-Printed per size: wall time, peak RSS (summed over the process tree, Ray's workers
-included), fits, and each model's share of the fit seconds (`training_fits`). Targets: 400 k
-rows within 15 minutes and 6 GB, 1.5 M within 60 minutes, on 2 cores.
+Printed per size: wall time, peak memory of the process tree, Ray's workers included (PSS,
+stockml/memory.py: a shared page counted once; beside it RSS summed, which counts Ray's
+object store once per worker that maps it), fits, and each model's share of the fit
+seconds (`training_fits`). Targets: 400 k rows within 15 minutes and 6 GB, 1.5 M within 60
+minutes, on 2 cores.
 
 `--vs-serial` runs the previous comparison instead: on the demo store (simulated market),
 `stockml train --fresh` against the same fits one after another in this process, their
@@ -26,7 +28,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -35,51 +36,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 STOCKML = Path(sys.executable).with_name("stockml")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def tree_rss(root: int) -> int:
-    """Bytes resident in `root` and all its descendants (shared pages counted per process)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as handle:
-                total += int(handle.read().split()[1]) * PAGE
-        except (OSError, IndexError, ValueError):
-            pass
-        stack.extend(children.get(pid, []))
-    return total
-
-
-class PeakMemory:
-    """Samples the process tree's RSS every 0.2 s while the block runs."""
-
-    def __init__(self, root: int) -> None:
-        self.root, self.peak, self._stop = root, 0, threading.Event()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak = max(self.peak, tree_rss(self.root))
-
-    def __enter__(self) -> PeakMemory:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def build_store(db: Path) -> None:
@@ -93,8 +49,10 @@ def run_size(label: str, db: Path, extra: list[str]) -> None:
     model's share of the fit seconds."""
     import duckdb
 
+    from stockml.memory import RssWatch
+
     started = time.perf_counter()
-    with PeakMemory(os.getpid()) as memory:
+    with RssWatch(interval=0.5) as memory:
         cli = subprocess.Popen(
             [str(STOCKML), "train", "--db", str(db), "--fresh", "--quiet", *extra], cwd=ROOT
         )
@@ -123,8 +81,8 @@ def run_size(label: str, db: Path, extra: list[str]) -> None:
     total = sum(s or 0 for _, _, s in fits)
     print(
         f"{label}: {params.get('samples', 0):,} labelled rows, {params.get('windows')} windows, "
-        f"{sum(n for _, n, _ in fits)} fits: {wall / 60:.1f} min, peak RSS "
-        f"{memory.peak / 2**30:.2f} GiB"
+        f"{sum(n for _, n, _ in fits)} fits: {wall / 60:.1f} min, peak PSS "
+        f"{memory.peak_pss / 2**30:.2f} GiB (RSS summed {memory.peak / 2**30:.2f} GiB)"
     )
     print(
         "  fit seconds by model: "
@@ -161,6 +119,7 @@ def main() -> None:
         return
 
     from stockml.logs import configure_logging
+    from stockml.memory import RssWatch
     from training.config import TrainConfig
     from training.pipeline import run_training
 
@@ -176,7 +135,7 @@ def main() -> None:
 
         # parallel, as the user runs it
         started = time.perf_counter()
-        with PeakMemory(os.getpid()) as parallel_mem:
+        with RssWatch(interval=0.5) as parallel_mem:
             cli = subprocess.Popen(
                 [str(STOCKML), "train", "--db", str(db), "--fresh", "--quiet"], cwd=ROOT
             )
@@ -189,7 +148,7 @@ def main() -> None:
 
         # serial, the same fits in this process
         started = time.perf_counter()
-        with PeakMemory(os.getpid()) as serial_mem:
+        with RssWatch(interval=0.5) as serial_mem:
             config = TrainConfig.create("swing")  # what `stockml train` builds by default
             result = run_training(db, config, fresh=True, progress=True, serial=True)
         serial = time.perf_counter() - started
@@ -209,11 +168,11 @@ def main() -> None:
     print(f"fits: {fits} (8 models x (8 date blocks + the live refit))")
     print(
         f"parallel (stockml train, Ray, {os.cpu_count()} CPUs): {parallel:6.1f} s, "
-        f"peak RSS {parallel_mem.peak / 2**30:.2f} GiB"
+        f"peak PSS {parallel_mem.peak_pss / 2**30:.2f} GiB"
     )
     print(
         f"serial (same fits, one process):    {serial:6.1f} s, "
-        f"peak RSS {serial_mem.peak / 2**30:.2f} GiB"
+        f"peak PSS {serial_mem.peak_pss / 2**30:.2f} GiB"
     )
     print(
         f"parallel / serial: {parallel / serial:.2f}  (goal <= 0.65; 5-minute budget: "

@@ -64,6 +64,8 @@ def fit_one(
         warnings.simplefilter("ignore", ConvergenceWarning)
         settings = dict(job.settings)
         train = subsample(job.train_rows, settings.pop("max_rows", None), seed, job.fold)
+        if isinstance(settings.get("max_samples"), int):  # rows a forest's tree draws
+            settings["max_samples"] = min(settings["max_samples"], len(train))
         model = BASE_MODELS[job.model](threads, seed, **settings)
         w = weights_of(lives, train) if lives is not None and job.weighted else None
         fit_model(model, x[train], y[train], w)
