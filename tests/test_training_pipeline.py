@@ -40,8 +40,8 @@ def window_state(result) -> dict:
     tuning = [(m, t["chosen"], t["scores"][0], t["scores"][1]) for m, t in result.tuning.items()]
     return {
         w.number: (
-            w.decision.t_call,
-            w.decision.t_put,
+            w.decision.rule.t_call,
+            w.decision.rule.t_put,
             w.decision.calibration.calibrator is None,
             w.decision.calibration.brier_raw,
             w.proba["stack"],

@@ -27,19 +27,10 @@ ACTIONS = {CALL: "BUY CALL", PUT: "BUY PUT", HOLD: "HOLD"}
 @dataclass
 class Decision:
     """What one stack decided with: its rule and calibration, chosen on its training period
-    (cross-fitted probabilities), and why. t_call and t_put are the rule's thresholds on
-    each side's score (inf: the side is off)."""
+    (cross-fitted probabilities), and why (the thresholds: `rule.t_call`, `rule.t_put`)."""
 
     rule: Rule
     calibration: CalibrationChoice
-
-    @property
-    def t_call(self) -> float:
-        return self.rule.call.threshold
-
-    @property
-    def t_put(self) -> float:
-        return self.rule.put.threshold
 
     @property
     def call_reason(self) -> str:
@@ -96,14 +87,6 @@ class SignalModel:
     calibrator: object | None = None
     columns: list[str] = field(default_factory=list)
     reference: np.ndarray | None = None
-
-    @property
-    def t_call(self) -> float:
-        return self.rule.call.threshold
-
-    @property
-    def t_put(self) -> float:
-        return self.rule.put.threshold
 
     def predict_proba(self, x) -> np.ndarray:
         proba = self.stack.predict_proba(x)

@@ -47,18 +47,20 @@ Factory = Callable[..., ClassifierMixin]  # (threads, seed, **settings) -> unfit
 # studies with one rule (the cheapest setting within 0.002 test log loss of the model on
 # all of a fit's rows, on both development periods): benchmarks/bench_rows.py set the first
 # row caps, benchmarks/bench_costs.py (measured log loss per second for all eight) the
-# present ones: random forest on every row with 15,000 drawn per tree (3.4x faster than 30 %
-# of all rows), extra trees and the MLP at 100,000 rows (2.8x, 3.0x), logistic regression at
-# 50,000 (10x), XGBoost and scikit-learn's histogram booster at half the rounds and twice
-# the learning rate (1.3x, 1.8x); LightGBM and the SVM met it only as they were.
+# present ones: random forest on every row, 30 % of them but at most 15,000 drawn per tree
+# (`tree_rows`; 3.4x faster than 30 % of all rows), extra trees and the MLP at 100,000 rows
+# (2.8x, 3.0x), logistic regression at 50,000 (10x), XGBoost and scikit-learn's histogram
+# booster at half the rounds and twice the learning rate (1.3x, 1.8x); LightGBM and the SVM
+# met it only as they were.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "random_forest": {
         "n_estimators": 60,
         "min_samples_leaf": 100,
         "max_features": "sqrt",
-        # rows each tree draws (with replacement) of every row; a fit of fewer rows draws
-        # as many as it has (training/ray_runner.py)
-        "max_samples": 15_000,
+        "max_samples": 0.3,
+        # at most this many of those rows a tree (training/ray_runner.py): from 50,000 rows
+        # on, every tree draws 15,000 of all of them
+        "tree_rows": 15_000,
     },
     "xgboost": {
         "n_estimators": 30,
@@ -130,10 +132,11 @@ def settings_of(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def estimator_settings(name: str, **settings: Any) -> dict[str, Any]:
-    """The settings the estimator itself takes: `settings_of` less `max_rows`, which the
-    fitting task applies to the rows (training/ray_runner.py)."""
+    """The settings the estimator itself takes: `settings_of` less `max_rows` and
+    `tree_rows`, which the fitting task applies (training/ray_runner.py)."""
     out = settings_of(name, **settings)
     out.pop("max_rows", None)
+    out.pop("tree_rows", None)
     return out
 
 
@@ -144,7 +147,8 @@ def setting_names(name: str) -> set[str]:
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
     if isinstance(estimator, LabelShift):
         estimator = estimator.estimator
-    names = {"max_rows"}  # a cap on each fit's rows (training/ray_runner.py `subsample`)
+    # caps on each fit's rows and on a forest tree's draw (training/ray_runner.py)
+    names = {"max_rows", "tree_rows"}
     if name == "svm":
         estimator = estimator.estimator
         names.add("n_components")

@@ -64,8 +64,10 @@ def fit_one(
         warnings.simplefilter("ignore", ConvergenceWarning)
         settings = dict(job.settings)
         train = subsample(job.train_rows, settings.pop("max_rows", None), seed, job.fold)
-        if isinstance(settings.get("max_samples"), int):  # rows a forest's tree draws
-            settings["max_samples"] = min(settings["max_samples"], len(train))
+        tree_rows = settings.pop("tree_rows", None)  # a cap on the rows a forest's tree draws
+        if tree_rows is not None:
+            share = settings.get("max_samples") or 1.0
+            settings["max_samples"] = max(1, min(int(tree_rows), int(share * len(train))))
         model = BASE_MODELS[job.model](threads, seed, **settings)
         w = weights_of(lives, train) if lives is not None and job.weighted else None
         fit_model(model, x[train], y[train], w)

@@ -48,8 +48,8 @@ def metric_rows(
     for w in windows:
         d = w.decision
         metrics += [
-            (w.name, "stack", "t_call", d.t_call),
-            (w.name, "stack", "t_put", d.t_put),
+            (w.name, "stack", "t_call", d.rule.t_call),
+            (w.name, "stack", "t_put", d.rule.t_put),
             (w.name, "stack", "calibrated", float(d.calibration.calibrator is not None)),
         ]
         metrics += rule_rows(w.name, d.rule)

@@ -139,6 +139,16 @@ class Rule:
     def side(self, side: int) -> SideRule:
         return self.call if side == CALL else self.put
 
+    @property
+    def t_call(self) -> float:
+        """The call side's threshold on its score (inf: the side is off)."""
+        return self.call.threshold
+
+    @property
+    def t_put(self) -> float:
+        """The put side's threshold on its score (inf: the side is off)."""
+        return self.put.threshold
+
 
 def placed(outcomes, symbol: np.ndarray, signals: np.ndarray, side: int) -> np.ndarray:
     """bool (n,): which rows open a trade of `side` when `signals` (int8 (n,)) fire, one

@@ -38,14 +38,6 @@ class Signals:
     newest_bar: dict = field(default_factory=dict)  # symbol -> its newest stored bar
     inactive: list[tuple[str, object]] = field(default_factory=list)  # (symbol, last bar)
 
-    @property
-    def t_call(self) -> float:
-        return self.rule.call.threshold
-
-    @property
-    def t_put(self) -> float:
-        return self.rule.put.threshold
-
     def summary(self) -> list[str]:
         """First each side that is off and why, then what each side did in the
         walk-forward, in the same terms."""
@@ -122,7 +114,7 @@ def latest_signals(
         proba = model.predict_proba(x)
         decided = model.decide(proba)
         threshold = np.where(
-            decided == CALL, model.t_call, np.where(decided == PUT, model.t_put, np.nan)
+            decided == CALL, model.rule.t_call, np.where(decided == PUT, model.rule.t_put, np.nan)
         )
         out = pl.DataFrame(
             {
