@@ -38,6 +38,8 @@ BASELINE_BYTES = 600 * 2**20
 # only caches table blocks we have already written.
 DUCKDB_MIN_BYTES = 256 * 2**20
 DUCKDB_SHARE = 4
+# What DuckDB may keep while the process works without the store (training's fits).
+IDLE_DUCKDB_BYTES = 64 * 2**20
 # One chunk never drops below this (a symbol is never split anyway): per-chunk overheads
 # (a transaction, a query plan) must stay small next to the chunk's work.
 MIN_CHUNK_ROWS = 20_000
@@ -103,6 +105,15 @@ class MemoryBudget:
         """Back to the bound every store connection starts with (`store.connect`): the
         default budget's DuckDB share, never DuckDB's own 80 % of RAM."""
         MemoryBudget.of(None).bound_duckdb(con)
+
+    @staticmethod
+    def idle_duckdb(con) -> None:
+        """While this process computes without the store (a run's fits, minutes to hours),
+        DuckDB's buffer pool shrinks to IDLE_DUCKDB_BYTES: the table blocks it cached while
+        reading the samples (up to its whole share, measured 378 MiB on 82 stocks x 20
+        years) are dropped, clean pages of a persistent store that it reads again when
+        asked. `bound_duckdb` or `release_duckdb` sets a bound back."""
+        con.execute(f"SET memory_limit = '{IDLE_DUCKDB_BYTES // 2**20}MiB'")
 
     def describe(self) -> str:
         return f"{self.limit / 2**30:.1f} GiB"

@@ -288,9 +288,11 @@ def run_training(
         # Each row's label life; every fit weights its rows by uniqueness among its own
         # training rows only (training/weights.py), so no purged or test label counts.
         lives = samples.label_lives(day_index) if config.recipe.weights else None
+        MemoryBudget.idle_duckdb(con)  # the fits read no table: give its cache back
         jobs, tuning, every = fit_all(
             config, samples, lay, day_index, run, lives, progress, ray_address, serial
         )
+        MemoryBudget.of(memory_limit).bound_duckdb(con)
         # What every sample row's trade would have done (next-open entry, barrier exits,
         # costs): the rules are chosen on it and the test windows are traded with it.
         book = book_trades(con, samples, config.profile, config.rules)
