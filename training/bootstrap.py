@@ -33,6 +33,27 @@ class Interval(NamedTuple):
     high: float
 
 
+def _blocks(
+    dates: np.ndarray, n_boot: int, block_days: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(date_of_row (n,), dates_in_block): each row's position among the sorted unique dates
+    and how many dates each of a resample's blocks covers (the last cut at D). Raises as
+    resampled_rows."""
+    if len(dates) == 0:
+        raise ValueError("no rows to resample")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    unique, date_of_row = np.unique(np.asarray(dates), return_inverse=True)
+    n_dates = len(unique)
+    block = max(1, round(np.sqrt(n_dates))) if block_days is None else int(block_days)
+    if block < 1:
+        raise ValueError(f"block_days must be at least 1, got {block_days}")
+    n_blocks = -(-n_dates // block)
+    dates_in_block = np.full(n_blocks, block)
+    dates_in_block[-1] = n_dates - block * (n_blocks - 1)  # the last block is cut at D dates
+    return date_of_row.ravel(), dates_in_block
+
+
 def resampled_rows(
     dates: np.ndarray, n_boot: int, block_days: int | None = None, seed: int = 0
 ) -> Iterator[np.ndarray]:
@@ -48,23 +69,13 @@ def resampled_rows(
     H so that overlapping labels stay in one block. Deterministic for a given seed.
     Raises ValueError for no rows, n_boot < 1 or block_days < 1.
     """
-    if len(dates) == 0:
-        raise ValueError("no rows to resample")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    unique, date_of_row = np.unique(np.asarray(dates), return_inverse=True)
-    n_dates = len(unique)
-    block = max(1, round(np.sqrt(n_dates))) if block_days is None else int(block_days)
-    if block < 1:
-        raise ValueError(f"block_days must be at least 1, got {block_days}")
+    date_of_row, dates_in_block = _blocks(dates, n_boot, block_days)
+    n_dates = int(dates_in_block.sum())
     # Rows grouped by date and laid out twice, so that a block of consecutive dates, even
     # one wrapping past the last date, is one contiguous run of this array.
     rows_by_date = np.argsort(date_of_row.ravel(), kind="stable")
     per_date = np.bincount(date_of_row.ravel(), minlength=n_dates)
     first_row = np.concatenate([[0], np.cumsum(np.tile(per_date, 2))])
-    n_blocks = -(-n_dates // block)
-    dates_in_block = np.full(n_blocks, block)
-    dates_in_block[-1] = n_dates - block * (n_blocks - 1)  # the last block is cut at D dates
     return _draw(np.tile(rows_by_date, 2), first_row, dates_in_block, n_boot, seed)
 
 
@@ -75,18 +86,8 @@ def date_counts(
     (date_of_row (n,) int, the position of each row's date among the sorted unique dates;
     counts (n_boot, D) float, how many times resample b drew date d). Same draws, same
     errors as resampled_rows."""
-    if len(dates) == 0:
-        raise ValueError("no rows to resample")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    unique, date_of_row = np.unique(np.asarray(dates), return_inverse=True)
-    n_dates = len(unique)
-    block = max(1, round(np.sqrt(n_dates))) if block_days is None else int(block_days)
-    if block < 1:
-        raise ValueError(f"block_days must be at least 1, got {block_days}")
-    n_blocks = -(-n_dates // block)
-    dates_in_block = np.full(n_blocks, block)
-    dates_in_block[-1] = n_dates - block * (n_blocks - 1)
+    date_of_row, dates_in_block = _blocks(dates, n_boot, block_days)
+    n_dates = int(dates_in_block.sum())
     rng = np.random.default_rng(seed)
     counts = np.zeros((n_boot, n_dates))
     for b in range(n_boot):  # the draws of `_draw`, in its order
@@ -98,7 +99,7 @@ def date_counts(
         np.add.at(marks, starts + dates_in_block, -1.0)
         doubled = np.cumsum(marks[:-1])
         counts[b] = doubled[:n_dates] + doubled[n_dates:]
-    return date_of_row.ravel(), counts
+    return date_of_row, counts
 
 
 def _ratio_values(
