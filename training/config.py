@@ -332,6 +332,7 @@ FIT_PATH = (
     "config.py",
     "dataset.py",
     "folds.py",
+    "impute.py",
     "models.py",
     "ray_runner.py",
     "recorder.py",

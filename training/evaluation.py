@@ -76,13 +76,14 @@ def volatility_model(x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray) ->
     (x_train (m,), y_train (m,), x (n,); NaN imputed with the training median), fitted on
     a window's training rows and predicting its test rows: (n, 3) in CLASSES order. What
     the stack's skill would be if it were volatility and nothing else."""
-    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from training.impute import MedianImputer
+
     model = make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
+        MedianImputer(),
         StandardScaler(),
         LogisticRegression(max_iter=200),
     ).fit(np.asarray(x_train, dtype=float).reshape(-1, 1), y_train)
