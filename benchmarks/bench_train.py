@@ -7,6 +7,7 @@ of its symbols (`--train-symbols`), 1.5 M every stock of the shared data. Build 
 with bench_skill.py's universes (`skill`, `all`) and `stockml backtest`, then
 
     .venv/bin/python benchmarks/bench_train.py --db-400k SKILL.duckdb --db-1500k ALL.duckdb
+    .venv/bin/python benchmarks/bench_train.py --db-400k SKILL.duckdb --sizes 100k
 
 Printed per size: wall time, peak memory of the process tree, Ray's workers included (PSS,
 stockml/memory.py: a shared page counted once; beside it RSS summed, which counts Ray's
@@ -101,9 +102,11 @@ def ladder(args) -> None:
         symbols = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM prices ORDER BY 1")]
         con.close()
         subset = ",".join(symbols[:22])
-        run_size("100 k", args.db_400k, ["--train-symbols", subset])
-        run_size("400 k", args.db_400k, [])
-    if args.db_1500k:
+        if "100k" in args.sizes:
+            run_size("100 k", args.db_400k, ["--train-symbols", subset])
+        if "400k" in args.sizes:
+            run_size("400 k", args.db_400k, [])
+    if args.db_1500k and "1.5M" in args.sizes:
         run_size("1.5 M", args.db_1500k, [])
 
 
@@ -111,6 +114,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-400k", type=Path, help="the 82-stock store from 2001")
     parser.add_argument("--db-1500k", type=Path, help="every stock of the shared data from 2001")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: set(text.split(",")),
+        default={"100k", "400k", "1.5M"},
+        help="the rungs to run, of 100k,400k,1.5M (default all; the 400 k rung is also "
+        "bench_skill.py --long's run)",
+    )
     parser.add_argument("--vs-serial", action="store_true", help="Ray against serial (demo)")
     parser.add_argument("--db", type=Path, help="with --vs-serial: an existing demo store")
     args = parser.parse_args()
