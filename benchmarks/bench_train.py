@@ -99,7 +99,9 @@ def ladder(args) -> None:
         import duckdb
 
         con = duckdb.connect(str(args.db_400k), read_only=True)
-        symbols = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM prices ORDER BY 1")]
+        symbols = [
+            r[0] for r in con.execute("SELECT DISTINCT symbol FROM prices ORDER BY 1").fetchall()
+        ]
         con.close()
         subset = ",".join(symbols[:22])
         if "100k" in args.sizes:
