@@ -57,9 +57,7 @@ def test_the_digest_follows_every_setting_and_the_code():
 
 
 def quick(models=("logistic",), **settings) -> TrainConfig:
-    return TrainConfig.create(
-        "swing", list(models), settings, windows=1, recipe=Recipe(tune=False)
-    )
+    return TrainConfig.create("swing", list(models), settings, windows=1, recipe=Recipe(tune=False))
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +84,10 @@ def test_a_changed_model_setting_is_a_new_run_with_fresh_fits(store_copy):
     assert len(list(other.run_dir.glob("fits/*.pkl"))) == len(fits)
     assert {p: p.stat().st_mtime_ns for p in fits} == stamps  # the first run is untouched
     params = json.loads((other.run_dir / "params.json").read_text())
-    assert params["logistic.C"] == 0.5 and params["config_digest"] == quick(
-        logistic={"C": 0.5}
-    ).digest()
+    assert (
+        params["logistic.C"] == 0.5
+        and params["config_digest"] == quick(logistic={"C": 0.5}).digest()
+    )
     model = RunFolder.open(runs_root(store_copy), other.run_id).fit_model("logistic__live")
     assert model.steps[-1][1].C == 0.5  # the fit it reports is the fit it made
 
@@ -143,3 +142,36 @@ def test_each_window_fits_exactly_its_fold_rows():
         assert set(lay.block_of(day_index[job.predict_rows])) == {block}
     assert len(jobs[-1].train_rows) == len(dates) and len(jobs[-1].predict_rows) == 0
     assert [j.name for j in jobs][-2:] == [f"logistic__b{lay.n_blocks - 1}", "logistic__live"]
+
+
+def test_refitting_every_second_window_predicts_each_test_row_once_from_its_past():
+    """With refit_every 2 the inner blocks keep a fit each and every second test window
+    gets one predicting it and the next window: every test row is predicted exactly once,
+    by a fit whose days end a purge before the row's own window starts."""
+    from training.folds import Fold, fit_jobs
+    from training.walkforward import layout
+
+    dates = np.repeat(np.arange(600), 3)
+    lay = layout(dates, 14, windows=5, inner_blocks=4)
+    day_index = np.searchsorted(lay.days, dates)
+    jobs = fit_jobs(quick().replace(refit_every=2), lay, day_index)
+    first, *_ = lay.windows
+    refits = [first, first + 2, first + 4]
+    assert [j.fold for j in jobs] == [
+        *(Fold(b) for b in [*range(1, first), *refits]),
+        Fold(None),
+    ]
+    predicted = np.concatenate([j.predict_rows for j in jobs])
+    test_rows = np.flatnonzero(day_index >= lay.bounds[first])
+    assert sorted(predicted[predicted >= test_rows[0]]) == list(test_rows)
+    assert len(np.unique(predicted)) == len(predicted)
+    for job in jobs[:-1]:
+        blocks = set(lay.block_of(day_index[job.predict_rows]))
+        assert min(blocks) == job.fold.block
+        assert day_index[job.train_rows].max() < lay.bounds[job.fold.block] - 14
+    assert {len(set(lay.block_of(day_index[j.predict_rows]))) for j in jobs[first - 1 : -1]} == {
+        1,
+        2,
+    }
+    # a different cadence is a different run
+    assert quick().replace(refit_every=2).digest() != quick().digest()

@@ -37,6 +37,10 @@ Settings = tuple[tuple[str, Any], ...]  # sorted (key, value) pairs: hashable, J
 # windows, that many equal windows over the last TEST_FRACTION of the days; 4 by default).
 WINDOWS: int | None = None
 MIN_TRAIN_YEARS = 3
+# The base models are refitted at every REFIT_EVERY-th test window; the windows between
+# are predicted by the fit before them, which was trained on days before its own window
+# and so before theirs (training/folds.py). Chosen by benchmarks/bench_budget.py.
+REFIT_EVERY = 1
 INNER_BLOCKS = 5
 TEST_FRACTION = 0.2
 SEED = 7
@@ -117,6 +121,7 @@ class TrainConfig:
     windows: int | None = WINDOWS
     min_train_years: int = MIN_TRAIN_YEARS
     inner_blocks: int = INNER_BLOCKS
+    refit_every: int = REFIT_EVERY
     test_fraction: float = TEST_FRACTION
     rules: RuleSetup = field(default_factory=RuleSetup)
     seed: int = SEED
@@ -163,6 +168,11 @@ class TrainConfig:
             isinstance(self.inner_blocks, int) and self.inner_blocks >= 2,
             "inner_blocks",
             self.inner_blocks,
+        )
+        _check(
+            isinstance(self.refit_every, int) and 1 <= self.refit_every <= 100,
+            "refit_every",
+            self.refit_every,
         )
         _check(0 < self.test_fraction < 1, "test_fraction", self.test_fraction)
         _check(isinstance(self.rules, RuleSetup), "rules", self.rules)
@@ -263,6 +273,7 @@ class TrainConfig:
             "windows": self.windows,
             "min_train_years": self.min_train_years,
             "inner_blocks": self.inner_blocks,
+            "refit_every": self.refit_every,
             "test_fraction": self.test_fraction,
             "rules": asdict(self.rules),
             "seed": self.seed,
@@ -290,6 +301,7 @@ class TrainConfig:
             "windows": self.windows,
             "min_train_years": self.min_train_years,
             "inner_blocks": self.inner_blocks,
+            "refit_every": self.refit_every,
             "test_fraction": self.test_fraction,
             **{f"rules.{k}": v for k, v in _flat(asdict(self.rules)).items()},
             "seed": self.seed,

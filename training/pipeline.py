@@ -331,6 +331,7 @@ def run_training(
                 traded,
                 live.rule,
                 config.rules,
+                config.refit_every,
             ),
             plots,
         )

@@ -50,6 +50,21 @@ class ReportData:
     traded: Any = None  # training.trading.TradeReport
     live_rule: Any = None  # training.rules.Rule of the live model
     setup: Any = None  # training.rules.RuleSetup
+    refit_every: int = 1  # the base models refitted at every that many-th test window
+
+
+def refit_text(every: int) -> str:
+    """The report's sentence on the refit cadence (none when every window is refitted)."""
+    if every == 1:
+        return ""
+    nth = {2: "second", 3: "third"}.get(every, f"{every}th")
+    return (
+        f" The base models are refitted at every {nth} test window only (a cost choice, "
+        "benchmarks/bench_budget.py): a window between refits is predicted by the fit of the "
+        "window before, trained on days before that window, so up to "
+        f"{every - 1} year(s) staler than a refit would be; its stack, rules and "
+        "calibration are still its own."
+    )
 
 
 def write_report(run, data: ReportData, plots=()) -> Path:
@@ -70,7 +85,8 @@ def write_report(run, data: ReportData, plots=()) -> Path:
         f"window's base models, stack, calibration and thresholds come only from days "
         f"ending {profile.hold_days} trading days before it starts (purge). Every base model "
         "is fitted once per date block on the days before it and predicts that block; those "
-        "forward out-of-fold predictions train the stack of every later window.",
+        "forward out-of-fold predictions train the stack of every later window."
+        + refit_text(data.refit_every),
         "",
     ]
     if data.traded is not None:

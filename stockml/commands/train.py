@@ -14,6 +14,7 @@ from stockml.commands.profile_options import (
     take_profit_option,
 )
 from stockml.store import DEFAULT_DB
+from training.config import REFIT_EVERY
 
 _COSTS = TradeCosts()
 
@@ -34,6 +35,16 @@ def train(
         help="Test only the last N yearly walk-forward windows (default: every calendar year "
         "with 3 years of history before it). A history too short for N yearly windows gets "
         "N equal windows over its last 20% of days instead (default 4).",
+    ),
+    refit_every: int = typer.Option(
+        REFIT_EVERY,
+        "--refit-every",
+        min=1,
+        max=100,
+        help="Refit the base models at every Nth test window; the windows between are "
+        "predicted by the fit before them, trained on days before its own window (the "
+        "stack, rules and calibration are still chosen for every window). 1 refits every "
+        "window.",
     ),
     train_symbols: str = typer.Option(
         None,
@@ -124,6 +135,7 @@ def train(
         chosen,
         parse_models(models),
         windows=windows,
+        refit_every=refit_every,
         train_symbols=parse_symbols(train_symbols, "--train-symbols"),
         traded_symbols=parse_symbols(symbols, "--symbols"),
         rules=rule_setup(trade, option_spread, stock_commission, slippage),
