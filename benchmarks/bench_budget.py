@@ -39,8 +39,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +46,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import bench_rows  # noqa: E402
 from benchmarks.bench_rows import PERIODS, PURGE, TOLERANCE  # noqa: E402
 
 MODELS = (
@@ -63,8 +62,6 @@ MODELS = (
 THRESHOLDS = (0.95, 0.90, 0.80)
 SEED = 7
 
-_SAMPLES = None  # the matrix, loaded once before the period processes fork
-
 
 def fitted(name: str, rows: np.ndarray, threshold: float | None):
     """Model `name` with today's defaults, the filter first when `threshold` is set, fitted
@@ -77,7 +74,7 @@ def fitted(name: str, rows: np.ndarray, threshold: float | None):
     from training.ray_runner import subsample
     from training.redundancy import RedundancyFilter
 
-    samples = _SAMPLES
+    samples = bench_rows.DEV_SAMPLES
     settings = dict(DEFAULTS[name])
     rows = subsample(rows, settings.pop("max_rows", None), SEED, Fold(1))
     tree_rows = settings.pop("tree_rows", None)  # as training/ray_runner.py fit_one
@@ -93,8 +90,8 @@ def fitted(name: str, rows: np.ndarray, threshold: float | None):
     return model, time.perf_counter() - started
 
 
-def measure(period: int) -> dict:
-    """Every model's variants on development period `period`: key -> (log loss, seconds),
+def measure(period: int, names: list[str]) -> dict:
+    """Every variant of each of `names` on development period `period`: key -> (log loss, seconds),
     keys (model, "all"), (model, tau), (model, "stale"), (model, "fresh")."""
     import warnings
 
@@ -103,7 +100,7 @@ def measure(period: int) -> dict:
     from training.metrics import log_loss3
 
     warnings.simplefilter("ignore", ConvergenceWarning)  # the MLP's iteration cap is a budget
-    samples = _SAMPLES
+    samples = bench_rows.DEV_SAMPLES
     _, test_start, test_end = PERIODS[period]
     second_start = f"{int(test_start[:4]) + 1}-01-01"
     days = np.unique(samples.dates)
@@ -136,7 +133,7 @@ def measure(period: int) -> dict:
             flush=True,
         )
 
-    for name in MODELS:
+    for name in names:
         model, seconds = fitted(name, train, None)
         record((name, "all"), model, test, seconds)
         record((name, "stale"), model, second, seconds)
@@ -148,7 +145,7 @@ def measure(period: int) -> dict:
     return out
 
 
-def adopt(results: list[dict]) -> None:
+def adopt(results: list[dict], names: list[str]) -> None:
     """Print the variants side by side and the rule's two choices."""
 
     def within(key, reference) -> bool:
@@ -161,7 +158,7 @@ def adopt(results: list[dict]) -> None:
     passing = []
     for threshold in THRESHOLDS:
         ok = True
-        for name in MODELS:
+        for name in names:
             good = within((name, threshold), (name, "all"))
             ok &= good
             all_s = sum(r[name, "all"][1] for r in results)
@@ -171,8 +168,8 @@ def adopt(results: list[dict]) -> None:
                 f"(all columns {losses((name, 'all'))})  {tau_s:6.1f} s vs {all_s:6.1f} s "
                 f"({all_s / tau_s:.2f}x)  {'within' if good else 'outside'}"
             )
-        total = sum(r[name, threshold][1] for r in results for name in MODELS)
-        base = sum(r[name, "all"][1] for r in results for name in MODELS)
+        total = sum(r[name, threshold][1] for r in results for name in names)
+        base = sum(r[name, "all"][1] for r in results for name in names)
         print(f"  tau {threshold:.2f}: {base / total:.2f}x the fit seconds of all columns")
         if ok:
             passing.append(threshold)
@@ -180,7 +177,7 @@ def adopt(results: list[dict]) -> None:
 
     print(f"\nrefit every second window (stale within {TOLERANCE:.3f} of fresh, both periods):")
     ok = True
-    for name in MODELS:
+    for name in names:
         good = within((name, "stale"), (name, "fresh"))
         ok &= good
         print(
@@ -191,28 +188,13 @@ def adopt(results: list[dict]) -> None:
 
 
 def main() -> None:
-    global _SAMPLES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--models", default=",".join(MODELS), help="a subset, for a quick look")
     parser.add_argument("--jobs", type=int, default=2, help="periods measured at once")
     args = parser.parse_args()
-
-    from features.cache import configure_numba_cache
-
-    configure_numba_cache()
-    from stockml import store
-    from training.dataset import load_samples
-
-    con = store.connect(args.db, read_only=True)
-    _SAMPLES = load_samples(con, "swing")
-    con.close()
-    days = np.unique(_SAMPLES.dates)
-    print(f"dev samples: {len(_SAMPLES.y):,} rows, {days[0]} .. {days[-1]}", flush=True)
-    started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork")) as pool:
-        results = list(pool.map(measure, range(len(PERIODS))))
-    print(f"measured in {(time.perf_counter() - started) / 60:.1f} min")
-    adopt(results)
+    names = args.models.split(",")
+    adopt(bench_rows.over_periods(args.db, measure, args.jobs, names), names)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import bench_rows  # noqa: E402
 from benchmarks.bench_rows import PERIODS, PURGE, TOLERANCE  # noqa: E402
 
 # Per model: (label, settings given to the factory on top of training.models.DEFAULTS);
@@ -92,8 +91,6 @@ CANDIDATES: dict[str, list[tuple[str, dict]]] = {
     ],
 }
 
-_SAMPLES = None  # the matrix, loaded once before the period processes fork
-
 
 def measure(period: int, names: list[str]) -> dict[tuple[str, str], tuple[float, float, int]]:
     """Every candidate of `names` on development period `period`: (label, model) ->
@@ -109,7 +106,7 @@ def measure(period: int, names: list[str]) -> dict[tuple[str, str], tuple[float,
     from training.models import BASE_MODELS
     from training.ray_runner import subsample
 
-    samples = _SAMPLES
+    samples = bench_rows.DEV_SAMPLES
     train_end, test_start, test_end = PERIODS[period]
     days = np.unique(samples.dates)
     cut = np.searchsorted(days, np.datetime64(test_start))
@@ -151,9 +148,7 @@ def adopt(results: list[dict], names: list[str]) -> None:
         for label, _ in CANDIDATES[name]:
             losses = [r[name, label][0] for r in results]
             seconds = sum(r[name, label][1] for r in results)
-            ok = all(
-                r[name, label][0] <= r[name, reference][0] + TOLERANCE for r in results
-            )
+            ok = all(r[name, label][0] <= r[name, reference][0] + TOLERANCE for r in results)
             print(
                 f"  {name:17s} {label:26s} log loss "
                 + " / ".join(f"{v:.4f}" for v in losses)
@@ -167,30 +162,13 @@ def adopt(results: list[dict], names: list[str]) -> None:
 
 
 def main() -> None:
-    global _SAMPLES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--models", default=",".join(CANDIDATES))
     parser.add_argument("--jobs", type=int, default=2, help="periods measured at once")
     args = parser.parse_args()
-
-    from features.cache import configure_numba_cache
-
-    configure_numba_cache()
-    from stockml import store
-    from training.dataset import load_samples
-
-    con = store.connect(args.db, read_only=True)
-    _SAMPLES = load_samples(con, "swing")
-    con.close()
-    days = np.unique(_SAMPLES.dates)
-    print(f"dev samples: {len(_SAMPLES.y):,} rows, {days[0]} .. {days[-1]}", flush=True)
     names = args.models.split(",")
-    started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork")) as pool:
-        results = list(pool.map(measure, range(len(PERIODS)), [names] * len(PERIODS)))
-    print(f"measured in {(time.perf_counter() - started) / 60:.1f} min")
-    adopt(results, names)
+    adopt(bench_rows.over_periods(args.db, measure, args.jobs, names), names)
 
 
 if __name__ == "__main__":

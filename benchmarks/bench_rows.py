@@ -40,6 +40,37 @@ PERIODS = (  # (last training day, first test day, last test day)
 )
 PURGE = 14
 
+DEV_SAMPLES = None  # the dev matrix `over_periods` loads before the period processes fork
+
+
+def over_periods(db: Path, measure, jobs: int, *args) -> list:
+    """The development studies' driver (bench_costs, bench_solvers, bench_budget): loads
+    store `db`'s swing samples into DEV_SAMPLES once, before the period processes fork
+    (each reads the parent's pages, none loads its own copy), then runs
+    `measure(period, *args)` for every index of PERIODS, `jobs` at a time. Prints the rows
+    and the minutes taken; returns the results in period order."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    global DEV_SAMPLES
+    from features.cache import configure_numba_cache
+
+    configure_numba_cache()
+    from stockml import store
+    from training.dataset import load_samples
+
+    con = store.connect(db, read_only=True)
+    DEV_SAMPLES = load_samples(con, "swing")
+    con.close()
+    days = np.unique(DEV_SAMPLES.dates)
+    print(f"dev samples: {len(DEV_SAMPLES.y):,} rows, {days[0]} .. {days[-1]}", flush=True)
+    started = time.perf_counter()
+    n = len(PERIODS)
+    with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
+        results = list(pool.map(measure, range(n), *([a] * n for a in args)))
+    print(f"measured in {(time.perf_counter() - started) / 60:.1f} min")
+    return results
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import bench_rows  # noqa: E402
 from benchmarks.bench_rows import PERIODS, PURGE, TOLERANCE  # noqa: E402
 
 MODELS = ("random_forest", "extra_trees", "mlp", "logistic", "svm")
@@ -53,8 +53,6 @@ VARIANTS["svm"] = [
     ("MedianImputer, primal", False, {"dual": "auto"}),
     ("MedianImputer, dual", False, {"dual": True}),
 ]
-
-_SAMPLES = None  # the matrix, loaded once before the period processes fork
 
 
 def _status_kib(field: str) -> int:
@@ -73,7 +71,7 @@ def _one_fit(name: str, sklearn_imputer: bool, settings: dict, train, test, conn
     from training.models import BASE_MODELS, settings_of
     from training.ray_runner import subsample
 
-    samples = _SAMPLES
+    samples = bench_rows.DEV_SAMPLES
     float(samples.x.sum())  # every page of the matrix resident before the baseline
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS (Linux)
     start = _status_kib("VmRSS")
@@ -107,7 +105,7 @@ def measure(period: int, names: list[str]) -> dict:
     from training.metrics import log_loss3
 
     warnings.simplefilter("ignore", ConvergenceWarning)
-    samples = _SAMPLES
+    samples = bench_rows.DEV_SAMPLES
     _, test_start, test_end = PERIODS[period]
     days = np.unique(samples.dates)
     cut = np.searchsorted(days, np.datetime64(test_start))
@@ -175,30 +173,13 @@ def adopt(results: list[dict], names: list[str]) -> None:
 
 
 def main() -> None:
-    global _SAMPLES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--jobs", type=int, default=2, help="periods measured at once")
     args = parser.parse_args()
-
-    from features.cache import configure_numba_cache
-
-    configure_numba_cache()
-    from stockml import store
-    from training.dataset import load_samples
-
-    con = store.connect(args.db, read_only=True)
-    _SAMPLES = load_samples(con, "swing")
-    con.close()
-    days = np.unique(_SAMPLES.dates)
-    print(f"dev samples: {len(_SAMPLES.y):,} rows, {days[0]} .. {days[-1]}", flush=True)
     names = args.models.split(",")
-    started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork")) as pool:
-        results = list(pool.map(measure, range(len(PERIODS)), [names] * len(PERIODS)))
-    print(f"measured in {(time.perf_counter() - started) / 60:.1f} min")
-    adopt(results, names)
+    adopt(bench_rows.over_periods(args.db, measure, args.jobs, names), names)
 
 
 if __name__ == "__main__":
