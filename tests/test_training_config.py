@@ -92,6 +92,38 @@ def test_a_changed_model_setting_is_a_new_run_with_fresh_fits(store_copy):
     assert model.steps[-1][1].C == 0.5  # the fit it reports is the fit it made
 
 
+def test_a_changed_rule_is_a_new_run_that_refits_nothing(store_copy):
+    """Rules and the traded universe are chosen after the fits: a run differing only in
+    them has its own run id and folder but takes the earlier run's fits (the same files,
+    manifests naming the new run), refits none, and predicts exactly what the earlier
+    one's fits predicted."""
+    from backtest.costs import TradeCosts
+    from training.pipeline import run_training
+    from training.rules import RuleSetup
+
+    first = run_training(store_copy, quick(), progress=False, serial=True)
+    fits = sorted(first.run_dir.glob("fits/*.pkl"))
+    stamps = {p: p.stat().st_mtime_ns for p in fits}
+    cheaper = quick().replace(rules=RuleSetup(costs=TradeCosts(option_spread=0.01)))
+    assert cheaper.fit_digest() == quick().fit_digest() and cheaper.digest() != quick().digest()
+    other = run_training(store_copy, cheaper, progress=False, serial=True)
+    assert other.run_id != first.run_id
+    taken = sorted(other.run_dir.glob("fits/*.pkl"))
+    assert [p.name for p in taken] == [p.name for p in fits]
+    assert all(a.stat().st_ino == b.stat().st_ino for a, b in zip(fits, taken, strict=True))
+    assert {p: p.stat().st_mtime_ns for p in fits} == stamps  # nothing refitted
+    manifest = json.loads((other.run_dir / "fits" / "logistic__live.json").read_text())
+    assert manifest["run_id"] == other.run_id
+    mine = RunFolder.open(runs_root(store_copy), other.run_id)
+    theirs = RunFolder.open(runs_root(store_copy), first.run_id)
+    assert np.array_equal(
+        mine.fit_predictions(f"logistic__{fits[0].stem.split('__')[1]}"),
+        theirs.fit_predictions(f"logistic__{fits[0].stem.split('__')[1]}"),
+    )
+    # a changed model setting is a different fit set: nothing to take
+    assert quick(logistic={"C": 0.5}).fit_digest() != quick().fit_digest()
+
+
 def test_a_model_swapped_between_runs_or_resigned_without_the_key_is_refused(store_copy):
     """signal_model.{pkl,json} copied from run B into run A's folder is refused when run A
     loads it (the manifest names B); a pickle whose manifest was recomputed without this

@@ -287,6 +287,14 @@ class TrainConfig:
         text = json.dumps(self.as_dict(), sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def fit_digest(self) -> str:
+        """The digest of what the base fits depend on: the config less `NOT_FITTED` (the
+        rules and the traded universe are chosen and scored after the fits, from their
+        predictions). Two runs with one fit digest on one sample make the same fits."""
+        fitted = {k: v for k, v in self.as_dict().items() if k not in NOT_FITTED}
+        text = json.dumps(fitted, sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def params(self) -> dict[str, Any]:
         """The config as one flat mapping of plain values: the recipe's and the run's
         scalars by name, the profile's fields (`profile` is its name), each model's
@@ -309,6 +317,7 @@ class TrainConfig:
             "train_symbols": ",".join(self.train_symbols) if self.train_symbols else None,
             "traded_symbols": ",".join(self.traded_symbols) if self.traded_symbols else None,
             "config_digest": self.digest(),
+            "fit_digest": self.fit_digest(),
         }
         for spec in self.models:
             for key, value in spec.settings:
@@ -333,6 +342,10 @@ def _check(ok: bool, name: str, value: Any) -> None:
     if not ok:
         raise InputError(f"bad training setting {name}: {value!r}")
 
+
+# Config fields the base fits do not read: a run differing from another only in these (the
+# decision rules' costs and trade type, the symbols traded and scored) reuses its fits.
+NOT_FITTED = ("rules", "traded_symbols")
 
 # The modules that decide what a fit is and what it returns: which rows (dataset, sampling,
 # walkforward, split, folds), their weights, the models, the task that fits them and the

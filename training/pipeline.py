@@ -141,6 +141,39 @@ def run_id_of(config: TrainConfig, samples: Samples) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def fit_id_of(config: TrainConfig, samples: Samples) -> str:
+    """The fit set's id: the run id's recipe with the config's fit digest
+    (`TrainConfig.fit_digest`): runs that differ only in rules or traded symbols share it,
+    and so their fits."""
+    import hashlib
+
+    text = f"fits:{config.fit_digest()}:{samples.fingerprint()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def adopt_earlier_fits(run, fit_id: str, progress: bool) -> int:
+    """Take the finished fits of earlier runs of fit set `fit_id` into `run` (a changed
+    cost or traded universe refits nothing); says so on the console and in the log.
+    Returns how many were taken."""
+    taken = 0
+    for source in run.same_fits(fit_id):
+        count = run.adopt_fits(source)
+        if count:
+            structlog.get_logger("training").info(
+                "fits_adopted", run_id=run.run_id, source=source.run_id, fits=count
+            )
+            if progress:
+                from stockml.progress import console
+
+                console.print(
+                    f"run {run.run_id}: {count} fits taken from run {source.run_id}, which "
+                    "fitted the same models on the same samples (only rules or traded "
+                    "symbols differ)"
+                )
+        taken += count
+    return taken
+
+
 class FitProgress:
     """The train bar and the log of the fit phase: every distinct fit counted once, whether
     it ran now or its checkpoint was kept, so the bar ends at its total; one `fit_done` log
@@ -282,8 +315,10 @@ def run_training(
             symbols=list(config.train_symbols) if config.train_symbols else None,
         )
         lay, day_index = walk_forward(samples, config)
-        run_id = run_id_of(config, samples)
-        run = RunFolder.create(runs_root(db_path), run_id, config, fresh, len(samples.y))
+        run_id, fit_id = run_id_of(config, samples), fit_id_of(config, samples)
+        run = RunFolder.create(runs_root(db_path), run_id, config, fresh, len(samples.y), fit_id)
+        if not fresh:
+            adopt_earlier_fits(run, fit_id, progress)
         started = time.perf_counter()
         # Each row's label life; every fit weights its rows by uniqueness among its own
         # training rows only (training/weights.py), so no purged or test label counts.

@@ -5,7 +5,9 @@
                                     the samples it trained on
         config.json                 the same config, nested (`TrainConfig.as_dict`)
         fits/<model>__<fold>.pkl    one checkpoint per fit (training/folds.py names them):
-             .npy .record .json     the model, its predictions, where it ran, its manifest
+             .npy .record .json     the model, its predictions, where it ran, its manifest;
+                                    taken over (hard-linked, signed anew) from an earlier
+                                    run of the same fit set (`adopt_fits`)
         <name>.pkl + <name>.json    models: `meta__b<j>` (each window's stack) and
                                     `signal_model` (the live model `stockml signals` uses)
         <name>.npy, <name>.json     arrays and documents, e.g. `test_probabilities.npy`,
@@ -135,18 +137,66 @@ class RunFolder:
 
     @classmethod
     def create(
-        cls, root: Path, run_id: str, config: Any, fresh: bool = False, samples: int = 0
+        cls,
+        root: Path,
+        run_id: str,
+        config: Any,
+        fresh: bool = False,
+        samples: int = 0,
+        fit_id: str | None = None,
     ) -> RunFolder:
         """The folder of a run about to be fitted (`config` a TrainConfig): emptied first
-        when `fresh`, with params.json and config.json written."""
+        when `fresh`, with params.json (naming `fit_id`, its fit set) and config.json
+        written."""
         folder = cls(Path(root) / _checked(run_id), run_id, config.digest())
         if fresh and folder.path.exists():
             shutil.rmtree(folder.path)
         folder.fits.mkdir(parents=True, exist_ok=True)
         signing_key(create=True)
-        folder.save_json("params", {**config.params(), "samples": samples})
+        folder.save_json("params", {**config.params(), "samples": samples, "fit_id": fit_id})
         folder.save_json("config", config.as_dict())
         return folder
+
+    def same_fits(self, fit_id: str) -> list[RunFolder]:
+        """The other runs under this run's root whose params.json names fit set `fit_id`
+        (the same base fits: `TrainConfig.fit_digest` on the same samples), newest
+        first."""
+        found = []
+        for params in self.path.parent.glob("*/params.json"):
+            folder = params.parent
+            if folder == self.path or not RUN_ID.fullmatch(folder.name):
+                continue
+            try:
+                named = json.loads(params.read_text()).get("fit_id")
+            except (OSError, json.JSONDecodeError, AttributeError):
+                continue
+            if named == fit_id:
+                found.append((params.stat().st_mtime_ns, folder.name))
+        return [RunFolder(self.path.parent / name, name) for _, name in sorted(found)[::-1]]
+
+    def adopt_fits(self, source: RunFolder) -> int:
+        """Take every finished fit of run `source` that this run lacks: its files hard-linked
+        (copied across file systems) after its manifest checks out, then a manifest naming
+        this run, signed here. Only for a source with this run's fit set (`same_fits`).
+        Returns how many were taken."""
+        taken = 0
+        for manifest_path in sorted(source.fits.glob("*.json")):
+            name = manifest_path.name[: -len(".json")]
+            if ".tmp." in name or self.fit_done(name) or not source.fit_done(name):
+                continue
+            files = json.loads(manifest_path.read_text())["files"]
+            for file in files:
+                target = self.fits / file
+                target.unlink(missing_ok=True)
+                try:
+                    os.link(source.fits / file, target)
+                except OSError:
+                    shutil.copy2(source.fits / file, target)
+            body = {"run_id": self.run_id, "config_digest": self.config_digest, "files": files}
+            manifest = {**body, "signature": _signature(signing_key(create=True), body)}
+            atomic_write_text(self.fits / f"{name}.json", json.dumps(manifest, sort_keys=True))
+            taken += 1
+        return taken
 
     @classmethod
     def open(cls, root: Path, run_id: str) -> RunFolder:
