@@ -354,6 +354,7 @@ NOT_FITTED = ("rules", "traded_symbols")
 # checkpoints on every run (training/pipeline.py), and tuning's choice is re-read from the
 # candidates' own fits, so a change there re-scores a finished run without refitting it.
 FIT_PATH = (
+    "binning.py",
     "config.py",
     "dataset.py",
     "folds.py",
