@@ -5,7 +5,7 @@ The long protocol's fit records showed scikit-learn's histogram booster taking 3
 with the uniqueness weights as without (12.9 s against 4.1 s at 37,734 rows) while the
 other models cost the same either way; profiled, the weighted binning (63 weighted
 percentiles a column, each a sort) was 48.5 s of a 69.5 s fit at 127,628 rows.
-`BinnedBoosting` computes the same edges with one call per column and fits on bin numbers.
+`OnePassHistGradientBoosting` computes the same edges with one call per column.
 
 Adoption rule, written before the first run: adopted if at every size its test
 predictions equal the plain booster's (max |dp| = 0); then its speed is what it is.

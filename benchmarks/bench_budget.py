@@ -32,6 +32,11 @@ purge), test 2011-2012; fit through 2014, test 2015-2016. One thread per fit, un
 today's `training.models.DEFAULTS`; the two periods side by side, one process each.
 
     .venv/bin/python benchmarks/bench_budget.py --db DEV.duckdb   # `stockml backtest` done
+    .venv/bin/python benchmarks/bench_budget.py --db DEV.duckdb --noise   # seed noise
+
+`--noise` (added after the run above, to read its result, not to revisit it) fits each
+model twice per period, with seeds 7 and 8, to show how far a model's test log loss moves
+when only its seed does.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ THRESHOLDS = (0.95, 0.90, 0.80)
 SEED = 7
 
 
-def fitted(name: str, rows: np.ndarray, threshold: float | None):
+def fitted(name: str, rows: np.ndarray, threshold: float | None, seed: int = SEED):
     """Model `name` with today's defaults, the filter first when `threshold` is set, fitted
     on `rows` (capped as the runner caps them); returns (model, seconds)."""
     from sklearn.pipeline import make_pipeline
@@ -76,14 +81,14 @@ def fitted(name: str, rows: np.ndarray, threshold: float | None):
 
     samples = bench_rows.DEV_SAMPLES
     settings = dict(DEFAULTS[name])
-    rows = subsample(rows, settings.pop("max_rows", None), SEED, Fold(1))
+    rows = subsample(rows, settings.pop("max_rows", None), seed, Fold(1))
     tree_rows = settings.pop("tree_rows", None)  # as training/ray_runner.py fit_one
     if tree_rows is not None:
         share = settings.get("max_samples") or 1.0
         settings["max_samples"] = max(1, min(int(tree_rows), int(share * len(rows))))
-    model = BASE_MODELS[name](1, SEED, **settings)
+    model = BASE_MODELS[name](1, seed, **settings)
     if threshold is not None:
-        model = make_pipeline(RedundancyFilter(threshold, seed=SEED), model)
+        model = make_pipeline(RedundancyFilter(threshold, seed=seed), model)
     started = time.perf_counter()
     with threadpool_limits(1):
         model.fit(samples.x[rows], samples.y[rows])
@@ -187,14 +192,52 @@ def adopt(results: list[dict], names: list[str]) -> None:
     print(f"  -> refit every second window: {'adopted' if ok else 'not adopted'}")
 
 
+def measure_noise(period: int, names: list[str]) -> dict:
+    """Each of `names` fitted twice on period `period`'s training rows, with the run seed
+    7 and 8 (its random state and any row draw): name -> (log loss 7, log loss 8) on the
+    test rows. How far a model moves when nothing but its seed does: the floor under any
+    tolerance a rule sets for it."""
+    from training.metrics import log_loss3
+
+    samples = bench_rows.DEV_SAMPLES
+    _, test_start, test_end = PERIODS[period]
+    days = np.unique(samples.dates)
+    cut = np.searchsorted(days, np.datetime64(test_start))
+    train = np.flatnonzero(samples.dates < days[cut - PURGE])
+    d = samples.dates
+    test = np.flatnonzero((d >= np.datetime64(test_start)) & (d <= np.datetime64(test_end)))
+    out = {}
+    for name in names:
+        losses = []
+        for seed in (SEED, SEED + 1):
+            model, _ = fitted(name, train, None, seed)
+            losses.append(log_loss3(samples.y[test], model.predict_proba(samples.x[test])))
+        out[name] = tuple(losses)
+        print(f"  p{period + 1} {name:17s} seed 7 {losses[0]:.4f} seed 8 {losses[1]:.4f}")
+    return out
+
+
+def noise(results: list[dict], names: list[str]) -> None:
+    print("\nseed noise (|log loss seed 8 - seed 7| on each period; the rules' tolerance 0.002):")
+    for name in names:
+        gaps = [abs(r[name][1] - r[name][0]) for r in results]
+        print(f"  {name:17s} " + " / ".join(f"{g:.4f}" for g in gaps))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--models", default=",".join(MODELS), help="a subset, for a quick look")
     parser.add_argument("--jobs", type=int, default=2, help="periods measured at once")
+    parser.add_argument(
+        "--noise", action="store_true", help="measure each model's seed noise instead"
+    )
     args = parser.parse_args()
     names = args.models.split(",")
-    adopt(bench_rows.over_periods(args.db, measure, args.jobs, names), names)
+    if args.noise:
+        noise(bench_rows.over_periods(args.db, measure_noise, args.jobs, names), names)
+    else:
+        adopt(bench_rows.over_periods(args.db, measure, args.jobs, names), names)
 
 
 if __name__ == "__main__":

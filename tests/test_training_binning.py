@@ -1,4 +1,5 @@
-"""BinnedBoosting is scikit-learn's histogram booster to the bit, only cheaper to bin."""
+"""OnePassHistGradientBoosting is scikit-learn's histogram booster to the bit, only cheaper
+to bin."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
 
-from training.binning import BinnedBoosting, weighted_edges
+from training.binning import OnePassBinMapper, OnePassHistGradientBoosting, weighted_edges
 
 
 def awkward(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,9 +42,9 @@ def test_weighted_edges_are_the_boosters_own():
 
 @pytest.mark.parametrize("weighted", [True, False])
 def test_predictions_are_the_plain_boosters(weighted):
-    """Weighted, the booster is fitted on bin numbers (edges_ set) and predicts exactly
-    what the plain booster fitted on the values predicts; unweighted it is the plain
-    booster itself."""
+    """Weighted, the one-pass mapper bins the training rows (to the plain booster's edges,
+    every column) and the fit predicts exactly what the plain booster predicts; unweighted
+    the mapper's own scikit-learn path runs, with the same result."""
     x, y, w = awkward(30_000)
     test, _, _ = awkward(5_000, seed=1)
     settings = dict(
@@ -57,9 +58,14 @@ def test_predictions_are_the_plain_boosters(weighted):
     )
     weights = w if weighted else None
     plain = HistGradientBoostingClassifier(**settings).fit(x, y, sample_weight=weights)
-    binned = BinnedBoosting(HistGradientBoostingClassifier(**settings)).fit(
-        x, y, sample_weight=weights
+    fast = OnePassHistGradientBoosting(**settings).fit(x, y, sample_weight=weights)
+    assert isinstance(fast._bin_mapper, OnePassBinMapper)
+    for mine, theirs in zip(
+        fast._bin_mapper.bin_thresholds_, plain._bin_mapper.bin_thresholds_, strict=True
+    ):
+        assert np.array_equal(mine, theirs)
+    assert np.array_equal(
+        fast._bin_mapper.n_bins_non_missing_, plain._bin_mapper.n_bins_non_missing_
     )
-    assert (binned.edges_ is not None) == weighted
-    assert np.array_equal(binned.predict_proba(test), plain.predict_proba(test))
-    assert np.array_equal(binned.classes_, plain.classes_)
+    assert np.array_equal(fast.predict_proba(test), plain.predict_proba(test))
+    assert np.array_equal(fast.classes_, plain.classes_)

@@ -150,9 +150,7 @@ def setting_names(name: str) -> set[str]:
     pipeline; for the SVM, the linear SVM's and the Nystroem map's `n_components`)."""
     model = BASE_MODELS[name](1, 0)
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-    from training.binning import BinnedBoosting
-
-    if isinstance(estimator, LabelShift | BinnedBoosting):
+    if isinstance(estimator, LabelShift):
         estimator = estimator.estimator
     # caps on each fit's rows and on a forest tree's draw (training/ray_runner.py)
     names = {"max_rows", "tree_rows"}
@@ -224,16 +222,13 @@ def lightgbm(threads: int, seed: int, **settings) -> ClassifierMixin:
 
 
 def gradient_boosting(threads: int, seed: int, **settings) -> ClassifierMixin:
-    from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from training.binning import BinnedBoosting
+    from training.binning import OnePassHistGradientBoosting
 
-    # HistGradientBoosting threads through OpenMP; the task caps OMP_NUM_THREADS.
-    # BinnedBoosting: the same fit, its weighted bin edges computed in one pass per column.
-    return BinnedBoosting(
-        HistGradientBoostingClassifier(
-            **{"random_state": seed, **estimator_settings("gradient_boosting", **settings)}
-        )
+    # HistGradientBoosting threads through OpenMP; the task caps OMP_NUM_THREADS. The
+    # one-pass variant: the same fit, its weighted bin edges computed in one pass a column.
+    return OnePassHistGradientBoosting(
+        **{"random_state": seed, **estimator_settings("gradient_boosting", **settings)}
     )
 
 
