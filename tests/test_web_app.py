@@ -39,7 +39,6 @@ def client(app_store, tmp_path_factory):
         yield client
 
 
-
 def rows_shown(html: str) -> list[str]:
     return re.findall(r'<tr class="signal-row[^"]*" data-symbol="([^"]*)"', html)
 

@@ -326,10 +326,7 @@ def features_ddl(columns: Sequence[str]) -> str:
     cols = ",\n    ".join(f"{name} {FEATURE_SQL_TYPE}" for name in columns)
     return (
         f"CREATE TABLE features (\n    symbol VARCHAR NOT NULL,\n    date DATE NOT NULL,\n"
-        f"    {cols}\n);\n"
-        + MODEL_INPUTS
-        + "\n"
-        + SAMPLES
+        f"    {cols}\n);\n" + MODEL_INPUTS + "\n" + SAMPLES
     )
 
 
