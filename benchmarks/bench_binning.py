@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_rows import PURGE  # noqa: E402
+from benchmarks.bench_rows import PURGE, dev_samples  # noqa: E402
 
 ENDS = ("2004", "2007", "2010")
 
@@ -46,17 +46,11 @@ def main() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
-    from features.cache import configure_numba_cache
-    from stockml import store
-    from training.dataset import load_samples
     from training.metrics import log_loss3
     from training.models import BASE_MODELS, estimator_settings
     from training.weights import weights_of
 
-    configure_numba_cache()
-    con = store.connect(args.db, read_only=True)
-    samples = load_samples(con, "swing")
-    con.close()
+    samples = dev_samples(args.db)
     days = np.unique(samples.dates)
     day_index = np.searchsorted(days, samples.dates)
     lives = samples.label_lives(day_index)

@@ -43,6 +43,23 @@ PURGE = 14
 DEV_SAMPLES = None  # the dev matrix `over_periods` loads before the period processes fork
 
 
+def dev_samples(db: Path):
+    """Store `db`'s swing samples (features, context and labels), with the Numba cache
+    configured, after printing their rows and days."""
+    from features.cache import configure_numba_cache
+
+    configure_numba_cache()
+    from stockml import store
+    from training.dataset import load_samples
+
+    con = store.connect(db, read_only=True)
+    samples = load_samples(con, "swing")
+    con.close()
+    days = np.unique(samples.dates)
+    print(f"dev samples: {len(samples.y):,} rows, {days[0]} .. {days[-1]}", flush=True)
+    return samples
+
+
 def over_periods(db: Path, measure, jobs: int, *args) -> list:
     """The development studies' driver (bench_costs, bench_solvers, bench_budget): loads
     store `db`'s swing samples into DEV_SAMPLES once, before the period processes fork
@@ -53,17 +70,7 @@ def over_periods(db: Path, measure, jobs: int, *args) -> list:
     from multiprocessing import get_context
 
     global DEV_SAMPLES
-    from features.cache import configure_numba_cache
-
-    configure_numba_cache()
-    from stockml import store
-    from training.dataset import load_samples
-
-    con = store.connect(db, read_only=True)
-    DEV_SAMPLES = load_samples(con, "swing")
-    con.close()
-    days = np.unique(DEV_SAMPLES.dates)
-    print(f"dev samples: {len(DEV_SAMPLES.y):,} rows, {days[0]} .. {days[-1]}", flush=True)
+    DEV_SAMPLES = dev_samples(db)
     started = time.perf_counter()
     n = len(PERIODS)
     with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
@@ -78,23 +85,15 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
 
-    from features.cache import configure_numba_cache
-
-    configure_numba_cache()
     from threadpoolctl import threadpool_limits
 
-    from stockml import store
-    from training.dataset import load_samples
     from training.folds import Fold
     from training.metrics import log_loss3
     from training.models import BASE_MODELS
     from training.ray_runner import subsample
 
-    con = store.connect(args.db, read_only=True)
-    samples = load_samples(con, "swing")
-    con.close()
+    samples = dev_samples(args.db)
     days = np.unique(samples.dates)
-    print(f"dev samples: {len(samples.y):,} rows, {days[0]} .. {days[-1]}")
     results: dict[tuple[str, int, object], tuple[float, float, int]] = {}
     for p, (train_end, test_start, test_end) in enumerate(PERIODS):
         cut = np.searchsorted(days, np.datetime64(test_start))
