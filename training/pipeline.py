@@ -142,9 +142,10 @@ def run_id_of(config: TrainConfig, samples: Samples) -> str:
 
 
 def fit_id_of(config: TrainConfig, samples: Samples) -> str:
-    """The fit set's id: the run id's recipe with the config's fit digest
-    (`TrainConfig.fit_digest`): runs that differ only in rules or traded symbols share it,
-    and so their fits."""
+    """The fit set's id: the first 16 hex digits of the SHA-256 of the config's fit digest
+    (`TrainConfig.fit_digest`: the config less its rules and traded symbols) and the
+    samples' fingerprint. Runs that differ only in rules or traded symbols share it, and so
+    their fits."""
     import hashlib
 
     text = f"fits:{config.fit_digest()}:{samples.fingerprint()}"

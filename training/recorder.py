@@ -192,9 +192,7 @@ class RunFolder:
                     os.link(source.fits / file, target)
                 except OSError:
                     shutil.copy2(source.fits / file, target)
-            body = {"run_id": self.run_id, "config_digest": self.config_digest, "files": files}
-            manifest = {**body, "signature": _signature(signing_key(create=True), body)}
-            atomic_write_text(self.fits / f"{name}.json", json.dumps(manifest, sort_keys=True))
+            self._sign(self.fits, name, files)
             taken += 1
         return taken
 
@@ -234,6 +232,11 @@ class RunFolder:
             else:
                 atomic_write(final, lambda handle, obj=obj: pickle.dump(obj, handle))
             files[final.name] = sha256(final)
+        self._sign(folder, name, files)
+
+    def _sign(self, folder: Path, name: str, files: dict[str, str]) -> None:
+        """`<name>.json` in `folder`: `files` (file name -> SHA-256) with this run's id and
+        config digest, signed with this machine's key (HMAC-SHA256); written last."""
         body = {"run_id": self.run_id, "config_digest": self.config_digest, "files": files}
         manifest = {**body, "signature": _signature(signing_key(create=True), body)}
         atomic_write_text(folder / f"{name}.json", json.dumps(manifest, sort_keys=True))
