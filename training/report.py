@@ -60,7 +60,7 @@ def refit_text(every: int) -> str:
     nth = {2: "second", 3: "third"}.get(every, f"{every}th")
     return (
         f" The base models are refitted at every {nth} test window only (a cost choice, "
-        "benchmarks/bench_budget.py): a window between refits is predicted by the fit of the "
+        "benchmarks/bench_refit.py): a window between refits is predicted by the fit of the "
         "window before, trained on days before that window, so up to "
         f"{every - 1} year(s) staler than a refit would be; its stack, rules and "
         "calibration are still its own."
