@@ -158,15 +158,16 @@ def test_a_model_swapped_between_runs_or_resigned_without_the_key_is_refused(sto
 
 
 def test_each_window_fits_exactly_its_fold_rows():
-    """A block fit trains on the days before its block less the purge and predicts the
-    block; the live fit trains on every row and predicts none; names are typed folds."""
+    """Refitting every window (`refit_every` 1): a block fit trains on the days before its
+    block less the purge and predicts the block; the live fit trains on every row and
+    predicts none; names are typed folds."""
     from training.folds import Fold, fit_jobs
     from training.walkforward import layout
 
     dates = np.repeat(np.arange(400), 3)
     lay = layout(dates, 14, windows=2, inner_blocks=4)
     day_index = np.searchsorted(lay.days, dates)
-    jobs = fit_jobs(quick(), lay, day_index)
+    jobs = fit_jobs(quick().replace(refit_every=1), lay, day_index)
     assert [j.fold for j in jobs] == [*(Fold(b) for b in range(1, lay.n_blocks)), Fold(None)]
     for job in jobs[:-1]:
         block = job.fold.block
@@ -206,4 +207,4 @@ def test_refitting_every_second_window_predicts_each_test_row_once_from_its_past
         2,
     }
     # a different cadence is a different run
-    assert quick().replace(refit_every=2).digest() != quick().digest()
+    assert quick().replace(refit_every=1).digest() != quick().replace(refit_every=2).digest()

@@ -14,7 +14,7 @@ import pytest
 
 from stockml import store
 from stockml.errors import NothingToDoError, StoreError
-from training.config import TrainConfig
+from training.config import REFIT_EVERY, TrainConfig
 from training.pipeline import run_training
 from training.recorder import RunFolder, runs_root
 
@@ -26,6 +26,14 @@ def config(models=MODELS, **fields) -> TrainConfig:
     """The swing profile's default config over `models`, with 4 windows: the 12-stock store
     (labels 2018-01 .. 2021-03) has one eligible year, so 4 equal windows."""
     return TrainConfig.create("swing", models, **{"windows": 4, **fields})
+
+
+# config()'s blocks: 1 .. 4 before the windows (block 0 only trains), windows 5 .. 8
+INNER, WINDOW_BLOCKS = 4, range(5, 9)
+# the blocks with a fit of their own: every inner block and every REFIT_EVERY-th window
+FITTED_BLOCKS = [*range(1, INNER + 1), *WINDOW_BLOCKS[::REFIT_EVERY]]
+# per model: those, the live fit, and the two tuning alternatives on each inner block
+FITS_PER_MODEL = len(FITTED_BLOCKS) + 1 + 2 * INNER
 
 
 def fit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
@@ -93,9 +101,11 @@ def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from
     after, state_after = fit_outputs(second.run_dir), window_state(second)
     last_block = 4 + from_window  # blocks 0..4 before the windows; block 0 only trains
     kept = [n for n in before if "live" not in n and fit_block(n) <= last_block]
-    # every model's fits of blocks 1..k, plus the two tuning alternatives' (the regularised
-    # one and, the run being weighted, the unweighted default) inner blocks 1..4
-    assert len(kept) == len(MODELS) * (last_block + 2 * 4)
+    # every model's fits of blocks 1..k (those with a fit of their own), plus the two
+    # tuning alternatives' (the regularised one and, the run being weighted, the
+    # unweighted default) inner blocks 1..4
+    fitted = [b for b in FITTED_BLOCKS if b <= last_block]
+    assert len(kept) == len(MODELS) * (len(fitted) + 2 * INNER)
     assert first.tuning and all(w.kept and w.weights for w in first.windows)
     for name in kept:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
@@ -116,12 +126,12 @@ def test_saved_stack_predicts_what_the_pipeline_evaluated(small_store):
 
     result = run_training(small_store, config(), progress=False)
     window = result.windows[-1]
-    block = 4 + window.number
+    block = max(b for b in FITTED_BLOCKS if b <= INNER + window.number)  # the fit serving it
     run = RunFolder.open(runs_root(small_store), result.run_id)
     chosen = {m: Fold(block, t["chosen"]).name for m, t in result.tuning.items()}
     stack = StackedModel.from_fitted(
         [(m, run.fit_model(f"{m}__{chosen[m]}")) for m in window.kept],
-        run.load_model(f"meta__b{block}"),
+        run.load_model(f"meta__b{INNER + window.number}"),
     )
     decision = window.decision
     model = SignalModel(stack, decision.rule, decision.calibration.calibrator)
@@ -318,7 +328,7 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
         assert path.stat().st_mtime_ns == stamp, f"{path.name} was refitted"
     # per model: 4 inner blocks x 3 tuning candidates (default, regularised, unweighted),
     # 4 window blocks and the live fit
-    assert len(list((result.run_dir / "fits").glob("*.json"))) == len(MODELS) * 17
+    assert len(list((result.run_dir / "fits").glob("*.json"))) == len(MODELS) * FITS_PER_MODEL
     assert result.report.exists() and "stack" in result.metrics
 
 
@@ -338,7 +348,7 @@ def test_serial_baseline_fits_exactly_what_ray_fits(small_store):
     assert serial.run_id == parallel.run_id
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())  # refitted, not reused
     in_process = fit_outputs(serial.run_dir)
-    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * 17
+    assert by_ray.keys() == in_process.keys() and len(by_ray) == len(MODELS) * FITS_PER_MODEL
     for name in by_ray:
         np.testing.assert_array_equal(by_ray[name], in_process[name], err_msg=name)
     np.testing.assert_array_equal(stack_by_ray, np.load(serial.run_dir / "test_probabilities.npy"))
