@@ -36,3 +36,61 @@ def test_model_beats_the_majority_class_out_of_sample(name):
     predicted = np.array([-1, 0, 1])[proba.argmax(axis=1)]
     majority = max(np.mean(y_new == c) for c in (-1, 0, 1))
     assert np.mean(predicted == y_new) > majority + 0.1
+
+
+@pytest.mark.parametrize("case", ["all classes", "a class never true", "a class never called"])
+def test_evaluate_scores_are_sklearns(case):
+    """`training.metrics.evaluate` computes its classification scores from one confusion
+    matrix: the same numbers as sklearn's functions, bit for bit, also when a class is
+    absent from the labels (balanced accuracy leaves it out) or never predicted."""
+    import warnings
+
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        f1_score,
+        precision_recall_fscore_support,
+    )
+
+    from stockml.defaults import CLASSES
+    from training.metrics import evaluate
+
+    rng = np.random.default_rng(3)
+    y = rng.choice(CLASSES, 5_000, p=[0.3, 0.5, 0.2])
+    proba = rng.dirichlet([1, 1, 1], 5_000)
+    if case == "a class never true":
+        y[y == 0] = 1
+    if case == "a class never called":
+        proba[:, 0] = 0.0
+        proba /= proba.sum(axis=1, keepdims=True)
+    out = evaluate(y, proba, y)
+    predicted = CLASSES[proba.argmax(axis=1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = balanced_accuracy_score(y, predicted)
+    precision, recall, _, _ = precision_recall_fscore_support(
+        y, predicted, labels=CLASSES, zero_division=0
+    )
+    assert out["accuracy"] == accuracy_score(y, predicted)
+    assert out["balanced_accuracy"] == balanced
+    assert out["macro_f1"] == f1_score(
+        y, predicted, average="macro", labels=CLASSES, zero_division=0
+    )
+    names = ["loss", "timeout", "win"]
+    assert [out[f"precision_{n}"] for n in names] == precision.tolist()
+    assert [out[f"recall_{n}"] for n in names] == recall.tolist()
+    assert sum(out[f"confusion_{a}_as_{b}"] for a in names for b in names) == len(y)
+
+
+def test_the_audit_beside_the_stacking_returns_or_raises_what_it_would_inline():
+    """`audit_beside` runs the leakage audit in a thread: its result is the inline
+    audit's, and an error inside it is raised where the caller asks for the result."""
+    from types import SimpleNamespace
+
+    from training.audit import audit_beside, random_split_audit
+
+    rng = np.random.default_rng(5)
+    samples = SimpleNamespace(x=rng.normal(size=(600, 4)), y=rng.choice([-1, 0, 1], 600))
+    assert audit_beside(samples, "logistic", 7)() == random_split_audit(samples, "logistic", 7)
+    with pytest.raises(KeyError):
+        audit_beside(samples, "no such model", 7)()

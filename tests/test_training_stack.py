@@ -124,3 +124,28 @@ def test_isotonic_calibration_is_kept_only_where_it_helps():
     fixed = ClasswiseIsotonic().fit(squashed, y).transform(squashed)
     np.testing.assert_allclose(fixed.sum(axis=1), 1.0)
     assert brier(fixed, y).sum() < brier(squashed, y).sum()
+
+
+def test_ensemble_selection_picks_what_the_full_mixtures_log_loss_picks():
+    """The greedy search carries only the true class's probability; its picks and its
+    path are those of `log_loss3` on the full (n, 3) running mean, to the last bit."""
+    from stockml.defaults import CLASSES
+    from training.metrics import log_loss3
+    from training.stacking import EnsembleSelection
+
+    rng = np.random.default_rng(11)
+    n, m = 4_000, 6
+    y = rng.choice(CLASSES, n, p=[0.3, 0.45, 0.25])
+    p = rng.dirichlet([2, 3, 2], (n, m))
+    p[:, 2] = p[:, 1]  # a copy adds nothing
+    fitted = EnsembleSelection(steps=12).fit(p.reshape(n, 3 * m), y)
+    total, path, picks = np.zeros((n, 3)), [], []
+    for step in range(1, 13):
+        losses = [log_loss3(y, (total + p[:, j]) / step) for j in range(m)]
+        picks.append(int(np.argmin(losses)))
+        path.append(losses[picks[-1]])
+        total += p[:, picks[-1]]
+    best = int(np.argmin(path))  # the first of the lowest, as the fit keeps it
+    kept = len(fitted.picks_)
+    assert fitted.path_ == path[:kept] and fitted.picks_ == picks[:kept]
+    assert fitted.path_[-1] == path[best]

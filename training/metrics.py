@@ -9,8 +9,6 @@ functions); no I/O.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from stockml.defaults import CLASS_NAMES as NAMES
@@ -18,12 +16,25 @@ from stockml.defaults import CLASSES, WIN_COL
 from training.trades import CALL, PUT
 
 
+def class_columns(y: np.ndarray) -> np.ndarray:
+    """(n,) the column of each label in CLASSES order (-1, 0, +1 -> 0, 1, 2): the label
+    plus one. Raises ValueError for a label outside CLASSES."""
+    y = np.asarray(y)
+    if len(y) and (y.min() < CLASSES[0] or y.max() > CLASSES[-1]):
+        raise ValueError(f"labels must lie in {CLASSES.tolist()}")
+    return y.astype(np.intp) - CLASSES[0]
+
+
+def true_class_log_loss(picked: np.ndarray) -> float:
+    """Mean negative log of (n,) true-class probabilities, clipped at 1e-12."""
+    return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
+
+
 def log_loss3(y: np.ndarray, proba: np.ndarray) -> float:
     """Mean negative log probability of the true class, (n, 3) in CLASSES order, clipped at
     1e-12 (sklearn's log_loss for three fixed labels, without its input checks: fast
     enough to call in every bootstrap resample)."""
-    picked = proba[np.arange(len(y)), np.searchsorted(CLASSES, y)]
-    return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
+    return true_class_log_loss(proba[np.arange(len(y)), class_columns(y)])
 
 
 def brier(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -62,33 +73,43 @@ def top_decile_precision(scores: np.ndarray, hit: np.ndarray) -> float:
     return float((hit[above].sum() + hit[tied].sum()) / k)
 
 
+def confusion(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(3, 3) int counts, [i, j] = rows of class CLASSES[i] predicted as CLASSES[j]."""
+    cells = 3 * class_columns(y) + class_columns(predicted)
+    return np.bincount(cells, minlength=9).reshape(3, 3)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
+    """num / den elementwise, `empty` where den is 0."""
+    out = np.full(len(num), empty, dtype=float)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
 def evaluate(y: np.ndarray, proba: np.ndarray, y_train: np.ndarray) -> dict[str, float]:
     """Accuracy, balanced accuracy, macro F1, log loss, per-class precision/recall, the
     majority-class baseline (from the training period's labels `y_train`), the precision
-    of the 10% most confident win calls, Brier scores and the confusion counts."""
-    from sklearn.metrics import (
-        accuracy_score,
-        balanced_accuracy_score,
-        f1_score,
-        precision_recall_fscore_support,
-    )
+    of the 10% most confident win calls, Brier scores and the confusion counts.
 
+    The classification scores are sklearn's definitions computed from one confusion
+    matrix (the same numbers as `accuracy_score`, `balanced_accuracy_score` (a class
+    absent from y left out), `f1_score(average="macro", labels=CLASSES,
+    zero_division=0)` and `precision_recall_fscore_support(labels=CLASSES,
+    zero_division=0)`; tests/test_training_models.py checks them against sklearn), a
+    fraction of its validation cost, which ran 250 times a run."""
     proba = proba / proba.sum(axis=1, keepdims=True)  # float32 models sum to 1 +- 1e-7
     predicted = CLASSES[proba.argmax(axis=1)]
-    with warnings.catch_warnings():
-        # A short test window may lack a class: its recall is then undefined, as sklearn says.
-        warnings.simplefilter("ignore", UserWarning)
-        balanced = balanced_accuracy_score(y, predicted)
+    counts = confusion(y, predicted)
+    tp, true, called = np.diag(counts), counts.sum(axis=1), counts.sum(axis=0)
+    recall = _ratio(tp, true, np.nan)
+    precision = _ratio(tp, called, 0.0)
     out = {
-        "accuracy": accuracy_score(y, predicted),
-        "balanced_accuracy": balanced,
-        "macro_f1": f1_score(y, predicted, average="macro", labels=CLASSES, zero_division=0),
+        "accuracy": tp.sum() / len(y),
+        "balanced_accuracy": float(np.mean(recall[~np.isnan(recall)])),
+        "macro_f1": float(np.mean(_ratio(2 * tp, true + called, 0.0))),
         "log_loss": log_loss3(y, proba),
     }
-    precision, recall, _, _ = precision_recall_fscore_support(
-        y, predicted, labels=CLASSES, zero_division=0
-    )
-    for c, p, r in zip(CLASSES, precision, recall, strict=True):
+    for c, p, r in zip(CLASSES, precision, np.nan_to_num(recall, nan=0.0), strict=True):
         out[f"precision_{NAMES[c]}"] = float(p)
         out[f"recall_{NAMES[c]}"] = float(r)
     majority = CLASSES[np.argmax([np.mean(y_train == c) for c in CLASSES])]
@@ -98,11 +119,9 @@ def evaluate(y: np.ndarray, proba: np.ndarray, y_train: np.ndarray) -> dict[str,
     out["base_rate_win"] = float(np.mean(y == 1))
     for c, score in zip(CLASSES, brier(proba, y), strict=True):
         out[f"brier_{NAMES[c]}"] = float(score)
-    for actual in CLASSES:
-        for guess in CLASSES:
-            out[f"confusion_{NAMES[actual]}_as_{NAMES[guess]}"] = float(
-                np.sum((y == actual) & (predicted == guess))
-            )
+    for i, actual in enumerate(CLASSES):
+        for j, guess in enumerate(CLASSES):
+            out[f"confusion_{NAMES[actual]}_as_{NAMES[guess]}"] = float(counts[i, j])
     return {k: float(v) for k, v in out.items()}
 
 

@@ -289,7 +289,7 @@ def run_training(
     this process without Ray (the benchmark's baseline), `memory_limit` bounds the
     refreshes and DuckDB (stockml.memory)."""
     from stockml.memory import MemoryBudget
-    from training.audit import random_split_audit
+    from training.audit import audit_beside
     from training.evaluation import evaluate_windows
     from training.plots import write_plots
     from training.record import metric_rows, record_run, run_info, run_notes
@@ -332,10 +332,12 @@ def run_training(
         # What every sample row's trade would have done (next-open entry, barrier exits,
         # costs): the rules are chosen on it and the test windows are traded with it.
         book = book_trades(con, samples, config.profile, config.rules)
+        models = config.model_names
+        audit_model = "lightgbm" if "lightgbm" in models else models[0]
+        audit_result = audit_beside(samples, audit_model, config.seed)
         windows, live, oof = stack_windows(
             samples, lay, day_index, run, config, jobs, progress, lives, book
         )
-        models = config.model_names
 
         def rule_of(proba: np.ndarray, rows: np.ndarray):
             span = f"{samples.dates[rows[0]]} .. {samples.dates[rows[-1]]}"
@@ -344,8 +346,7 @@ def run_training(
         evaluation = evaluate_windows(samples, lay, windows, oof, models, rule_of)
         traded = trade_windows(samples, lay, windows, evaluation, book, config, run_id)
         record = track_record(traded, evaluation, samples)
-        audit_model = "lightgbm" if "lightgbm" in models else models[0]
-        audit = random_split_audit(samples, audit_model, config.seed)
+        audit = audit_result()
         plots = write_plots(run, evaluation, samples, traded, audit, lay.horizon)
         recipe = f"{config.recipe.describe()}; trained on {data_text(con, config, samples)}"
         report = write_report(
