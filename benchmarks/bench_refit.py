@@ -62,6 +62,8 @@ def verdicts(pooled: dict) -> dict[str, bool]:
 
 def measure(db: Path, every: int) -> dict:
     """One default run at `every`: its pooled metrics, windows with IC > 0, fits, times."""
+    from bench_skill import run_metrics
+
     from stockml import store
     from stockml.memory import RssWatch
     from training.config import TrainConfig
@@ -75,18 +77,12 @@ def measure(db: Path, every: int) -> dict:
     watch.stop()
     con = store.connect(db, read_only=True)
     try:
-        rows = con.execute(
-            'SELECT "window", model, metric, value FROM model_metrics WHERE run_id = ?',
-            [result.run_id],
-        ).fetchall()
         fits, seconds = con.execute(
             "SELECT count(*), sum(seconds) FROM training_fits WHERE run_id = ?", [result.run_id]
         ).fetchone()
     finally:
         con.close()
-    m: dict = {}
-    for window, model, metric, value in rows:
-        m.setdefault(window, {}).setdefault(model, {})[metric] = value
+    m = run_metrics(db, result.run_id)
     names = [w.name for w in result.windows]
     return {
         "run": result.run_id,

@@ -227,6 +227,24 @@ def load_samples_of(con):
     return load_samples(con, "swing")
 
 
+def run_metrics(db: Path, run_id: str) -> dict:
+    """A run's `model_metrics` as window -> model -> metric -> value."""
+    from stockml import store
+
+    con = store.connect(db, read_only=True)
+    try:
+        rows = con.execute(
+            'SELECT "window", model, metric, value FROM model_metrics WHERE run_id = ?',
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    m: dict = {}
+    for window, model, metric, value in rows:
+        m.setdefault(window, {}).setdefault(model, {})[metric] = value
+    return m
+
+
 def long_protocol(db: Path, which: str, rescore: str | None = None) -> None:
     """Issue 23's long protocol: the universe with history from 2001, the default
     `stockml train` recipe (every yearly window, 2005 .. 2021, each with its own training
@@ -250,17 +268,7 @@ def long_protocol(db: Path, which: str, rescore: str | None = None) -> None:
         result = run_training(db, TrainConfig.create("swing"), progress=True)
     wall = time.perf_counter() - started
     peak = watch.stop()
-    con = store.connect(db, read_only=True)
-    try:
-        rows = con.execute(
-            'SELECT "window", model, metric, value FROM model_metrics WHERE run_id = ?',
-            [result.run_id],
-        ).fetchall()
-    finally:
-        con.close()
-    m: dict = {}
-    for window, model, metric, value in rows:
-        m.setdefault(window, {}).setdefault(model, {})[metric] = value
+    m = run_metrics(db, result.run_id)
 
     if rescore:  # today's measures over the stored ones; lifts are the stack's, pooled
         for window, table in by_window.items():
