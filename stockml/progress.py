@@ -11,6 +11,10 @@ updated from its event loop). Either way the same three readers are served:
     the JSON log (logs.py)  `step_started`, `progress` every heartbeat, `step_done`, with
                             the same figures, whatever stderr is and even with `--quiet`
 
+The ETA is rich's (what is left at the recent rate) unless the step gives its own: a
+task field `eta_at`, the `time.monotonic()` at which it expects to end (the train bar's,
+weighted by each fit's cost: training/fit_eta.py).
+
 The heartbeat is HEARTBEAT_S seconds, or `$STOCKML_HEARTBEAT_S` (tests use 1). A step
 whose total is 0 says "up to date, nothing to do" instead of an empty bar that reads like
 a hang. `enabled=False` (`--quiet`) draws nothing on stderr; the log still gets it all.
@@ -33,12 +37,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 HEARTBEAT_S = 30.0
 HEARTBEAT_ENV = "STOCKML_HEARTBEAT_S"
@@ -80,6 +86,24 @@ def _rate(per_second: float) -> str:
     return f"{per_second:.3g}/s" if per_second < 1000 else f"{per_second:,.0f}/s"
 
 
+def remaining_of(task: Task) -> float | None:
+    """Seconds left of `task`: its own estimate (field `eta_at`, a time.monotonic() deadline;
+    never below 0), else rich's from the recent rate; None when unknown."""
+    at = task.fields.get("eta_at")
+    if at is not None:
+        return max(at - task.get_time(), 0.0)
+    return task.time_remaining
+
+
+class _Remaining(TimeRemainingColumn):
+    """rich's remaining-time column, reading `remaining_of`."""
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("eta_at") is None or task.total is None or task.finished:
+            return super().render(task)
+        return Text(clock(remaining_of(task)), style="progress.remaining")
+
+
 class StepProgress(Progress):
     """A rich `Progress` that also reports each task in plain lines and JSON events (see
     the module doc). Drawn as bars only when stderr is a terminal and `enabled`."""
@@ -94,7 +118,7 @@ class StepProgress(Progress):
             TaskProgressColumn(),
             TimeElapsedColumn(),
             TextColumn("ETA"),
-            TimeRemainingColumn(),
+            _Remaining(),
             TextColumn("{task.fields[status]}"),
             console=console,
             disable=not enabled or self.plain,
@@ -151,7 +175,9 @@ class StepProgress(Progress):
             if rate is None and elapsed > 0 and done:
                 rate = done / elapsed
             remaining = None
-            if task.total is not None and rate:
+            if task.fields.get("eta_at") is not None:
+                remaining = remaining_of(task)
+            elif task.total is not None and rate:
                 remaining = max(task.total - done, 0) / rate
             return {
                 "step": task.description,

@@ -177,22 +177,36 @@ def adopt_earlier_fits(run, fit_id: str, progress: bool) -> int:
 
 class FitProgress:
     """The train bar and the log of the fit phase: every distinct fit counted once, whether
-    it ran now or its checkpoint was kept, so the bar ends at its total; one `fit_done` log
-    event per fit that ran (model, fold, seconds, rows, host)."""
+    it ran now or its checkpoint was kept, so the bar ends at its total; its ETA weighted
+    by each fit's expected cost (training/fit_eta.py); one `fit_done` log event per fit
+    that ran (model, fold, seconds, rows, host)."""
 
     def __init__(self, bar, log) -> None:
+        from training.fit_eta import FitEta
+
         self.bar, self.log, self.seen = bar, log, set()
         self.ran = 0
+        self.eta = FitEta()
+
+    def plan(self, jobs: list[FitJob]) -> None:
+        """The fits the phase will make (the bar's total follows the distinct names)."""
+        self.eta.plan(jobs)
+        self.bar.update(total=len({j.name for j in jobs}))
+
+    def _eta_at(self) -> float | None:
+        remaining = self.eta.remaining()
+        return None if remaining is None else time.monotonic() + remaining
 
     def __call__(self, job: FitJob, record) -> None:
         if job.name in self.seen:
             return
         self.seen.add(job.name)
+        self.eta.finished(job, None if record is None else record.seconds)
         if record is None:
-            self.bar.advance(1, status=f"{job.name} (checkpoint)")
+            self.bar.advance(1, status=f"{job.name} (checkpoint)", eta_at=self._eta_at())
             return
         self.ran += 1
-        self.bar.advance(1, status=job.name)
+        self.bar.advance(1, status=job.name, eta_at=self._eta_at())
         self.log.info(
             "fit_done",
             model=job.model,
@@ -238,6 +252,7 @@ def fit_all(
     try:
         with progress_bar("train", len(planned), progress) as bar:
             done = FitProgress(bar, log)
+            done.plan(list(planned.values()))
 
             def run_batch(batch: list[FitJob]) -> None:
                 every.update((j.name, j) for j in batch)
@@ -262,7 +277,7 @@ def fit_all(
                 settings = choose_settings(config, samples.y, lay, day_index, run)
                 chosen = {m: t["chosen"] for m, t in settings.items()}
             jobs = fit_jobs(config, lay, day_index, chosen)
-            bar.update(total=len({j.name for j in [*tuning, *jobs]}))
+            done.plan([*tuning, *jobs])
             run_batch(jobs)
     except KeyboardInterrupt:
         finished = len(run.finished_fits(list({**planned, **every})))

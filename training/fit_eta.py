@@ -1,0 +1,91 @@
+"""The train bar's ETA, weighted by what each fit left is expected to cost.
+
+A count-based ETA (fits left / recent fits per second) swings by minutes on a walk-forward
+run: the fits run costliest first (training/ray_runner.py `unfinished`), a forest on 20
+years of rows costs a hundred times a logistic regression on three, and fits finish in
+bursts. Here a fit's expected seconds are
+
+    seconds per row of its model  x  the rows it trains on (after its `max_rows` cap)
+
+with each model's seconds per row learned from its fits finished in this run (before one
+has finished: its relative cost `FIT_COST` times the median, over the models learned so
+far, of learned seconds per row / `FIT_COST`). The ETA is
+
+    elapsed x (expected seconds of the fits left) / (expected seconds of the fits run)
+
+the run's own throughput in expected seconds, so the cores, Ray's overhead and the fits in
+flight need no model of their own. Kept checkpoints leave the plan without counting as
+work done. Before the first fit of this process ends there is no estimate (None).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.folds import FitJob
+
+
+def fit_rows(job: FitJob) -> int:
+    """The rows `job` trains on: its training rows, at most its `max_rows` setting."""
+    cap = dict(job.settings).get("max_rows")
+    rows = len(job.train_rows)
+    return rows if cap is None else min(rows, int(cap))
+
+
+@dataclass
+class FitEta:
+    """Expected seconds of the fit phase still to run (see the module doc). `plan(jobs)`
+    sets the fits to come, `finished(job, seconds)` records one (seconds None: a kept
+    checkpoint), `remaining()` is the estimate in seconds or None."""
+
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
+    _left: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (model, rows)
+    _ran: list[tuple[str, int]] = field(default_factory=list)
+    _seconds: dict[str, float] = field(default_factory=dict)  # model -> fit seconds run
+    _rows: dict[str, int] = field(default_factory=dict)  # model -> rows those fits trained on
+    _seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.started = self.started or self.clock()
+
+    def plan(self, jobs: Iterable[FitJob]) -> None:
+        """The fits still to come are `jobs` less those already finished."""
+        self._left = {j.name: (j.model, fit_rows(j)) for j in jobs if j.name not in self._seen}
+
+    def finished(self, job: FitJob, seconds: float | None) -> None:
+        """Fit `job` ended after `seconds` of fitting (None: its checkpoint was kept)."""
+        self._seen.add(job.name)
+        self._left.pop(job.name, None)
+        if seconds is None:
+            return
+        rows = fit_rows(job)
+        self._ran.append((job.model, rows))
+        self._seconds[job.model] = self._seconds.get(job.model, 0.0) + seconds
+        self._rows[job.model] = self._rows.get(job.model, 0) + rows
+
+    def _per_row(self) -> Callable[[str], float]:
+        """Seconds per row of each model: learned, else scaled from FIT_COST."""
+        from training.models import FIT_COST
+
+        learned = {m: self._seconds[m] / max(self._rows[m], 1) for m in self._seconds}
+        scale = statistics.median(learned[m] / FIT_COST.get(m, 1.0) for m in learned)
+        return lambda model: learned.get(model, scale * FIT_COST.get(model, 1.0))
+
+    def remaining(self) -> float | None:
+        """Seconds the fits left are expected to take, or None before any fit ran here."""
+        if not self._left:
+            return 0.0
+        if not self._ran:
+            return None
+        per_row = self._per_row()
+        done = sum(per_row(m) * rows for m, rows in self._ran)
+        left = sum(per_row(m) * rows for m, rows in self._left.values())
+        if done <= 0:
+            return None
+        return (self.clock() - self.started) * left / done
