@@ -92,6 +92,22 @@ def test_a_changed_model_setting_is_a_new_run_with_fresh_fits(store_copy):
     assert model.steps[-1][1].C == 0.5  # the fit it reports is the fit it made
 
 
+def test_a_resumed_run_counts_what_it_kept_against_the_fits_it_makes(store_copy, capsys):
+    """Resuming a finished run whose tuning chose an alternative says every fit is done:
+    the count used to be taken against the default candidate's fits, so it said fewer."""
+    from training.pipeline import run_training
+
+    # A default regularised to the prior: the tuning grid's alternative (C = 0.001) wins.
+    config = TrainConfig.create("swing", ["logistic"], {"logistic": {"C": 1e-7}}, windows=1)
+    first = run_training(store_copy, config, progress=False, serial=True)
+    assert first.tuning["logistic"]["chosen"] == 1
+    kept = [p for p in first.run_dir.glob("fits/*.json") if ".tmp." not in p.name]
+    capsys.readouterr()
+    run_training(store_copy, config, progress=True, serial=True)
+    said = capsys.readouterr().err
+    assert f"resuming run {first.run_id}: {len(kept)} of {len(kept)} fits done" in said, said
+
+
 def test_a_changed_rule_is_a_new_run_that_refits_nothing(store_copy):
     """Rules and the traded universe are chosen after the fits: a run differing only in
     them has its own run id and folder but takes the earlier run's fits (the same files,

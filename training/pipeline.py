@@ -237,7 +237,15 @@ def fit_all(
 
     log = structlog.get_logger("training")
     tuning = tuning_jobs(config, lay, day_index)
-    planned = {j.name: j for j in [*tuning, *fit_jobs(config, lay, day_index)]}
+    # A resumed run whose tuning fits are all kept knows its choice already: count what
+    # is kept against the fits it will make, not against the default candidates'.
+    known: dict[str, int] = {}
+    if config.recipe.tune and tuning and all(run.fit_done(j.name) for j in tuning):
+        known = {
+            m: t["chosen"]
+            for m, t in choose_settings(config, samples.y, lay, day_index, run).items()
+        }
+    planned = {j.name: j for j in [*tuning, *fit_jobs(config, lay, day_index, known)]}
     kept = run.finished_fits(list(planned))
     if kept:
         message = f"resuming run {run.run_id}: {len(kept)} of {len(planned)} fits done"
