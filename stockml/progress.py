@@ -13,7 +13,7 @@ updated from its event loop). Either way the same three readers are served:
 
 The ETA is rich's (what is left at the recent rate) unless the step gives its own: a
 task field `eta_at`, the `time.monotonic()` at which it expects to end (the train bar's,
-weighted by each fit's cost: training/fit_eta.py).
+weighted by each fit's cost: training/fit_progress.py).
 
 The heartbeat is HEARTBEAT_S seconds, or `$STOCKML_HEARTBEAT_S` (tests use 1). A step
 whose total is 0 says "up to date, nothing to do" instead of an empty bar that reads like

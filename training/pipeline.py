@@ -175,49 +175,6 @@ def adopt_earlier_fits(run, fit_id: str, progress: bool) -> int:
     return taken
 
 
-class FitProgress:
-    """The train bar and the log of the fit phase: every distinct fit counted once, whether
-    it ran now or its checkpoint was kept, so the bar ends at its total; its ETA weighted
-    by each fit's expected cost (training/fit_eta.py); one `fit_done` log event per fit
-    that ran (model, fold, seconds, rows, host)."""
-
-    def __init__(self, bar, log) -> None:
-        from training.fit_eta import FitEta
-
-        self.bar, self.log, self.seen = bar, log, set()
-        self.ran = 0
-        self.eta = FitEta()
-
-    def plan(self, jobs: list[FitJob]) -> None:
-        """The fits the phase will make (the bar's total follows the distinct names)."""
-        self.eta.plan(jobs)
-        self.bar.update(total=len({j.name for j in jobs}))
-
-    def _eta_at(self) -> float | None:
-        remaining = self.eta.remaining()
-        return None if remaining is None else time.monotonic() + remaining
-
-    def __call__(self, job: FitJob, record) -> None:
-        if job.name in self.seen:
-            return
-        self.seen.add(job.name)
-        self.eta.finished(job, None if record is None else record.seconds)
-        if record is None:
-            self.bar.advance(1, status=f"{job.name} (checkpoint)", eta_at=self._eta_at())
-            return
-        self.ran += 1
-        self.bar.advance(1, status=job.name, eta_at=self._eta_at())
-        self.log.info(
-            "fit_done",
-            model=job.model,
-            fold=job.fold.name,
-            seconds=record.seconds,
-            rows=record.rows,
-            host=record.host,
-            done=len(self.seen),
-        )
-
-
 def fit_all(
     config: TrainConfig,
     samples: Samples,
@@ -232,6 +189,7 @@ def fit_all(
     """Tuning first (every candidate on the inner blocks), then every fit with the chosen
     settings; a fit both phases need runs once. Returns the final fit jobs, the tuning
     choice per model and every job run. Ctrl-C raises Interrupted saying what was kept."""
+    from training.fit_progress import FitProgress
     from training.ray_runner import run_fits, run_fits_serial
     from training.tuning import choose_settings
 

@@ -1,4 +1,5 @@
-"""The train bar's ETA, weighted by what each fit left is expected to cost.
+"""The fit phase's progress: the train bar, its ETA weighted by what each fit left is
+expected to cost, and the log of every fit.
 
 A count-based ETA (fits left / recent fits per second) swings by minutes on a walk-forward
 run: the fits run costliest first (training/ray_runner.py `unfinished`), a forest on 20
@@ -89,3 +90,45 @@ class FitEta:
         if done <= 0:
             return None
         return (self.clock() - self.started) * left / done
+
+
+class FitProgress:
+    """The train bar (`bar`, stockml.progress.Bar) and the log (`log`, structlog) of the fit
+    phase, called as on_done(job, record) for every fit: each distinct fit counted once,
+    whether it ran now or its checkpoint was kept (record None), so the bar ends at its
+    total; its ETA weighted by each fit's expected cost (FitEta); one `fit_done` log event
+    per fit that ran (model, fold, seconds, rows, host)."""
+
+    def __init__(self, bar, log) -> None:
+        self.bar, self.log, self.seen = bar, log, set()
+        self.ran = 0
+        self.eta = FitEta()
+
+    def plan(self, jobs: list[FitJob]) -> None:
+        """The fits the phase will make (the bar's total follows the distinct names)."""
+        self.eta.plan(jobs)
+        self.bar.update(total=len({j.name for j in jobs}))
+
+    def _eta_at(self) -> float | None:
+        remaining = self.eta.remaining()
+        return None if remaining is None else time.monotonic() + remaining
+
+    def __call__(self, job: FitJob, record) -> None:
+        if job.name in self.seen:
+            return
+        self.seen.add(job.name)
+        self.eta.finished(job, None if record is None else record.seconds)
+        if record is None:
+            self.bar.advance(1, status=f"{job.name} (checkpoint)", eta_at=self._eta_at())
+            return
+        self.ran += 1
+        self.bar.advance(1, status=job.name, eta_at=self._eta_at())
+        self.log.info(
+            "fit_done",
+            model=job.model,
+            fold=job.fold.name,
+            seconds=record.seconds,
+            rows=record.rows,
+            host=record.host,
+            done=len(self.seen),
+        )

@@ -1,4 +1,4 @@
-"""The train bar's cost-weighted ETA (training/fit_eta.py) and the progress bar's use of it."""
+"""The train bar's cost-weighted ETA (training/fit_progress.py) and the progress bar's use of it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stockml.progress import StepProgress
-from training.fit_eta import FitEta, fit_rows
+from training.fit_progress import FitEta, fit_rows
 from training.folds import FitJob, Fold
 from training.models import FIT_COST
 
