@@ -34,34 +34,51 @@ def test_fit_rows_follow_the_max_rows_cap():
 
 
 def test_the_eta_weighs_each_fit_left_by_its_model_and_rows():
-    """Four forest fits at 10 s a 1,000 rows, one worker: after two, the fits left are two
-    forests (20 s) and four logistic fits priced by FIT_COST from the forest's learned
-    rate; after one logistic fit, the logistic's own rate. A count-based ETA would say
-    6 fits x 10 s = 60 s after the first two."""
+    """Forest fits at 10 s a 1,000 rows: after two, the fits left are two forests (20 s)
+    and four logistic fits priced by FIT_COST from the forest's learned rate; after one
+    logistic fit (1 s), the logistic's own rate. With two workers, half of that, but never
+    less than the longest fit left. A count-based ETA would say 6 fits x 10 s = 60 s after
+    the first two."""
     clock = Clock()
-    eta = FitEta(clock)
+    one, two = FitEta(1, clock), FitEta(2, clock)
     forests = [job("random_forest", b, 1000) for b in range(4)]
     logistic = [job("logistic", b, 1000) for b in range(4)]
-    eta.plan([*forests, *logistic])
-    assert eta.remaining() is None  # nothing ran yet: no estimate
-    for fit in forests[:2]:
-        clock.now += 10
-        eta.finished(fit, 10.0)
+    for eta in (one, two):
+        eta.plan([*forests, *logistic])
+        assert eta.remaining() is None  # nothing ran yet: no estimate
+        for fit in forests[:2]:
+            eta.finished(fit, 10.0)
     priced = 4 * 1000 * 0.01 * FIT_COST["logistic"] / FIT_COST["random_forest"]
-    assert eta.remaining() == pytest.approx(20 * (20 + priced) / 20)
-    clock.now += 1
-    eta.finished(logistic[0], 1.0)
-    assert eta.remaining() == pytest.approx(21 * (2 * 10 + 3 * 1) / 21)
+    assert one.remaining() == pytest.approx(20 + priced)
+    assert two.remaining() == pytest.approx((20 + priced) / 2)
+    for eta in (one, two):
+        eta.finished(logistic[0], 1.0)
+        eta.finished(forests[2], 10.0)
+    assert one.remaining() == pytest.approx(10 + 3)
+    assert two.remaining() == pytest.approx(10)  # the last forest alone takes 10 s
+
+
+def test_with_workers_unknown_the_eta_is_the_runs_own_throughput():
+    """A cluster's workers are not known: elapsed since the first fit began x expected
+    seconds left / expected seconds run. Time before the first fit (Ray starting) does
+    not count."""
+    clock = Clock()
+    eta = FitEta(None, clock)
+    fits = [job("lightgbm", b, 2000) for b in range(6)]
+    eta.plan(fits)
+    clock.now += 30  # Ray starts, the matrix goes to its object store
+    clock.now += 8
+    eta.finished(fits[0], 8.0)
+    eta.finished(fits[1], 8.0)  # two workers: both began 8 s ago
+    assert eta.remaining() == pytest.approx(8 * 4 * 8 / 16)
 
 
 def test_kept_checkpoints_leave_the_plan_without_counting_as_work():
-    clock = Clock()
-    eta = FitEta(clock)
+    eta = FitEta(1, Clock())
     fits = [job("lightgbm", b, 2000) for b in range(4)]
     eta.plan(fits)
     eta.finished(fits[0], None)  # a kept checkpoint: no time spent on it
     assert eta.remaining() is None
-    clock.now += 8
     eta.finished(fits[1], 8.0)
     assert eta.remaining() == pytest.approx(8 * 2)  # two like it left
     eta.plan(fits)  # a new plan keeps what is done out of it

@@ -10,13 +10,19 @@ bursts. Here a fit's expected seconds are
 
 with each model's seconds per row learned from its fits finished in this run (before one
 has finished: its relative cost `FIT_COST` times the median, over the models learned so
-far, of learned seconds per row / `FIT_COST`). The ETA is
+far, of learned seconds per row / `FIT_COST`). With W workers fitting at once (1 serial,
+the cores of a local Ray) the ETA is
 
-    elapsed x (expected seconds of the fits left) / (expected seconds of the fits run)
+    max(expected seconds of the fits left / W, the longest fit left)
 
-the run's own throughput in expected seconds, so the cores, Ray's overhead and the fits in
-flight need no model of their own. Kept checkpoints leave the plan without counting as
-work done. Before the first fit of this process ends there is no estimate (None).
+(on a local Ray, fits keep both cores busy: 846 fit seconds in 419 s of a demo store's
+fit phase); with W unknown (a cluster), the run's own throughput,
+
+    (now - the first fit's start) x (expected seconds left) / (expected seconds run),
+
+which reads high while the first fits are in flight. Kept checkpoints leave the plan
+without counting as work done. Before the first fit of this process ends there is no
+estimate (None).
 """
 
 from __future__ import annotations
@@ -40,31 +46,32 @@ def fit_rows(job: FitJob) -> int:
 
 @dataclass
 class FitEta:
-    """Expected seconds of the fit phase still to run (see the module doc). `plan(jobs)`
-    sets the fits to come, `finished(job, seconds)` records one (seconds None: a kept
-    checkpoint), `remaining()` is the estimate in seconds or None."""
+    """Expected seconds of the fit phase still to run (see the module doc), `workers` fits
+    at a time (None: unknown). `plan(jobs)` sets the fits to come, `finished(job,
+    seconds)` records one (seconds None: a kept checkpoint), `remaining()` is the
+    estimate in seconds or None."""
 
+    workers: int | None = None
     clock: Callable[[], float] = time.monotonic
-    started: float = field(default=0.0)
+    _first_start: float | None = None  # clock() when the earliest fit run here began
     _left: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (model, rows)
     _ran: list[tuple[str, int]] = field(default_factory=list)
     _seconds: dict[str, float] = field(default_factory=dict)  # model -> fit seconds run
     _rows: dict[str, int] = field(default_factory=dict)  # model -> rows those fits trained on
     _seen: set[str] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        self.started = self.started or self.clock()
-
     def plan(self, jobs: Iterable[FitJob]) -> None:
         """The fits still to come are `jobs` less those already finished."""
         self._left = {j.name: (j.model, fit_rows(j)) for j in jobs if j.name not in self._seen}
 
     def finished(self, job: FitJob, seconds: float | None) -> None:
-        """Fit `job` ended after `seconds` of fitting (None: its checkpoint was kept)."""
+        """Fit `job` ended now after `seconds` of fitting (None: its checkpoint was kept)."""
         self._seen.add(job.name)
         self._left.pop(job.name, None)
         if seconds is None:
             return
+        began = self.clock() - seconds
+        self._first_start = began if self._first_start is None else min(self._first_start, began)
         rows = fit_rows(job)
         self._ran.append((job.model, rows))
         self._seconds[job.model] = self._seconds.get(job.model, 0.0) + seconds
@@ -85,24 +92,27 @@ class FitEta:
         if not self._ran:
             return None
         per_row = self._per_row()
+        left = [per_row(m) * rows for m, rows in self._left.values()]
+        if self.workers:
+            return max(sum(left) / self.workers, max(left))
         done = sum(per_row(m) * rows for m, rows in self._ran)
-        left = sum(per_row(m) * rows for m, rows in self._left.values())
         if done <= 0:
             return None
-        return (self.clock() - self.started) * left / done
+        return (self.clock() - self._first_start) * sum(left) / done
 
 
 class FitProgress:
     """The train bar (`bar`, stockml.progress.Bar) and the log (`log`, structlog) of the fit
     phase, called as on_done(job, record) for every fit: each distinct fit counted once,
     whether it ran now or its checkpoint was kept (record None), so the bar ends at its
-    total; its ETA weighted by each fit's expected cost (FitEta); one `fit_done` log event
-    per fit that ran (model, fold, seconds, rows, host)."""
+    total; its ETA weighted by each fit's expected cost (FitEta, `workers` fits at a time,
+    None: unknown); one `fit_done` log event per fit that ran (model, fold, seconds, rows,
+    host)."""
 
-    def __init__(self, bar, log) -> None:
+    def __init__(self, bar, log, workers: int | None = None) -> None:
         self.bar, self.log, self.seen = bar, log, set()
         self.ran = 0
-        self.eta = FitEta()
+        self.eta = FitEta(workers)
 
     def plan(self, jobs: list[FitJob]) -> None:
         """The fits the phase will make (the bar's total follows the distinct names)."""

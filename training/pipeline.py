@@ -24,6 +24,7 @@ config and the samples, and everything it writes goes through its RunFolder
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,7 +218,10 @@ def fit_all(
     shared: dict = {}  # the matrix's object-store references, put once for both batches
     try:
         with progress_bar("train", len(planned), progress) as bar:
-            done = FitProgress(bar, log)
+            # fits at a time: one serial, a local Ray's cores, a cluster's unknown here
+            cluster = ray_address or os.environ.get("RAY_ADDRESS")
+            workers = 1 if serial else None if cluster else os.cpu_count()
+            done = FitProgress(bar, log, workers)
             done.plan(list(planned.values()))
 
             def run_batch(batch: list[FitJob]) -> None:
