@@ -175,7 +175,7 @@ def test_ctrl_c_keeps_finished_fits_and_the_rerun_resumes(quick_demo_store, tmp_
 
     db = tmp_path / "demo.duckdb"
     shutil.copyfile(quick_demo_store, db)
-    args = ["train", "--db", str(db), "--models", "random_forest,svm", "--windows", "2"]
+    args = ["train", "--db", str(db), "--models", "mlp", "--windows", "1"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "stockml.cli", *args],
         cwd=ROOT,
