@@ -66,21 +66,31 @@ def fit_block(name: str) -> int:
     return int(re.search(r"__b(\d+)", name).group(1))
 
 
+def store_copy(small_store: Path, name: str) -> Path:
+    """The module's store copied, with its runs folder, into a folder of its own: a test
+    that writes its copy resumes the module's default run (config()) from its fits
+    instead of fitting it again, and leaves the module's store as it was."""
+    import shutil
+
+    db = small_store.parent / name / "s.duckdb"
+    db.parent.mkdir()
+    shutil.copy(small_store, db)
+    if runs_root(small_store).exists():
+        shutil.copytree(runs_root(small_store), runs_root(db))
+    return db
+
+
 @pytest.mark.parametrize("from_window", [1, 4])
 def test_changing_test_labels_changes_nothing_fitted_or_chosen(small_store, from_window):
     """Scramble every label (outcome and length) from the purge before test window k on:
     every base fit that predicts a block up to k, and every window up to k (its stack's
     test probabilities, calibration, thresholds, kept base models and their weights, and
     the tuning choice) is identical; only scores change."""
-    import shutil
-
     from training.dataset import load_samples
 
-    db = small_store.parent / f"scramble{from_window}" / "s.duckdb"
-    db.parent.mkdir(exist_ok=True)
-    shutil.copy(small_store, db)
-    first = run_training(db, config(), progress=False)
+    first = run_training(small_store, config(), progress=False)  # the module's run
     before, state_before = fit_outputs(first.run_dir), window_state(first)
+    db = store_copy(small_store, f"scramble{from_window}")
     con = store.connect(db)
     dates = load_samples(con, "swing").dates
     # From the purge before the window on: those labels end inside the window, so nothing
@@ -335,12 +345,8 @@ def test_kill_9_mid_training_then_rerun_refits_nothing_finished(small_store):
 def test_serial_baseline_fits_exactly_what_ray_fits(small_store):
     """The benchmark's serial baseline is the same work: every checkpointed prediction and
     the stack's test probabilities are identical to the Ray run's."""
-    import shutil
-
-    db = small_store.parent / "serial" / "s.duckdb"
-    db.parent.mkdir(exist_ok=True)
-    shutil.copy(small_store, db)
-    parallel = run_training(db, config(), progress=False)
+    db = store_copy(small_store, "serial")
+    parallel = run_training(db, config(), progress=False)  # by Ray, now or resumed
     by_ray = fit_outputs(parallel.run_dir)
     stack_by_ray = np.load(parallel.run_dir / "test_probabilities.npy")
     stamps = {p: p.stat().st_mtime_ns for p in (parallel.run_dir / "fits").glob("*.npy")}
@@ -357,12 +363,8 @@ def test_serial_baseline_fits_exactly_what_ray_fits(small_store):
 def test_options_profile_trains_and_signals_beside_swing(small_store):
     """`stockml train --profile options` and `stockml signals --profile options` work end to
     end; both profiles' runs sit side by side in training_runs and signals."""
-    db = small_store.parent / "profiles" / "s.duckdb"
-    db.parent.mkdir(exist_ok=True)
-    import shutil
-
-    shutil.copy(small_store, db)
-    run_training(db, config(windows=2), progress=False)
+    db = store_copy(small_store, "profiles")
+    run_training(db, config(), progress=False)  # the module's swing run, resumed
     for command in (
         ["train", "--profile", "options", "--models", ",".join(MODELS), "--windows", "2"],
         ["signals", "--profile", "options"],
